@@ -1,0 +1,248 @@
+//! The HTTP side of the three endpoints: `lambda_http::Request` in, `Response` out.
+//!
+//! Each handler parses and bounds the body, calls the flow, maps the result to the seed's response
+//! shape (or the one error shape), and logs one summary line. The same functions run inside
+//! Lambda (`functions/*`) and behind `local-api`, so there is no second implementation to drift.
+
+use lambda_http::{
+    Body, Request, RequestExt, Response,
+    http::{HeaderValue, StatusCode, header},
+    request::RequestContext,
+};
+use serde::{Deserialize, de::DeserializeOwned};
+use serde_json::{Value, json};
+
+use crate::{
+    App,
+    config::Secret,
+    error::ApiError,
+    flow::{self, CompleteRequest, StartRequest},
+    redact,
+    telemetry::Summary,
+};
+
+/// Largest body `/sms/auth` and `/sms/token` accept; theirs are a few hundred bytes.
+pub const MAX_FLOW_BODY_BYTES: usize = 8 * 1024;
+/// Largest body `/sms/log` accepts.
+pub const MAX_LOG_BODY_BYTES: usize = 32 * 1024;
+/// Name of the cookie that carries the session token for browser clients.
+pub const SESSION_COOKIE: &str = "sms_session";
+
+type HandlerResult = Result<Response<Body>, lambda_http::Error>;
+
+#[derive(Deserialize)]
+struct SmsAuthBody {
+    client_id: String,
+    server_id: Option<String>,
+    login_hint: String,
+    scope: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct SmsTokenBody {
+    code: String,
+    auth_req_id: String,
+    client_id: String,
+    nonce: String,
+    server_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct SmsLogBody {
+    data: Value,
+}
+
+/// `POST /sms/auth` → 200 `{auth_server, auth_req_id, nonce}`.
+pub async fn sms_auth(app: &App, request: Request) -> HandlerResult {
+    let mut summary = Summary::new("sms_auth");
+    summary.request_id = request_id(&request);
+    let result = async {
+        let body: SmsAuthBody = parse_json(&request, MAX_FLOW_BODY_BYTES)?;
+        let start = StartRequest {
+            client_id: body.client_id,
+            server_id: body.server_id,
+            login_hint: body.login_hint,
+            scope: body.scope,
+        };
+        flow::start(app, start, &mut summary).await
+    }
+    .await;
+    Ok(match result {
+        Ok(started) => {
+            summary.emit(200, "sent");
+            let body = json!({
+                "auth_server": started.auth_server,
+                "auth_req_id": started.auth_req_id.expose(),
+                "nonce": started.nonce,
+            });
+            json_response(StatusCode::OK, &body)
+        }
+        Err(err) => error_response(&err, &summary),
+    })
+}
+
+/// `POST /sms/token` → 200 `{auth_server, ...userinfo claims, session}` and the session cookie.
+pub async fn sms_token(app: &App, request: Request) -> HandlerResult {
+    let mut summary = Summary::new("sms_token");
+    summary.request_id = request_id(&request);
+    let result = async {
+        let body: SmsTokenBody = parse_json(&request, MAX_FLOW_BODY_BYTES)?;
+        check_code_format(&body.code)?;
+        let complete = CompleteRequest {
+            code: body.code,
+            auth_req_id: Secret::new(body.auth_req_id),
+            client_id: body.client_id,
+            nonce: body.nonce,
+            server_id: body.server_id,
+        };
+        flow::complete(app, complete, &mut summary).await
+    }
+    .await;
+    Ok(match result {
+        Ok(verified) => {
+            summary.emit(200, "verified");
+            let mut body = verified.claims;
+            body.insert("auth_server".into(), json!(verified.auth_server));
+            body.insert("session".into(), json!(verified.session_token.expose()));
+            let mut response = json_response(StatusCode::OK, &Value::Object(body));
+            let cookie = format!(
+                "{SESSION_COOKIE}={}; Path=/; Max-Age={}; HttpOnly; Secure; SameSite=Lax",
+                verified.session_token.expose(),
+                verified.session_ttl_secs
+            );
+            if let Ok(value) = HeaderValue::from_str(&cookie) {
+                response.headers_mut().insert(header::SET_COOKIE, value);
+            }
+            response
+        }
+        Err(err) => error_response(&err, &summary),
+    })
+}
+
+/// `POST /sms/log` → 200 `OK`: the client's flow data as one sanitised log line.
+pub async fn sms_log(request: Request) -> HandlerResult {
+    let mut summary = Summary::new("sms_log");
+    summary.request_id = request_id(&request);
+    Ok(match parse_json::<SmsLogBody>(&request, MAX_LOG_BODY_BYTES) {
+        Ok(body) => {
+            let data = redact::sanitize(&body.data).to_string();
+            tracing::info!(event = "sms_client_log", request_id = summary.request_id.as_deref(), data);
+            let mut response = Response::new(Body::Text("OK".into()));
+            response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+            response
+        }
+        Err(err) => error_response(&err, &summary),
+    })
+}
+
+/// Reads the body as JSON of type `T`, naming the offending field in the error.
+fn parse_json<T: DeserializeOwned>(request: &Request, limit: usize) -> Result<T, ApiError> {
+    let bytes: &[u8] = request.body().as_ref();
+    if bytes.len() > limit {
+        return Err(ApiError::payload_too_large(limit));
+    }
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::invalid_request("the request body must be a JSON object"));
+    }
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        if path == "." || inner.is_syntax() || inner.is_eof() {
+            ApiError::invalid_request(format!("the request body is not valid JSON of the expected shape: {inner}"))
+        } else {
+            ApiError::invalid_request(format!("field `{path}`: {inner}"))
+        }
+    })?;
+    deserializer
+        .end()
+        .map_err(|err| ApiError::invalid_request(format!("unexpected data after the JSON object: {err}")))?;
+    Ok(value)
+}
+
+/// Codes are short runs of ASCII digits; anything else never reaches the upstream or the count.
+fn check_code_format(code: &str) -> Result<(), ApiError> {
+    if (4..=10).contains(&code.len()) && code.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(())
+    } else {
+        Err(ApiError::invalid_request("field `code`: must be 4 to 10 ASCII digits"))
+    }
+}
+
+fn request_id(request: &Request) -> Option<String> {
+    if let Some(context) = request.lambda_context_ref() {
+        return Some(context.request_id.clone());
+    }
+    match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(context)) => context.request_id.clone(),
+        _ => None,
+    }
+}
+
+/// The client's IP as API Gateway saw it (per-IP limits use it).
+pub fn source_ip(request: &Request) -> Option<String> {
+    match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(context)) => context.http.source_ip.clone(),
+        _ => None,
+    }
+}
+
+pub fn json_response(status: StatusCode, body: &Value) -> Response<Body> {
+    let mut response = Response::new(Body::Text(body.to_string()));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    // Bodies carry one-time values and tokens: never cache them.
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// The one error shape, logged with the request's summary.
+pub fn error_response(err: &ApiError, summary: &Summary) -> Response<Body> {
+    summary.emit(err.status, &err.error);
+    api_error_response(err)
+}
+
+pub fn api_error_response(err: &ApiError) -> Response<Body> {
+    let status = StatusCode::from_u16(err.status).unwrap_or(StatusCode::BAD_GATEWAY);
+    let body = serde_json::to_value(err).unwrap_or_else(|_| json!({ "error": err.error, "status": err.status }));
+    let mut response = json_response(status, &body);
+    if let Some(seconds) = err.retry_after {
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(body: &str) -> Request {
+        Request::new(Body::Text(body.to_owned()))
+    }
+
+    #[test]
+    fn parse_errors_name_the_field() {
+        let err = parse_json::<SmsTokenBody>(&request(r#"{"code": 123456}"#), 1024).err().expect("rejected");
+        assert_eq!(err.error, "invalid_request");
+        assert!(err.message.unwrap().contains("field `code`"));
+        let err = parse_json::<SmsTokenBody>(&request(r#"{"code": "1"}"#), 1024).err().expect("rejected");
+        assert!(err.message.unwrap().contains("missing field `auth_req_id`"));
+        let err = parse_json::<SmsAuthBody>(&request("{"), 1024).err().expect("rejected");
+        assert!(err.message.unwrap().contains("not valid JSON"));
+        let err = parse_json::<SmsAuthBody>(&request("x".repeat(2000).as_str()), 1024).err().expect("rejected");
+        assert_eq!(err.status, 413);
+        let err = parse_json::<SmsLogBody>(&request(r#"{"data": 1} {"data": 2}"#), 1024).err().expect("rejected");
+        assert!(err.message.unwrap().contains("after the JSON object"));
+    }
+
+    #[test]
+    fn codes_are_four_to_ten_ascii_digits() {
+        for good in ["1234", "123456", "1234567890"] {
+            assert!(check_code_format(good).is_ok(), "{good}");
+        }
+        for bad in ["", "123", "12345678901", "12a456", "１２３４５６", "123 456", " 123456"] {
+            assert!(check_code_format(bad).is_err(), "{bad:?}");
+        }
+    }
+}

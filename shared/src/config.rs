@@ -1,0 +1,475 @@
+//! The service's configuration: the seed's JSON shape, validated once at cold start.
+//!
+//! The file keeps the seed's keys (`realm`, `auth_servers`, top-level `client_id`/`client_secret`,
+//! `clients[]`) so an existing `config/default.json` loads as it is; everything this service adds
+//! is optional with a default. Parsing turns the raw file into [`Config`], where every SMS client
+//! has its effective credentials and every auth server its four endpoint URLs, so no request ever
+//! has to deal with a half-configured value.
+
+use std::{collections::HashSet, env, fmt, fs, path::Path, time::Duration};
+
+use reqwest::Url;
+use serde::Deserialize;
+
+/// The only `user_flow` allowed to use the SMS endpoints.
+pub const SMS_USER_FLOW: &str = "pvn_sms";
+/// Placeholder the upstream replaces with the one-time code.
+pub const CODE_PLACEHOLDER: &str = "{{code}}";
+pub const DEFAULT_SMS_TEMPLATE: &str = "Your verification PIN is: {{code}}";
+/// Scope used when neither the request nor the client names one (OpenID needs at least this).
+pub const FALLBACK_SCOPE: &str = "openid";
+/// A verification never lives longer than this, whatever the upstream says (NIST 800-63B: ≤ 10 min).
+pub const MAX_VERIFICATION_TTL_SECS: u64 = 600;
+/// API Gateway ends every integration after 30 s; the token step must finish well before.
+const API_GATEWAY_LIMIT: Duration = Duration::from_secs(30);
+
+/// A value that must never reach a log line or a response. `Debug` prints a placeholder.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+/// How the phone number is written in the upstream `login_hint`.
+///
+/// IPification's own clients send digits only; the seed documents E.164. Which one the upstream
+/// accepts is unconfirmed (protocol.md), so it is a per-server setting.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LoginHintFormat {
+    #[default]
+    Digits,
+    E164,
+}
+
+/// One upstream auth server with its resolved endpoint URLs.
+#[derive(Clone, Debug)]
+pub struct AuthServer {
+    pub id: String,
+    pub url: String,
+    pub endpoints: Endpoints,
+    pub login_hint_format: LoginHintFormat,
+}
+
+#[derive(Clone, Debug)]
+pub struct Endpoints {
+    pub ciba_auth: Url,
+    pub sms_callback: Url,
+    pub token: Url,
+    pub userinfo: Url,
+}
+
+/// A client allowed to use the SMS flow, with its effective credentials.
+#[derive(Clone, Debug)]
+pub struct SmsClient {
+    pub client_id: String,
+    pub client_secret: Secret,
+    pub title: String,
+    pub scope: Option<String>,
+    pub sms_template: String,
+}
+
+/// Timeouts for upstream calls. The token budget bounds the whole `/sms/token` upstream work
+/// (callback, token polling, userinfo), so it must sit below the Lambda timeout and API Gateway's
+/// 30 s limit.
+#[derive(Clone, Copy, Debug)]
+pub struct UpstreamTimeouts {
+    pub connect: Duration,
+    pub request: Duration,
+    pub token_budget: Duration,
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub realm: String,
+    /// In file order; the first is the default when a request names no `server_id`.
+    pub auth_servers: Vec<AuthServer>,
+    pub sms_clients: Vec<SmsClient>,
+    pub max_wrong_codes: u32,
+    pub session_ttl: Duration,
+    pub upstream: UpstreamTimeouts,
+}
+
+impl Config {
+    /// Loads the config the way a Lambda function gets it: inline JSON in `CONFIG_JSON`, else the
+    /// file named by `CONFIG_FILE`. `CLIENT_SECRET`, when set, replaces the top-level
+    /// `client_secret`, so the file itself never has to hold a secret.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let json = match (env::var("CONFIG_JSON"), env::var("CONFIG_FILE")) {
+            (Ok(json), _) if !json.trim().is_empty() => json,
+            (_, Ok(path)) if !path.trim().is_empty() => read_file(Path::new(&path))?,
+            _ => {
+                return Err(ConfigError::new(
+                    "no configuration: set CONFIG_JSON to the config JSON, or CONFIG_FILE to the path of a config file",
+                ));
+            }
+        };
+        let secret = env::var("CLIENT_SECRET").ok().filter(|s| !s.is_empty());
+        Self::parse(&json, secret.map(Secret::new))
+    }
+
+    /// Parses and validates a config document. Every problem found is listed in the error, each
+    /// with the key to fix.
+    pub fn parse(json: &str, client_secret: Option<Secret>) -> Result<Self, ConfigError> {
+        let raw: RawConfig = serde_json::from_str(json)
+            .map_err(|e| ConfigError::new(format!("config is not valid JSON of the expected shape: {e}")))?;
+        raw.validate(client_secret)
+    }
+
+    pub fn sms_client(&self, client_id: &str) -> Option<&SmsClient> {
+        self.sms_clients.iter().find(|c| c.client_id == client_id)
+    }
+
+    /// The named auth server, or the default (first) one when `server_id` is `None`.
+    pub fn auth_server(&self, server_id: Option<&str>) -> Option<&AuthServer> {
+        match server_id {
+            Some(id) => self.auth_servers.iter().find(|s| s.id == id),
+            None => self.auth_servers.first(),
+        }
+    }
+}
+
+pub fn read_file(path: &Path) -> Result<String, ConfigError> {
+    fs::read_to_string(path)
+        .map_err(|e| ConfigError::new(format!("cannot read config file {}: {e}", path.display())))
+}
+
+/// What is wrong with the configuration, written for the operator who has to fix it.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(String);
+
+impl ConfigError {
+    pub fn new(message: impl Into<String>) -> Self {
+        Self(message.into())
+    }
+}
+
+// ---- The file as written ---------------------------------------------------------------------
+
+#[derive(Deserialize)]
+struct RawConfig {
+    realm: String,
+    #[serde(default)]
+    auth_servers: Vec<RawAuthServer>,
+    client_id: Option<String>,
+    client_secret: Option<Secret>,
+    #[serde(default)]
+    clients: Vec<RawClient>,
+    #[serde(default = "defaults::max_wrong_codes")]
+    max_wrong_codes: u32,
+    #[serde(default = "defaults::session_ttl_secs")]
+    session_ttl_secs: u64,
+    #[serde(default)]
+    upstream: RawUpstream,
+}
+
+#[derive(Deserialize)]
+struct RawAuthServer {
+    id: String,
+    url: String,
+    #[serde(default)]
+    endpoints: RawEndpoints,
+    #[serde(default)]
+    login_hint_format: LoginHintFormat,
+}
+
+/// Per-server overrides of the upstream endpoint URLs; the Keycloak layout otherwise.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEndpoints {
+    ciba_auth: Option<String>,
+    sms_callback: Option<String>,
+    token: Option<String>,
+    userinfo: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawClient {
+    user_flow: String,
+    title: Option<String>,
+    scope: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<Secret>,
+    sms_template: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUpstream {
+    #[serde(default = "defaults::connect_timeout_ms")]
+    connect_timeout_ms: u64,
+    #[serde(default = "defaults::request_timeout_ms")]
+    request_timeout_ms: u64,
+    #[serde(default = "defaults::token_budget_ms")]
+    token_budget_ms: u64,
+}
+
+impl Default for RawUpstream {
+    fn default() -> Self {
+        Self {
+            connect_timeout_ms: defaults::connect_timeout_ms(),
+            request_timeout_ms: defaults::request_timeout_ms(),
+            token_budget_ms: defaults::token_budget_ms(),
+        }
+    }
+}
+
+mod defaults {
+    pub fn max_wrong_codes() -> u32 {
+        5
+    }
+    pub fn session_ttl_secs() -> u64 {
+        3600
+    }
+    pub fn connect_timeout_ms() -> u64 {
+        2_000
+    }
+    pub fn request_timeout_ms() -> u64 {
+        5_000
+    }
+    pub fn token_budget_ms() -> u64 {
+        20_000
+    }
+}
+
+impl RawConfig {
+    fn validate(self, secret_override: Option<Secret>) -> Result<Config, ConfigError> {
+        let mut problems = Vec::new();
+
+        if self.realm.trim().is_empty() || self.realm.contains('/') {
+            problems.push("`realm` must be a non-empty name without '/' (usually \"ipification\")".to_owned());
+        }
+
+        if self.auth_servers.is_empty() {
+            problems.push("`auth_servers` must list at least one server as {\"id\", \"url\"}".to_owned());
+        }
+        let mut server_ids = HashSet::new();
+        let mut auth_servers = Vec::new();
+        for (i, server) in self.auth_servers.into_iter().enumerate() {
+            let at = format!("auth_servers[{i}]");
+            if server.id.trim().is_empty() {
+                problems.push(format!("`{at}.id` must not be empty"));
+            } else if !server_ids.insert(server.id.clone()) {
+                problems.push(format!("`{at}.id` \"{}\" is used twice", server.id));
+            }
+            match resolve_endpoints(&server, &self.realm) {
+                Ok(endpoints) => auth_servers.push(AuthServer {
+                    id: server.id,
+                    url: server.url,
+                    endpoints,
+                    login_hint_format: server.login_hint_format,
+                }),
+                Err(why) => problems.push(format!("`{at}`: {why}")),
+            }
+        }
+
+        let default_secret = secret_override.or(self.client_secret);
+        let mut client_ids = HashSet::new();
+        let mut sms_clients = Vec::new();
+        for (i, client) in self.clients.into_iter().enumerate() {
+            if client.user_flow != SMS_USER_FLOW {
+                continue;
+            }
+            let at = format!("clients[{i}]");
+            let Some(client_id) = client.client_id.or_else(|| self.client_id.clone()).filter(|id| !id.is_empty())
+            else {
+                problems.push(format!("`{at}` has no `client_id` and there is no top-level `client_id`"));
+                continue;
+            };
+            if !client_ids.insert(client_id.clone()) {
+                problems.push(format!("`{at}`: client_id \"{client_id}\" is used by two pvn_sms clients"));
+            }
+            let Some(client_secret) = client.client_secret.or_else(|| default_secret.clone())
+            else {
+                problems.push(format!(
+                    "`{at}` has no `client_secret`: set it on the client, as top-level `client_secret`, or in the CLIENT_SECRET environment variable"
+                ));
+                continue;
+            };
+            let sms_template = client.sms_template.unwrap_or_else(|| DEFAULT_SMS_TEMPLATE.to_owned());
+            if !sms_template.contains(CODE_PLACEHOLDER) {
+                problems.push(format!("`{at}.sms_template` must contain {CODE_PLACEHOLDER}"));
+            }
+            sms_clients.push(SmsClient {
+                client_id,
+                client_secret,
+                title: client.title.unwrap_or_else(|| "SMS Phone Number Verification".to_owned()),
+                scope: client.scope.filter(|s| !s.trim().is_empty()),
+                sms_template,
+            });
+        }
+        if sms_clients.is_empty() && problems.is_empty() {
+            problems.push(format!("`clients` has no client with \"user_flow\": \"{SMS_USER_FLOW}\"; the SMS endpoints need one"));
+        }
+
+        if self.max_wrong_codes == 0 || self.max_wrong_codes > 10 {
+            problems.push("`max_wrong_codes` must be between 1 and 10".to_owned());
+        }
+        if self.session_ttl_secs < 60 || self.session_ttl_secs > 30 * 86_400 {
+            problems.push("`session_ttl_secs` must be between 60 and 2592000 (30 days)".to_owned());
+        }
+        let upstream = UpstreamTimeouts {
+            connect: Duration::from_millis(self.upstream.connect_timeout_ms),
+            request: Duration::from_millis(self.upstream.request_timeout_ms),
+            token_budget: Duration::from_millis(self.upstream.token_budget_ms),
+        };
+        if upstream.connect.is_zero() || upstream.request.is_zero() || upstream.token_budget.is_zero() {
+            problems.push("`upstream` timeouts must be greater than 0".to_owned());
+        }
+        if upstream.connect > upstream.request {
+            problems.push("`upstream.connect_timeout_ms` must not exceed `upstream.request_timeout_ms`".to_owned());
+        }
+        if upstream.token_budget >= API_GATEWAY_LIMIT {
+            problems.push(format!(
+                "`upstream.token_budget_ms` must be below API Gateway's {} s limit (and below the Lambda timeout)",
+                API_GATEWAY_LIMIT.as_secs()
+            ));
+        }
+
+        if !problems.is_empty() {
+            return Err(ConfigError::new(problems.join("; ")));
+        }
+        Ok(Config {
+            realm: self.realm,
+            auth_servers,
+            sms_clients,
+            max_wrong_codes: self.max_wrong_codes,
+            session_ttl: Duration::from_secs(self.session_ttl_secs),
+            upstream,
+        })
+    }
+}
+
+fn resolve_endpoints(server: &RawAuthServer, realm: &str) -> Result<Endpoints, String> {
+    let base = server.url.trim_end_matches('/');
+    let parsed = Url::parse(base).map_err(|e| format!("`url` \"{}\" is not a URL: {e}", server.url))?;
+    if !matches!(parsed.scheme(), "https" | "http") {
+        return Err(format!("`url` \"{}\" must be http(s)", server.url));
+    }
+    let keycloak = format!("{base}/realms/{realm}/protocol/openid-connect");
+    let endpoint = |name: &str, value: &Option<String>, default: String| {
+        let text = value.clone().unwrap_or(default);
+        Url::parse(&text).map_err(|e| format!("`endpoints.{name}` \"{text}\" is not a URL: {e}"))
+    };
+    Ok(Endpoints {
+        ciba_auth: endpoint("ciba_auth", &server.endpoints.ciba_auth, format!("{keycloak}/ext/ciba/auth"))?,
+        sms_callback: endpoint("sms_callback", &server.endpoints.sms_callback, format!("{keycloak}/ext/bc/sms/callback"))?,
+        token: endpoint("token", &server.endpoints.token, format!("{keycloak}/token"))?,
+        userinfo: endpoint("userinfo", &server.endpoints.userinfo, format!("{keycloak}/userinfo"))?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SEED: &str = r#"{
+        "realm": "ipification",
+        "auth_servers": [ { "id": "stage", "url": "https://api.stage.ipification.com/auth" } ],
+        "client_id": "seed-client", "client_secret": "seed-secret",
+        "clients": [
+            { "user_flow": "pvn_sms", "title": "SMS Phone Number Verification", "scope": "openid ip:phone_verify" },
+            { "user_flow": "pvn_ip", "title": "Other flow" }
+        ]
+    }"#;
+
+    #[test]
+    fn seed_config_loads_with_keycloak_endpoints_and_defaults() {
+        let config = Config::parse(SEED, None).expect("seed config is valid");
+        let server = config.auth_server(None).expect("default server");
+        assert_eq!(server.id, "stage");
+        assert_eq!(
+            server.endpoints.ciba_auth.as_str(),
+            "https://api.stage.ipification.com/auth/realms/ipification/protocol/openid-connect/ext/ciba/auth"
+        );
+        assert_eq!(
+            server.endpoints.sms_callback.as_str(),
+            "https://api.stage.ipification.com/auth/realms/ipification/protocol/openid-connect/ext/bc/sms/callback"
+        );
+        assert_eq!(server.login_hint_format, LoginHintFormat::Digits);
+        assert_eq!(config.sms_clients.len(), 1, "only pvn_sms clients are SMS clients");
+        let client = config.sms_client("seed-client").expect("top-level client_id applies");
+        assert_eq!(client.client_secret.expose(), "seed-secret");
+        assert_eq!(client.sms_template, DEFAULT_SMS_TEMPLATE);
+        assert_eq!(config.max_wrong_codes, 5);
+        assert_eq!(config.session_ttl, Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn secret_from_environment_replaces_the_file_secret_and_never_prints() {
+        let config = Config::parse(SEED, Some(Secret::new("from-env"))).unwrap();
+        let client = config.sms_client("seed-client").unwrap();
+        assert_eq!(client.client_secret.expose(), "from-env");
+        assert!(!format!("{config:?}").contains("from-env"));
+        assert!(!format!("{config:?}").contains("seed-secret"));
+    }
+
+    #[test]
+    fn endpoint_overrides_and_login_hint_format_are_per_server() {
+        let json = SEED.replace(
+            r#""url": "https://api.stage.ipification.com/auth" }"#,
+            r#""url": "https://a.example/auth", "login_hint_format": "e164",
+               "endpoints": { "token": "https://b.example/token" } }"#,
+        );
+        let config = Config::parse(&json, None).unwrap();
+        let server = &config.auth_servers[0];
+        assert_eq!(server.login_hint_format, LoginHintFormat::E164);
+        assert_eq!(server.endpoints.token.as_str(), "https://b.example/token");
+        assert!(server.endpoints.userinfo.as_str().starts_with("https://a.example/auth/realms/"));
+    }
+
+    #[test]
+    fn every_problem_is_named_with_the_key_to_fix() {
+        let json = r#"{
+            "realm": "",
+            "auth_servers": [ { "id": "a", "url": "not a url" }, { "id": "a", "url": "ftp://x" } ],
+            "clients": [ { "user_flow": "pvn_sms", "client_id": "c", "sms_template": "no placeholder" } ],
+            "upstream": { "token_budget_ms": 30000 }
+        }"#;
+        let err = Config::parse(json, None).unwrap_err().to_string();
+        for expected in [
+            "`realm`",
+            "`auth_servers[0]`",
+            "`auth_servers[1].id` \"a\" is used twice",
+            "must be http(s)",
+            "`clients[0]` has no `client_secret`",
+            "`upstream.token_budget_ms`",
+        ] {
+            assert!(err.contains(expected), "missing {expected:?} in: {err}");
+        }
+    }
+
+    #[test]
+    fn template_without_code_placeholder_is_rejected() {
+        let json = SEED.replace(r#""scope": "openid ip:phone_verify""#, r#""sms_template": "Hello""#);
+        let err = Config::parse(&json, None).unwrap_err().to_string();
+        assert!(err.contains("`clients[0].sms_template` must contain {{code}}"), "{err}");
+    }
+
+    #[test]
+    fn a_config_without_sms_clients_is_rejected() {
+        let json = SEED.replace("\"pvn_sms\"", "\"pvn_ip\"");
+        let err = Config::parse(&json, None).unwrap_err().to_string();
+        assert!(err.contains("no client with \"user_flow\": \"pvn_sms\""), "{err}");
+    }
+
+    #[test]
+    fn malformed_json_says_where() {
+        let err = Config::parse("{\"realm\": 3}", None).unwrap_err().to_string();
+        assert!(err.contains("invalid type"), "{err}");
+    }
+}

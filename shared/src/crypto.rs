@@ -1,0 +1,123 @@
+//! Every secret-handling primitive in one place: random values, digests, constant-time
+//! comparison, and sealing a value so that only the holder of the `auth_req_id` can open it.
+//!
+//! The state store never sees a raw `auth_req_id`, nonce or session token: it sees their SHA-256
+//! digests. A leaked table therefore gives an attacker nothing to replay.
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use chacha20poly1305::{
+    ChaCha20Poly1305, Key, Nonce,
+    aead::{Aead, KeyInit},
+};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+/// `n` bytes from the operating system's CSPRNG.
+fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    // The OS generator failing is unrecoverable (no safe fallback exists for secrets).
+    getrandom::fill(&mut bytes).expect("operating system random generator failed");
+    bytes
+}
+
+/// A fresh random UUIDv4, as the `nonce` handed to the client.
+pub fn new_nonce() -> String {
+    uuid::Builder::from_random_bytes(random_bytes::<16>()).into_uuid().to_string()
+}
+
+/// A 256-bit random bearer token, URL-safe base64 (43 characters).
+pub fn new_token() -> String {
+    URL_SAFE_NO_PAD.encode(random_bytes::<32>())
+}
+
+/// Hex SHA-256 of `value` within a domain, so digests of different kinds never collide.
+pub fn digest(domain: &str, value: &str) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(domain.as_bytes());
+    hasher.update([0u8]);
+    hasher.update(value.as_bytes());
+    hex::encode(hasher.finalize())
+}
+
+/// Compares two digests (or any two secrets) without leaking where they differ.
+pub fn constant_time_eq(a: &str, b: &str) -> bool {
+    a.as_bytes().ct_eq(b.as_bytes()).into()
+}
+
+/// Encrypts `plaintext` with a key derived from `auth_req_id`.
+///
+/// Used to keep an upstream access token across a retried `/sms/token`: the table holds only the
+/// sealed form, and only a caller who presents the `auth_req_id` again can open it.
+pub fn seal(auth_req_id: &str, plaintext: &str) -> String {
+    let cipher = cipher_for(auth_req_id);
+    let nonce_bytes = random_bytes::<12>();
+    let sealed = cipher
+        .encrypt(Nonce::from_slice(&nonce_bytes), plaintext.as_bytes())
+        .expect("ChaCha20-Poly1305 encryption of an in-memory buffer cannot fail");
+    let mut out = nonce_bytes.to_vec();
+    out.extend_from_slice(&sealed);
+    URL_SAFE_NO_PAD.encode(out)
+}
+
+/// Opens what [`seal`] produced; `None` if it was sealed under another `auth_req_id` or altered.
+pub fn open(auth_req_id: &str, sealed: &str) -> Option<String> {
+    let bytes = URL_SAFE_NO_PAD.decode(sealed).ok()?;
+    if bytes.len() < 12 {
+        return None;
+    }
+    let (nonce, ciphertext) = bytes.split_at(12);
+    let plain = cipher_for(auth_req_id).decrypt(Nonce::from_slice(nonce), ciphertext).ok()?;
+    String::from_utf8(plain).ok()
+}
+
+fn cipher_for(auth_req_id: &str) -> ChaCha20Poly1305 {
+    let key = Sha256::new()
+        .chain_update(b"sms-verify/seal/v1\0")
+        .chain_update(auth_req_id.as_bytes())
+        .finalize();
+    ChaCha20Poly1305::new(Key::from_slice(&key))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nonces_are_distinct_v4_uuids() {
+        let a = new_nonce();
+        let b = new_nonce();
+        assert_ne!(a, b);
+        let parsed = uuid::Uuid::parse_str(&a).unwrap();
+        assert_eq!(parsed.get_version_num(), 4);
+    }
+
+    #[test]
+    fn tokens_carry_256_bits() {
+        let token = new_token();
+        assert_eq!(URL_SAFE_NO_PAD.decode(&token).unwrap().len(), 32);
+        assert_ne!(token, new_token());
+    }
+
+    #[test]
+    fn digests_are_domain_separated() {
+        assert_eq!(digest("a", "x"), digest("a", "x"));
+        assert_ne!(digest("a", "x"), digest("b", "x"));
+        assert_eq!(digest("a", "x").len(), 64);
+    }
+
+    #[test]
+    fn sealed_values_open_only_with_their_auth_req_id() {
+        let sealed = seal("req-1", "access-token");
+        assert!(!sealed.contains("access-token"));
+        assert_eq!(open("req-1", &sealed).as_deref(), Some("access-token"));
+        assert_eq!(open("req-2", &sealed), None);
+        assert_eq!(open("req-1", "garbage"), None);
+    }
+
+    #[test]
+    fn constant_time_eq_compares_content() {
+        assert!(constant_time_eq("abc", "abc"));
+        assert!(!constant_time_eq("abc", "abd"));
+        assert!(!constant_time_eq("abc", "abcd"));
+    }
+}

@@ -1,0 +1,183 @@
+//! The state that makes the flow safe, behind one small interface.
+//!
+//! Two kinds of record, both expiring:
+//! - a [`Verification`]: one pending `/sms/auth` → `/sms/token` flow, keyed by the digest of its
+//!   `auth_req_id`;
+//! - a [`Session`]: a verified phone, keyed by the digest of its session token.
+//!
+//! Every change that races with another request is one atomic step of the store (a conditional
+//! write in DynamoDB, one lock in memory), and the rules of those steps are written once here, in
+//! [`judge_claim`], so both implementations decide alike. Expired records read as absent even
+//! before the store deletes them.
+
+pub mod dynamo;
+pub mod memory;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::crypto;
+
+pub use dynamo::DynamoStore;
+pub use memory::MemoryStore;
+
+/// Seconds since the Unix epoch: the unit of every `*_at` field (and of DynamoDB's TTL).
+pub fn now_epoch_secs() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// The store key of a verification: never the raw `auth_req_id`, which is a bearer credential.
+pub fn verification_key(auth_req_id: &str) -> String {
+    crypto::digest("verification", auth_req_id)
+}
+
+/// The store key of a session: the digest of its token.
+pub fn session_key(token: &str) -> String {
+    crypto::digest("session", token)
+}
+
+/// How far a verification got upstream, so a retried `/sms/token` resumes there instead of
+/// resubmitting a code the upstream already accepted.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "stage", rename_all = "snake_case")]
+pub enum Progress {
+    #[default]
+    AwaitingCode,
+    /// The SMS callback accepted the code; the token exchange is next.
+    CodeAccepted,
+    /// The token exchange succeeded; the access token is kept sealed under the `auth_req_id`
+    /// (see [`crypto::seal`]) because the upstream redeems an `auth_req_id` only once.
+    TokenIssued { sealed_access_token: String },
+}
+
+/// A `/sms/token` call's exclusive right to work on a verification until `until`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lease {
+    pub id: String,
+    pub until: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verification {
+    pub key: String,
+    pub flow_id: String,
+    pub nonce_digest: String,
+    pub client_id: String,
+    pub server_id: String,
+    /// E.164; kept for per-phone limits and the session, never logged in full.
+    pub phone: String,
+    pub created_at: u64,
+    pub expires_at: u64,
+    pub poll_interval_secs: u64,
+    pub wrong_codes: u32,
+    pub max_wrong_codes: u32,
+    pub progress: Progress,
+    pub lease: Option<Lease>,
+}
+
+impl Verification {
+    pub fn attempts_left(&self) -> u32 {
+        self.max_wrong_codes.saturating_sub(self.wrong_codes)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Session {
+    pub key: String,
+    pub flow_id: String,
+    pub client_id: String,
+    pub server_id: String,
+    pub phone: String,
+    pub userinfo: Map<String, Value>,
+    pub verified_at: u64,
+    pub expires_at: u64,
+}
+
+/// Who asks to work on a verification, and the lease they want.
+#[derive(Clone, Debug)]
+pub struct Claim {
+    pub client_id: String,
+    pub server_id: String,
+    pub nonce_digest: String,
+    pub lease: Lease,
+    pub now: u64,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum ClaimOutcome {
+    /// The lease is ours; the record is returned as it now stands.
+    Claimed(Verification),
+    /// Unknown, expired, or not this caller's (client, server or nonce differ): one outcome for
+    /// all, so the answer reveals nothing.
+    NotFound,
+    /// Another call holds a live lease.
+    Busy { retry_after: u64 },
+    /// No wrong-code attempts left.
+    Exhausted,
+}
+
+/// The one rule for claims, shared by every store: `None` grants the claim.
+pub fn judge_claim(stored: Option<&Verification>, claim: &Claim) -> Option<ClaimOutcome> {
+    let Some(v) = stored.filter(|v| v.expires_at > claim.now) else {
+        return Some(ClaimOutcome::NotFound);
+    };
+    // Every comparison runs, in constant time, so timing does not tell which one failed.
+    let same_client = crypto::constant_time_eq(&v.client_id, &claim.client_id);
+    let same_server = crypto::constant_time_eq(&v.server_id, &claim.server_id);
+    let same_nonce = crypto::constant_time_eq(&v.nonce_digest, &claim.nonce_digest);
+    if !(same_client & same_server & same_nonce) {
+        return Some(ClaimOutcome::NotFound);
+    }
+    if v.wrong_codes >= v.max_wrong_codes {
+        return Some(ClaimOutcome::Exhausted);
+    }
+    match &v.lease {
+        Some(lease) if lease.until > claim.now => {
+            Some(ClaimOutcome::Busy { retry_after: lease.until - claim.now })
+        }
+        _ => None,
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The caller's lease ended and another call took over (or finished) the verification.
+    #[error("the lease on this verification was lost")]
+    LeaseLost,
+    /// The store could not be reached or refused the call; nothing was changed.
+    #[error("state store unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// The state store. Implementations: [`MemoryStore`] (local runs, tests) and the DynamoDB store.
+#[async_trait]
+pub trait StateStore: Send + Sync {
+    /// Saves a new pending verification.
+    async fn put_verification(&self, verification: &Verification) -> Result<(), StoreError>;
+
+    /// Atomically grants `claim.lease` if [`judge_claim`] allows it.
+    async fn claim_verification(&self, key: &str, claim: &Claim) -> Result<ClaimOutcome, StoreError>;
+
+    /// Under the caller's lease: counts one wrong code (or, when `ends_verification`, uses up all
+    /// attempts) and releases the lease. Returns the attempts left. Never counts past the limit.
+    async fn record_wrong_code(&self, key: &str, lease_id: &str, ends_verification: bool) -> Result<u32, StoreError>;
+
+    /// Under the caller's lease: saves `progress` and releases the lease, so the same request
+    /// retried resumes from there.
+    async fn release_verification(&self, key: &str, lease_id: &str, progress: &Progress) -> Result<(), StoreError>;
+
+    /// Under the caller's lease: deletes a verification the upstream has ended.
+    async fn discard_verification(&self, key: &str, lease_id: &str) -> Result<(), StoreError>;
+
+    /// Under the caller's lease, in one atomic step: consumes the verification and creates the
+    /// session. Either both happen or neither.
+    async fn complete_verification(&self, key: &str, lease_id: &str, session: &Session) -> Result<(), StoreError>;
+
+    /// A live session, or `None` when unknown or expired.
+    async fn get_session(&self, key: &str, now: u64) -> Result<Option<Session>, StoreError>;
+
+    async fn delete_session(&self, key: &str) -> Result<(), StoreError>;
+}
