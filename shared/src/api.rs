@@ -128,7 +128,9 @@ pub async fn sms_log(request: Request) -> HandlerResult {
             let data = redact::sanitize(&body.data).to_string();
             tracing::info!(event = "sms_client_log", request_id = summary.request_id.as_deref(), data);
             let mut response = Response::new(Body::Text("OK".into()));
-            response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+            response
+                .headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
             response
         }
         Err(err) => error_response(&err, &summary),
@@ -149,7 +151,9 @@ fn parse_json<T: DeserializeOwned>(request: &Request, limit: usize) -> Result<T,
         let path = err.path().to_string();
         let inner = err.into_inner();
         if path == "." || inner.is_syntax() || inner.is_eof() {
-            ApiError::invalid_request(format!("the request body is not valid JSON of the expected shape: {inner}"))
+            ApiError::invalid_request(format!(
+                "the request body is not valid JSON of the expected shape: {inner}"
+            ))
         } else {
             ApiError::invalid_request(format!("field `{path}`: {inner}"))
         }
@@ -205,7 +209,8 @@ pub fn error_response(err: &ApiError, summary: &Summary) -> Response<Body> {
 
 pub fn api_error_response(err: &ApiError) -> Response<Body> {
     let status = StatusCode::from_u16(err.status).unwrap_or(StatusCode::BAD_GATEWAY);
-    let body = serde_json::to_value(err).unwrap_or_else(|_| json!({ "error": err.error, "status": err.status }));
+    let body =
+        serde_json::to_value(err).unwrap_or_else(|_| json!({ "error": err.error, "status": err.status }));
     let mut response = json_response(status, &body);
     if let Some(seconds) = err.retry_after {
         response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
@@ -230,9 +235,11 @@ mod tests {
         assert!(err.message.unwrap().contains("missing field `auth_req_id`"));
         let err = parse_json::<SmsAuthBody>(&request("{"), 1024).err().expect("rejected");
         assert!(err.message.unwrap().contains("not valid JSON"));
-        let err = parse_json::<SmsAuthBody>(&request("x".repeat(2000).as_str()), 1024).err().expect("rejected");
+        let err =
+            parse_json::<SmsAuthBody>(&request("x".repeat(2000).as_str()), 1024).err().expect("rejected");
         assert_eq!(err.status, 413);
-        let err = parse_json::<SmsLogBody>(&request(r#"{"data": 1} {"data": 2}"#), 1024).err().expect("rejected");
+        let err =
+            parse_json::<SmsLogBody>(&request(r#"{"data": 1} {"data": 2}"#), 1024).err().expect("rejected");
         assert!(err.message.unwrap().contains("after the JSON object"));
     }
 

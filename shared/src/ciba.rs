@@ -157,7 +157,7 @@ impl CibaClient {
             ("message", message),
         ];
         let request = self.http.post(server.endpoints.ciba_auth.clone()).form(&form);
-        let response = send(request, None).await?;
+        let response = self.send(request, None).await?;
         read_json(response).await
     }
 
@@ -174,7 +174,7 @@ impl CibaClient {
             .post(server.endpoints.sms_callback.clone())
             .bearer_auth(auth_req_id.expose())
             .json(&serde_json::json!({ "code": code }));
-        let response = send(request, Some(deadline)).await?;
+        let response = self.send(request, Some(deadline)).await?;
         check_status(response).await.map(drop)
     }
 
@@ -191,21 +191,12 @@ impl CibaClient {
     ) -> Result<Secret, UpstreamError> {
         let mut interval = Duration::from_secs(interval_secs.max(1));
         loop {
-            let form = [
-                ("grant_type", CIBA_GRANT_TYPE),
-                ("auth_req_id", auth_req_id.expose()),
-                ("client_id", client.client_id.as_str()),
-                ("client_secret", client.client_secret.expose()),
-            ];
-            let request = self.http.post(server.endpoints.token.clone()).form(&form);
-            let outcome = match send(request, Some(deadline)).await {
-                Ok(response) => read_json::<TokenResponse>(response).await,
-                Err(err) => Err(err),
-            };
-            match outcome {
-                Ok(token) => return Ok(Secret::new(token.access_token)),
+            match self.token_once(server, client, auth_req_id, deadline).await {
+                Ok(token) => return Ok(token),
                 Err(err) if err.error_code() == Some("authorization_pending") => {}
-                Err(err) if err.error_code() == Some("slow_down") => interval += Duration::from_secs(SLOW_DOWN_STEP_SECS),
+                Err(err) if err.error_code() == Some("slow_down") => {
+                    interval += Duration::from_secs(SLOW_DOWN_STEP_SECS)
+                }
                 Err(err) => return Err(err),
             }
             if Instant::now() + interval >= deadline {
@@ -213,6 +204,27 @@ impl CibaClient {
             }
             tokio::time::sleep(interval).await;
         }
+    }
+
+    /// One token request, without polling: also tells whether an earlier, unanswered callback
+    /// went through (the token is then ready).
+    pub async fn token_once(
+        &self,
+        server: &AuthServer,
+        client: &SmsClient,
+        auth_req_id: &Secret,
+        deadline: Instant,
+    ) -> Result<Secret, UpstreamError> {
+        let form = [
+            ("grant_type", CIBA_GRANT_TYPE),
+            ("auth_req_id", auth_req_id.expose()),
+            ("client_id", client.client_id.as_str()),
+            ("client_secret", client.client_secret.expose()),
+        ];
+        let request = self.http.post(server.endpoints.token.clone()).form(&form);
+        let response = self.send(request, Some(deadline)).await?;
+        let token: TokenResponse = read_json(response).await?;
+        Ok(Secret::new(token.access_token))
     }
 
     /// 4. Reads the claims about the verified user.
@@ -223,25 +235,26 @@ impl CibaClient {
         deadline: Instant,
     ) -> Result<UserInfo, UpstreamError> {
         let request = self.http.get(server.endpoints.userinfo.clone()).bearer_auth(access_token.expose());
-        let response = send(request, Some(deadline)).await?;
+        let response = self.send(request, Some(deadline)).await?;
         let claims: Map<String, Value> = read_json(response).await?;
         Ok(UserInfo::from_claims(claims))
     }
-}
 
-/// Sends a request, never waiting past `deadline` (on top of the client's own timeouts).
-async fn send(request: reqwest::RequestBuilder, deadline: Option<Instant>) -> Result<Response, UpstreamError> {
-    let request = match deadline {
-        Some(deadline) => {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
+    /// Sends a request with the per-request timeout, shortened so it never runs past `deadline`.
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+        deadline: Option<Instant>,
+    ) -> Result<Response, UpstreamError> {
+        let mut timeout = self.timeouts.request;
+        if let Some(deadline) = deadline {
+            timeout = timeout.min(deadline.saturating_duration_since(Instant::now()));
+            if timeout.is_zero() {
                 return Err(UpstreamError::Timeout);
             }
-            request.timeout(left)
         }
-        None => request,
-    };
-    request.send().await.map_err(transport_error)
+        request.timeout(timeout).send().await.map_err(transport_error)
+    }
 }
 
 fn transport_error(err: reqwest::Error) -> UpstreamError {
@@ -278,7 +291,8 @@ fn status_error(status: StatusCode, body: &[u8]) -> UpstreamError {
 
 /// OAuth error codes are short ASCII tokens; anything else is not passed on to clients.
 fn is_error_code(code: &str) -> bool {
-    (1..=64).contains(&code.len()) && code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
+    (1..=64).contains(&code.len())
+        && code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
 }
 
 async fn read_json<T: for<'de> Deserialize<'de>>(response: Response) -> Result<T, UpstreamError> {
@@ -317,18 +331,28 @@ mod tests {
             assert_eq!(info.0["sub"], "x", "other claims pass through");
         }
         assert_eq!(UserInfo::from_claims(claims(json!({"mobile_id": "m"}))).phone_verified(), None);
-        assert_eq!(UserInfo::from_claims(claims(json!({"phone_number_verified": "no"}))).phone_verified(), Some(false));
+        assert_eq!(
+            UserInfo::from_claims(claims(json!({"phone_number_verified": "no"}))).phone_verified(),
+            Some(false)
+        );
     }
 
     #[test]
     fn client_errors_keep_status_and_oauth_error() {
-        let err = status_error(StatusCode::FORBIDDEN, br#"{"error":"access_denied","error_description":"no"}"#);
+        let err =
+            status_error(StatusCode::FORBIDDEN, br#"{"error":"access_denied","error_description":"no"}"#);
         assert_eq!(
             err,
-            UpstreamError::Rejected { status: 403, error: "access_denied".into(), description: Some("no".into()) }
+            UpstreamError::Rejected {
+                status: 403,
+                error: "access_denied".into(),
+                description: Some("no".into())
+            }
         );
         let err = status_error(StatusCode::BAD_REQUEST, b"<html>oops</html>");
-        assert!(matches!(err, UpstreamError::Rejected { status: 400, ref error, .. } if error == "upstream_rejected"));
+        assert!(
+            matches!(err, UpstreamError::Rejected { status: 400, ref error, .. } if error == "upstream_rejected")
+        );
         let err = status_error(StatusCode::BAD_REQUEST, br#"{"error":"<script>"}"#);
         assert!(matches!(err, UpstreamError::Rejected { ref error, .. } if error == "upstream_rejected"));
         assert!(status_error(StatusCode::BAD_GATEWAY, b"").is_retryable());

@@ -251,7 +251,8 @@ impl RawConfig {
         let mut problems = Vec::new();
 
         if self.realm.trim().is_empty() || self.realm.contains('/') {
-            problems.push("`realm` must be a non-empty name without '/' (usually \"ipification\")".to_owned());
+            problems
+                .push("`realm` must be a non-empty name without '/' (usually \"ipification\")".to_owned());
         }
 
         if self.auth_servers.is_empty() {
@@ -285,7 +286,8 @@ impl RawConfig {
                 continue;
             }
             let at = format!("clients[{i}]");
-            let Some(client_id) = client.client_id.or_else(|| self.client_id.clone()).filter(|id| !id.is_empty())
+            let Some(client_id) =
+                client.client_id.or_else(|| self.client_id.clone()).filter(|id| !id.is_empty())
             else {
                 problems.push(format!("`{at}` has no `client_id` and there is no top-level `client_id`"));
                 continue;
@@ -293,8 +295,7 @@ impl RawConfig {
             if !client_ids.insert(client_id.clone()) {
                 problems.push(format!("`{at}`: client_id \"{client_id}\" is used by two pvn_sms clients"));
             }
-            let Some(client_secret) = client.client_secret.or_else(|| default_secret.clone())
-            else {
+            let Some(client_secret) = client.client_secret.or_else(|| default_secret.clone()) else {
                 problems.push(format!(
                     "`{at}` has no `client_secret`: set it on the client, as top-level `client_secret`, or in the CLIENT_SECRET environment variable"
                 ));
@@ -313,7 +314,9 @@ impl RawConfig {
             });
         }
         if sms_clients.is_empty() && problems.is_empty() {
-            problems.push(format!("`clients` has no client with \"user_flow\": \"{SMS_USER_FLOW}\"; the SMS endpoints need one"));
+            problems.push(format!(
+                "`clients` has no client with \"user_flow\": \"{SMS_USER_FLOW}\"; the SMS endpoints need one"
+            ));
         }
 
         if self.max_wrong_codes == 0 || self.max_wrong_codes > 10 {
@@ -331,7 +334,9 @@ impl RawConfig {
             problems.push("`upstream` timeouts must be greater than 0".to_owned());
         }
         if upstream.connect > upstream.request {
-            problems.push("`upstream.connect_timeout_ms` must not exceed `upstream.request_timeout_ms`".to_owned());
+            problems.push(
+                "`upstream.connect_timeout_ms` must not exceed `upstream.request_timeout_ms`".to_owned(),
+            );
         }
         if upstream.token_budget >= API_GATEWAY_LIMIT {
             problems.push(format!(
@@ -367,7 +372,11 @@ fn resolve_endpoints(server: &RawAuthServer, realm: &str) -> Result<Endpoints, S
     };
     Ok(Endpoints {
         ciba_auth: endpoint("ciba_auth", &server.endpoints.ciba_auth, format!("{keycloak}/ext/ciba/auth"))?,
-        sms_callback: endpoint("sms_callback", &server.endpoints.sms_callback, format!("{keycloak}/ext/bc/sms/callback"))?,
+        sms_callback: endpoint(
+            "sms_callback",
+            &server.endpoints.sms_callback,
+            format!("{keycloak}/ext/bc/sms/callback"),
+        )?,
         token: endpoint("token", &server.endpoints.token, format!("{keycloak}/token"))?,
         userinfo: endpoint("userinfo", &server.endpoints.userinfo, format!("{keycloak}/userinfo"))?,
     })

@@ -71,10 +71,8 @@ pub fn open(auth_req_id: &str, sealed: &str) -> Option<String> {
 }
 
 fn cipher_for(auth_req_id: &str) -> ChaCha20Poly1305 {
-    let key = Sha256::new()
-        .chain_update(b"sms-verify/seal/v1\0")
-        .chain_update(auth_req_id.as_bytes())
-        .finalize();
+    let key =
+        Sha256::new().chain_update(b"sms-verify/seal/v1\0").chain_update(auth_req_id.as_bytes()).finalize();
     ChaCha20Poly1305::new(Key::from_slice(&key))
 }
 

@@ -73,7 +73,8 @@ impl ApiError {
         } else {
             format!("the code is wrong; {attempts_left} attempt(s) left")
         };
-        Self::new(400, "invalid_code", message).with_data(serde_json::json!({ "attempts_left": attempts_left }))
+        Self::new(400, "invalid_code", message)
+            .with_data(serde_json::json!({ "attempts_left": attempts_left }))
     }
 
     pub fn too_many_attempts() -> Self {
@@ -82,8 +83,12 @@ impl ApiError {
 
     /// Another `/sms/token` call is working on the same verification right now.
     pub fn verification_in_progress(retry_after: u64) -> Self {
-        Self::new(409, "verification_in_progress", "this verification is being completed by another request; retry shortly")
-            .with_retry_after(retry_after)
+        Self::new(
+            409,
+            "verification_in_progress",
+            "this verification is being completed by another request; retry shortly",
+        )
+        .with_retry_after(retry_after)
     }
 
     pub fn phone_not_verified() -> Self {
@@ -104,7 +109,8 @@ impl ApiError {
 
     /// The state store cannot be reached; nothing was changed, the same request can be retried.
     pub fn store_unavailable() -> Self {
-        Self::new(503, "service_unavailable", "state storage is unavailable; retry shortly").with_retry_after(1)
+        Self::new(503, "service_unavailable", "state storage is unavailable; retry shortly")
+            .with_retry_after(1)
     }
 }
 
@@ -115,16 +121,20 @@ impl From<UpstreamError> for ApiError {
             UpstreamError::Rejected { status, error, description } => Self {
                 error,
                 status,
-                message: Some(description.unwrap_or_else(|| "the auth server rejected the request".to_owned())),
+                message: Some(
+                    description.unwrap_or_else(|| "the auth server rejected the request".to_owned()),
+                ),
                 data: None,
                 retry_after: None,
             },
             UpstreamError::Failed { .. } => {
                 Self::new(502, "upstream_error", "the auth server failed; the same request can be retried")
             }
-            UpstreamError::Timeout => {
-                Self::new(504, "upstream_timeout", "the auth server did not answer in time; the same request can be retried")
-            }
+            UpstreamError::Timeout => Self::new(
+                504,
+                "upstream_timeout",
+                "the auth server did not answer in time; the same request can be retried",
+            ),
         }
     }
 }
@@ -155,6 +165,9 @@ mod tests {
         assert_eq!((err.status, err.error.as_str()), (403, "access_denied"));
         assert_eq!(err.message.as_deref(), Some("denied by user"));
         assert_eq!(ApiError::from(UpstreamError::Timeout).status, 504);
-        assert_eq!(ApiError::from(UpstreamError::Failed { status: Some(500), reason: "x".into() }).status, 502);
+        assert_eq!(
+            ApiError::from(UpstreamError::Failed { status: Some(500), reason: "x".into() }).status,
+            502
+        );
     }
 }

@@ -131,7 +131,11 @@ pub async fn start(app: &App, request: StartRequest, summary: &mut Summary) -> R
 }
 
 /// `/sms/token`: verifies the code upstream and turns the verification into a session.
-pub async fn complete(app: &App, request: CompleteRequest, summary: &mut Summary) -> Result<Verified, ApiError> {
+pub async fn complete(
+    app: &App,
+    request: CompleteRequest,
+    summary: &mut Summary,
+) -> Result<Verified, ApiError> {
     let (client, server) = client_and_server(app, &request.client_id, request.server_id.as_deref(), summary)?;
     let auth_req_id = &request.auth_req_id;
     let key = verification_key(auth_req_id.expose());
@@ -160,32 +164,43 @@ pub async fn complete(app: &App, request: CompleteRequest, summary: &mut Summary
     let attempt = Attempt { app, key: &key, lease_id: &lease.id, summary };
 
     // 2. Submit the code, unless an earlier attempt already got it accepted.
+    let mut ready_token = None;
     if verification.progress == Progress::AwaitingCode {
         match app.ciba.submit_code(server, auth_req_id, &request.code, deadline).await {
             Ok(()) => {}
             Err(err) if err.is_retryable() => return Err(attempt.pause(&Progress::AwaitingCode, err).await),
+            // "No longer pending" may mean an earlier callback went through but its answer was
+            // lost (a time-out): then the token is ready, and the user must not pay for our failure.
+            Err(err) if ends_upstream_request(&err) => {
+                match app.ciba.token_once(server, client, auth_req_id, deadline).await {
+                    Ok(token) => ready_token = Some(token),
+                    Err(_) => return Err(attempt.wrong_code(err).await),
+                }
+            }
             Err(err) => return Err(attempt.wrong_code(err).await),
         }
     }
 
     // 3. Exchange the auth_req_id for an access token (once: the upstream redeems it only once).
-    let access_token = match &verification.progress {
-        Progress::TokenIssued { sealed_access_token } => match crypto::open(auth_req_id.expose(), sealed_access_token) {
-            Some(token) => Secret::new(token),
-            // Sealed under this very auth_req_id, so it opens unless the record was altered.
-            None => {
-                attempt.discard().await;
-                return Err(ApiError::verification_not_found());
+    let access_token = match (ready_token, &verification.progress) {
+        (Some(token), _) => token,
+        (None, Progress::TokenIssued { sealed_access_token }) => {
+            match crypto::open(auth_req_id.expose(), sealed_access_token) {
+                Some(token) => Secret::new(token),
+                // Sealed under this very auth_req_id, so it opens unless the record was altered.
+                None => {
+                    attempt.discard().await;
+                    return Err(ApiError::verification_not_found());
+                }
             }
-        },
-        _ => match app
-            .ciba
-            .token(server, client, auth_req_id, verification.poll_interval_secs, deadline)
-            .await
-        {
-            Ok(token) => token,
-            Err(err) => return Err(attempt.fail(&Progress::CodeAccepted, err).await),
-        },
+        }
+        (None, _) => {
+            match app.ciba.token(server, client, auth_req_id, verification.poll_interval_secs, deadline).await
+            {
+                Ok(token) => token,
+                Err(err) => return Err(attempt.fail(&Progress::CodeAccepted, err).await),
+            }
+        }
     };
 
     // 4. Read what the upstream verified.
@@ -273,7 +288,11 @@ impl Attempt<'_> {
         match self.app.store.record_wrong_code(self.key, self.lease_id, ends).await {
             Ok(attempts_left) => {
                 self.summary.attempts_left = Some(attempts_left);
-                ApiError::invalid_code(attempts_left)
+                if attempts_left == 0 && !ends {
+                    ApiError::too_many_attempts()
+                } else {
+                    ApiError::invalid_code(attempts_left)
+                }
             }
             Err(err) => store_error(err),
         }

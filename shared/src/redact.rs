@@ -80,7 +80,8 @@ fn looks_like_phone(s: &str) -> bool {
     let trimmed = s.trim();
     let body = trimmed.strip_prefix('+').unwrap_or(trimmed);
     let digits = body.chars().filter(char::is_ascii_digit).count();
-    (7..=15).contains(&digits) && body.chars().all(|c| c.is_ascii_digit() || matches!(c, ' ' | '-' | '(' | ')' | '.'))
+    (7..=15).contains(&digits)
+        && body.chars().all(|c| c.is_ascii_digit() || matches!(c, ' ' | '-' | '(' | ')' | '.'))
 }
 
 #[cfg(test)]

@@ -76,3 +76,9 @@ impl Summary {
         );
     }
 }
+
+/// Logs why a Lambda instance could not start, as one structured line (the error text is written
+/// for the operator: it names the setting to fix).
+pub fn startup_failed(err: &crate::StartupError) {
+    tracing::error!(event = "startup_failed", error = %err);
+}

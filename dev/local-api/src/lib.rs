@@ -1,1 +1,198 @@
+//! `local-api`: the Lambda handlers served on 127.0.0.1, as API Gateway (HTTP API, payload v2)
+//! would call them.
+//!
+//! Each HTTP request becomes the API Gateway v2 event JSON (with the caller's IP as
+//! `requestContext.http.sourceIp`), which `lambda_http` turns into a `Request` exactly as it does
+//! in Lambda; the same handler functions of `shared::api` answer it. There is no second
+//! implementation of any endpoint here, only the translation API Gateway does.
 
+use std::{future::Future, net::SocketAddr, sync::Arc};
+
+use axum::{
+    Router,
+    body::{Body as AxumBody, to_bytes},
+    extract::{ConnectInfo, Request as AxumRequest, State},
+    http::{HeaderMap, Method},
+    response::Response as AxumResponse,
+    routing::post,
+};
+use base64::{Engine, engine::general_purpose::STANDARD};
+use lambda_http::{Body, Response};
+use serde_json::{Map, Value, json};
+use shared::{App, api, error::ApiError};
+use tokio::net::TcpListener;
+
+/// API Gateway refuses payloads over 10 MB; locally 1 MiB is plenty to exercise the handlers'
+/// own, much smaller, limits.
+const MAX_GATEWAY_BODY_BYTES: usize = 1024 * 1024;
+
+/// The embedded config of `local-api` without `--config`: one SMS client on the sandbox.
+pub const LOCAL_CONFIG: &str = include_str!("../local-config.json");
+
+type Shared = Arc<App>;
+
+pub fn router(app: Shared) -> Router {
+    Router::new()
+        .route("/sms/auth", post(sms_auth))
+        .route("/sms/token", post(sms_token))
+        .route("/sms/log", post(sms_log))
+        .fallback(|| async { to_axum(api::api_error_response(&ApiError::not_found())) })
+        .method_not_allowed_fallback(|| async {
+            to_axum(api::api_error_response(&ApiError::method_not_allowed()))
+        })
+        .with_state(app)
+}
+
+/// Serves the API on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    app: Shared,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(app).into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+async fn sms_auth(
+    State(app): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    req: AxumRequest,
+) -> AxumResponse {
+    match to_lambda(req, peer, "POST /sms/auth").await {
+        Ok(request) => respond(api::sms_auth(&app, request).await),
+        Err(response) => response,
+    }
+}
+
+async fn sms_token(
+    State(app): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    req: AxumRequest,
+) -> AxumResponse {
+    match to_lambda(req, peer, "POST /sms/token").await {
+        Ok(request) => respond(api::sms_token(&app, request).await),
+        Err(response) => response,
+    }
+}
+
+async fn sms_log(ConnectInfo(peer): ConnectInfo<SocketAddr>, req: AxumRequest) -> AxumResponse {
+    match to_lambda(req, peer, "POST /sms/log").await {
+        Ok(request) => respond(api::sms_log(request).await),
+        Err(response) => response,
+    }
+}
+
+/// Builds the API Gateway HTTP API v2 event for this request and lets `lambda_http` parse it.
+async fn to_lambda(
+    req: AxumRequest,
+    peer: SocketAddr,
+    route_key: &str,
+) -> Result<lambda_http::Request, AxumResponse> {
+    let (parts, body) = req.into_parts();
+    let bytes = to_bytes(body, MAX_GATEWAY_BODY_BYTES).await.map_err(|_| {
+        to_axum(api::api_error_response(&ApiError::payload_too_large(MAX_GATEWAY_BODY_BYTES)))
+    })?;
+    let event = gateway_event(&parts.method, &parts.uri, &parts.headers, &bytes, peer, route_key);
+    lambda_http::request::from_str(&event.to_string()).map_err(|err| {
+        tracing::error!(error = %err, "local-api built an event lambda_http cannot read");
+        to_axum(api::api_error_response(&ApiError::new(
+            500,
+            "internal_error",
+            "local-api could not translate the request",
+        )))
+    })
+}
+
+/// The event API Gateway sends for an HTTP API route with payload format 2.0.
+pub fn gateway_event(
+    method: &Method,
+    uri: &axum::http::Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+    peer: SocketAddr,
+    route_key: &str,
+) -> Value {
+    // API Gateway joins repeated headers with commas and moves cookies to their own list.
+    let mut header_map = Map::new();
+    let mut cookies = Vec::new();
+    for (name, value) in headers {
+        let Ok(value) = value.to_str() else { continue };
+        if name == axum::http::header::COOKIE {
+            cookies.extend(value.split(';').map(|c| c.trim().to_owned()).filter(|c| !c.is_empty()));
+            continue;
+        }
+        match header_map.get_mut(name.as_str()) {
+            Some(Value::String(existing)) => {
+                existing.push(',');
+                existing.push_str(value);
+            }
+            _ => {
+                header_map.insert(name.as_str().to_owned(), Value::String(value.to_owned()));
+            }
+        }
+    }
+    let (body, is_base64) = match std::str::from_utf8(body) {
+        Ok(text) => (text.to_owned(), false),
+        Err(_) => (STANDARD.encode(body), true),
+    };
+    let host = headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1");
+    let user_agent = headers.get("user-agent").and_then(|h| h.to_str().ok()).unwrap_or_default();
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let mut event = json!({
+        "version": "2.0",
+        "routeKey": route_key,
+        "rawPath": uri.path(),
+        "rawQueryString": uri.query().unwrap_or_default(),
+        "headers": header_map,
+        "requestContext": {
+            "accountId": "000000000000",
+            "apiId": "local",
+            "domainName": host,
+            "domainPrefix": "local",
+            "http": {
+                "method": method.as_str(),
+                "path": uri.path(),
+                "protocol": "HTTP/1.1",
+                "sourceIp": peer.ip().to_string(),
+                "userAgent": user_agent,
+            },
+            "requestId": shared::crypto::new_nonce(),
+            "routeKey": route_key,
+            "stage": "$default",
+            "timeEpoch": now_ms,
+        },
+        "isBase64Encoded": is_base64,
+    });
+    if !cookies.is_empty() {
+        event["cookies"] = json!(cookies);
+    }
+    if !body.is_empty() {
+        event["body"] = Value::String(body);
+    }
+    event
+}
+
+fn respond(result: Result<Response<Body>, lambda_http::Error>) -> AxumResponse {
+    match result {
+        Ok(response) => to_axum(response),
+        Err(err) => {
+            // The handlers map every failure to a response; this is a bug, answered as Lambda would.
+            tracing::error!(error = %err, "handler returned an error");
+            to_axum(api::api_error_response(&ApiError::new(500, "internal_error", "internal error")))
+        }
+    }
+}
+
+fn to_axum(response: Response<Body>) -> AxumResponse {
+    let (parts, body) = response.into_parts();
+    let bytes = match body {
+        Body::Empty => Vec::new(),
+        Body::Text(text) => text.into_bytes(),
+        Body::Binary(bytes) => bytes,
+        _ => Vec::new(),
+    };
+    AxumResponse::from_parts(parts, AxumBody::from(bytes))
+}

@@ -1,1 +1,93 @@
-fn main() {}
+//! `local-api`: run the product on this machine.
+//!
+//! With no arguments: the sandbox auth server on 127.0.0.1:3001, the in-memory store, and the API
+//! on 127.0.0.1:3000 with a config that points at the sandbox. With `--config PATH`: that config
+//! (and no sandbox unless `--sandbox`). With `TABLE_NAME` set: the DynamoDB store.
+
+use std::{net::SocketAddr, path::PathBuf, sync::Arc};
+
+use clap::Parser;
+use sandbox_auth::{Sandbox, SandboxConfig};
+use serde_json::Value;
+use shared::{
+    App,
+    config::{self, Config, Secret},
+    store::{MemoryStore, StateStore},
+};
+use tokio::net::TcpListener;
+
+#[derive(Parser)]
+#[command(about = "Serves the SMS verification API locally, as API Gateway and Lambda would")]
+struct Args {
+    /// Service config file (the seed's JSON shape). Without it, an embedded config for the sandbox.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Start the sandbox auth server even when --config is given.
+    #[arg(long)]
+    sandbox: bool,
+    /// Port of the API on 127.0.0.1.
+    #[arg(long, env = "PORT", default_value_t = 3000)]
+    port: u16,
+    /// Port of the sandbox auth server on 127.0.0.1.
+    #[arg(long, env = "SANDBOX_PORT", default_value_t = 3001)]
+    sandbox_port: u16,
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    shared::telemetry::init();
+    let args = Args::parse();
+
+    let sandbox = if args.config.is_none() || args.sandbox {
+        let addr = SocketAddr::from(([127, 0, 0, 1], args.sandbox_port));
+        Some(Sandbox::start(SandboxConfig::default(), addr).await?)
+    } else {
+        None
+    };
+    let config = match &args.config {
+        Some(path) => config::read_file(path)?,
+        None => local_config(sandbox.as_ref().map(Sandbox::url))?,
+    };
+    let secret = std::env::var("CLIENT_SECRET").ok().filter(|s| !s.is_empty()).map(Secret::new);
+    let config = Config::parse(&config, secret)?;
+
+    let store: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
+    let app = Arc::new(App::new(config, store)?);
+
+    let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], args.port))).await?;
+    tracing::info!(
+        event = "local_api_started",
+        url = format!("http://{}", listener.local_addr()?),
+        sandbox = sandbox.as_ref().map(Sandbox::url),
+        store = "memory",
+    );
+    local_api::serve(listener, app, shutdown_signal()).await?;
+    Ok(())
+}
+
+/// The embedded config, pointed at the sandbox actually started.
+fn local_config(sandbox_url: Option<String>) -> Result<String, serde_json::Error> {
+    let mut config: Value = serde_json::from_str(local_api::LOCAL_CONFIG)?;
+    if let Some(url) = sandbox_url {
+        config["auth_servers"][0]["url"] = Value::String(url);
+    }
+    Ok(config.to_string())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        if let Ok(mut signal) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            signal.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

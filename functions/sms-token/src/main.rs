@@ -1,1 +1,11 @@
-fn main() {}
+//! Lambda function for `POST /sms/token`: builds config, HTTP client and store once, then serves.
+
+use lambda_http::{Error, Request, run, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    shared::telemetry::init();
+    let app = shared::App::from_env().await.inspect_err(shared::telemetry::startup_failed)?;
+    let app = &app;
+    run(service_fn(move |request: Request| async move { shared::api::sms_token(app, request).await })).await
+}

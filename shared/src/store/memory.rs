@@ -61,7 +61,12 @@ impl StateStore for MemoryStore {
         Ok(ClaimOutcome::Claimed(verification.clone()))
     }
 
-    async fn record_wrong_code(&self, key: &str, lease_id: &str, ends_verification: bool) -> Result<u32, StoreError> {
+    async fn record_wrong_code(
+        &self,
+        key: &str,
+        lease_id: &str,
+        ends_verification: bool,
+    ) -> Result<u32, StoreError> {
         let mut state = self.lock();
         let verification = state.leased(key, lease_id)?;
         verification.wrong_codes = if ends_verification {
@@ -73,7 +78,12 @@ impl StateStore for MemoryStore {
         Ok(verification.attempts_left())
     }
 
-    async fn release_verification(&self, key: &str, lease_id: &str, progress: &Progress) -> Result<(), StoreError> {
+    async fn release_verification(
+        &self,
+        key: &str,
+        lease_id: &str,
+        progress: &Progress,
+    ) -> Result<(), StoreError> {
         let mut state = self.lock();
         let verification = state.leased(key, lease_id)?;
         verification.progress = progress.clone();
@@ -88,7 +98,12 @@ impl StateStore for MemoryStore {
         Ok(())
     }
 
-    async fn complete_verification(&self, key: &str, lease_id: &str, session: &Session) -> Result<(), StoreError> {
+    async fn complete_verification(
+        &self,
+        key: &str,
+        lease_id: &str,
+        session: &Session,
+    ) -> Result<(), StoreError> {
         let mut state = self.lock();
         state.leased(key, lease_id)?;
         state.verifications.remove(key);

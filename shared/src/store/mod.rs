@@ -107,6 +107,7 @@ pub struct Claim {
 }
 
 #[derive(Clone, Debug, PartialEq)]
+#[allow(clippy::large_enum_variant, reason = "short-lived return value; boxing buys nothing")]
 pub enum ClaimOutcome {
     /// The lease is ours; the record is returned as it now stands.
     Claimed(Verification),
@@ -163,18 +164,33 @@ pub trait StateStore: Send + Sync {
 
     /// Under the caller's lease: counts one wrong code (or, when `ends_verification`, uses up all
     /// attempts) and releases the lease. Returns the attempts left. Never counts past the limit.
-    async fn record_wrong_code(&self, key: &str, lease_id: &str, ends_verification: bool) -> Result<u32, StoreError>;
+    async fn record_wrong_code(
+        &self,
+        key: &str,
+        lease_id: &str,
+        ends_verification: bool,
+    ) -> Result<u32, StoreError>;
 
     /// Under the caller's lease: saves `progress` and releases the lease, so the same request
     /// retried resumes from there.
-    async fn release_verification(&self, key: &str, lease_id: &str, progress: &Progress) -> Result<(), StoreError>;
+    async fn release_verification(
+        &self,
+        key: &str,
+        lease_id: &str,
+        progress: &Progress,
+    ) -> Result<(), StoreError>;
 
     /// Under the caller's lease: deletes a verification the upstream has ended.
     async fn discard_verification(&self, key: &str, lease_id: &str) -> Result<(), StoreError>;
 
     /// Under the caller's lease, in one atomic step: consumes the verification and creates the
     /// session. Either both happen or neither.
-    async fn complete_verification(&self, key: &str, lease_id: &str, session: &Session) -> Result<(), StoreError>;
+    async fn complete_verification(
+        &self,
+        key: &str,
+        lease_id: &str,
+        session: &Session,
+    ) -> Result<(), StoreError>;
 
     /// A live session, or `None` when unknown or expired.
     async fn get_session(&self, key: &str, now: u64) -> Result<Option<Session>, StoreError>;

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Runs the whole test suite on a fresh machine: installs and starts what the tests need (a moto
+# DynamoDB server, in a git-ignored virtualenv), runs every Rust test against it, and stops it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Never let the AWS SDK look for real credentials or the EC2 metadata address.
+export AWS_EC2_METADATA_DISABLED=true
+export AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
+export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
+unset AWS_PROFILE AWS_SESSION_TOKEN
+# Tests wait on the network (sandbox delays, polling), not the CPU: run many at once.
+export RUST_TEST_THREADS="${RUST_TEST_THREADS:-8}"
+
+scripts/with-moto.sh cargo test --workspace --locked "$@"

@@ -1,0 +1,141 @@
+//! The handlers as Lambda calls them: each test loads an API Gateway v2 event from `events/`,
+//! turns it into a `lambda_http::Request` the way the runtime does, and calls the handler, with
+//! the sandbox auth server as the upstream.
+
+use std::{net::SocketAddr, path::PathBuf, sync::Arc};
+
+use lambda_http::{Body, Request, Response, http::header};
+use sandbox_auth::{Sandbox, SandboxConfig};
+use serde_json::{Value, json};
+use shared::{App, api, config::Config, store::MemoryStore};
+
+const PHONE: &str = "+447700900123";
+
+fn event(name: &str) -> Request {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../events").join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    lambda_http::request::from_str(&text)
+        .unwrap_or_else(|e| panic!("{name} is not an API Gateway v2 event: {e}"))
+}
+
+fn with_body(mut request: Request, body: Value) -> Request {
+    *request.body_mut() = Body::Text(body.to_string());
+    request
+}
+
+fn body_json(response: &Response<Body>) -> Value {
+    serde_json::from_slice(response.body().as_ref()).expect("JSON body")
+}
+
+fn header<'a>(response: &'a Response<Body>, name: header::HeaderName) -> &'a str {
+    response.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or_default()
+}
+
+async fn setup() -> (Sandbox, App) {
+    let sandbox = Sandbox::start(
+        SandboxConfig { quiet: true, interval: Some(1), ..SandboxConfig::default() },
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+    )
+    .await
+    .expect("sandbox starts");
+    let config = json!({
+        "realm": "ipification",
+        "auth_servers": [{ "id": "sandbox", "url": sandbox.url() }],
+        "client_id": "sandbox-client",
+        "client_secret": "sandbox-secret",
+        "clients": [{ "user_flow": "pvn_sms", "title": "SMS", "scope": "openid ip:phone_verify" }],
+        "upstream": { "connect_timeout_ms": 500, "request_timeout_ms": 2000, "token_budget_ms": 4000 }
+    });
+    let config = Config::parse(&config.to_string(), None).expect("valid config");
+    let app = App::new(config, Arc::new(MemoryStore::new())).expect("app");
+    (sandbox, app)
+}
+
+#[tokio::test]
+async fn sms_auth_event_sends_the_sms_and_returns_the_ids() {
+    let (sandbox, app) = setup().await;
+    let response = api::sms_auth(&app, event("sms-auth.json")).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(header(&response, header::CONTENT_TYPE), "application/json");
+    assert_eq!(header(&response, header::CACHE_CONTROL), "no-store");
+    let body = body_json(&response);
+    assert_eq!(body["auth_server"], json!({ "id": "sandbox", "url": sandbox.url() }));
+    assert!(body["auth_req_id"].as_str().is_some_and(|id| id.len() > 20));
+    let nonce = uuid::Uuid::parse_str(body["nonce"].as_str().unwrap()).expect("nonce is a UUID");
+    assert_eq!(nonce.get_version_num(), 4);
+
+    let messages = sandbox.messages_to(PHONE);
+    assert_eq!(messages.len(), 1, "exactly one SMS");
+    assert_eq!(messages[0].text, format!("Your verification PIN is: {}", messages[0].code));
+}
+
+#[tokio::test]
+async fn sms_token_event_verifies_and_opens_a_session() {
+    let (sandbox, app) = setup().await;
+    let started = body_json(&api::sms_auth(&app, event("sms-auth.json")).await.unwrap());
+    let code = sandbox.messages_to(PHONE)[0].code.clone();
+    let request = with_body(
+        event("sms-token.json"),
+        json!({ "code": code, "auth_req_id": started["auth_req_id"], "client_id": "sandbox-client", "nonce": started["nonce"] }),
+    );
+    let response = api::sms_token(&app, request).await.unwrap();
+    assert_eq!(response.status(), 200, "{:?}", response.body());
+    let body = body_json(&response);
+    assert_eq!(body["auth_server"]["id"], "sandbox");
+    assert_eq!(body["phone_number"], PHONE);
+    assert_eq!(body["phone_number_verified"], true);
+    let session = body["session"].as_str().expect("session token");
+    assert_eq!(session.len(), 43, "256-bit token, base64url");
+    let cookie = header(&response, header::SET_COOKIE);
+    assert!(cookie.starts_with(&format!("sms_session={session};")), "{cookie}");
+    for attribute in ["HttpOnly", "Secure", "SameSite=Lax", "Max-Age=3600"] {
+        assert!(cookie.contains(attribute), "{attribute} missing in {cookie}");
+    }
+}
+
+#[tokio::test]
+async fn sms_token_event_as_shipped_finds_no_verification() {
+    let (_sandbox, app) = setup().await;
+    let response = api::sms_token(&app, event("sms-token.json")).await.unwrap();
+    assert_eq!(response.status(), 404);
+    assert_eq!(body_json(&response)["error"], "verification_not_found");
+}
+
+#[tokio::test]
+async fn error_events_get_the_one_error_shape() {
+    let (sandbox, app) = setup().await;
+    let cases = [
+        ("sms-auth-invalid-phone.json", 400, "invalid_phone_number", "E.164"),
+        ("sms-auth-unknown-client.json", 401, "invalid_client", "client_id"),
+        ("sms-auth-malformed.json", 400, "invalid_request", "not valid JSON"),
+    ];
+    for (name, status, error, message) in cases {
+        let response = api::sms_auth(&app, event(name)).await.unwrap();
+        let body = body_json(&response);
+        assert_eq!(response.status(), status, "{name}: {body}");
+        assert_eq!(body["error"], error, "{name}");
+        assert_eq!(body["status"], status, "{name}");
+        assert!(body["message"].as_str().unwrap().contains(message), "{name}: {body}");
+    }
+    let response = api::sms_token(&app, event("sms-token-wrong-type.json")).await.unwrap();
+    assert_eq!(response.status(), 400);
+    assert!(body_json(&response)["message"].as_str().unwrap().contains("field `code`"));
+    assert!(sandbox.messages_to(PHONE).is_empty(), "no rejected request sent an SMS");
+}
+
+#[tokio::test]
+async fn sms_log_events() {
+    let response = api::sms_log(event("sms-log.json")).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.body().as_ref(), b"OK");
+    assert!(header(&response, header::CONTENT_TYPE).starts_with("text/plain"));
+
+    let response = api::sms_log(event("sms-log-missing-data.json")).await.unwrap();
+    assert_eq!(response.status(), 400);
+    assert!(body_json(&response)["message"].as_str().unwrap().contains("missing field `data`"));
+
+    let huge = with_body(event("sms-log.json"), json!({ "data": "x".repeat(40 * 1024) }));
+    let response = api::sms_log(huge).await.unwrap();
+    assert_eq!(response.status(), 413);
+    assert_eq!(body_json(&response)["error"], "payload_too_large");
+}
