@@ -27,7 +27,7 @@ fn body_json(response: &Response<Body>) -> Value {
     serde_json::from_slice(response.body().as_ref()).expect("JSON body")
 }
 
-fn header<'a>(response: &'a Response<Body>, name: header::HeaderName) -> &'a str {
+fn header(response: &Response<Body>, name: header::HeaderName) -> &str {
     response.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or_default()
 }
 

@@ -2,7 +2,8 @@
 //!
 //! With no arguments: the sandbox auth server on 127.0.0.1:3001, the in-memory store, and the API
 //! on 127.0.0.1:3000 with a config that points at the sandbox. With `--config PATH`: that config
-//! (and no sandbox unless `--sandbox`). With `TABLE_NAME` set: the DynamoDB store.
+//! (and no sandbox unless `--sandbox`). With `TABLE_NAME` set: the DynamoDB store (and with
+//! `--create-table`, the table is created when missing, for moto).
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc};
 
@@ -12,7 +13,7 @@ use serde_json::Value;
 use shared::{
     App,
     config::{self, Config, Secret},
-    store::{MemoryStore, StateStore},
+    store::{DynamoStore, MemoryStore, StateStore},
 };
 use tokio::net::TcpListener;
 
@@ -31,6 +32,9 @@ struct Args {
     /// Port of the sandbox auth server on 127.0.0.1.
     #[arg(long, env = "SANDBOX_PORT", default_value_t = 3001)]
     sandbox_port: u16,
+    /// With TABLE_NAME: create the DynamoDB table (with TTL) if it is missing, e.g. on moto.
+    #[arg(long)]
+    create_table: bool,
 }
 
 #[tokio::main]
@@ -51,7 +55,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let secret = std::env::var("CLIENT_SECRET").ok().filter(|s| !s.is_empty()).map(Secret::new);
     let config = Config::parse(&config, secret)?;
 
-    let store: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
+    let (store, store_name): (Arc<dyn StateStore>, String) = match shared::app::table_name_from_env() {
+        Some(table) => {
+            let dynamo = DynamoStore::from_env(table.clone()).await;
+            if args.create_table && dynamo.create_table_if_missing().await? {
+                tracing::info!(event = "table_created", table);
+            }
+            (Arc::new(dynamo), format!("dynamodb:{table}"))
+        }
+        None if args.create_table => return Err("--create-table needs TABLE_NAME".into()),
+        None => (Arc::new(MemoryStore::new()), "memory".to_owned()),
+    };
     let app = Arc::new(App::new(config, store)?);
 
     let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], args.port))).await?;
@@ -59,7 +73,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         event = "local_api_started",
         url = format!("http://{}", listener.local_addr()?),
         sandbox = sandbox.as_ref().map(Sandbox::url),
-        store = "memory",
+        store = store_name,
     );
     local_api::serve(listener, app, shutdown_signal()).await?;
     Ok(())

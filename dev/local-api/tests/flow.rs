@@ -2,6 +2,7 @@
 //! app takes, the mistakes and attacks it may make, and upstream failures with their recovery.
 //! Every case runs against each state store.
 
+#[macro_use]
 mod common;
 
 use std::time::Duration;
@@ -9,15 +10,6 @@ use std::time::Duration;
 use common::{CLIENT, PHONE, StoreKind, System, sandbox_config, wrong};
 use sandbox_auth::{Endpoint, Fault, SandboxConfig};
 use serde_json::json;
-
-macro_rules! for_each_store {
-    ($($case:ident),* $(,)?) => {
-        mod memory {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() { super::$case(super::StoreKind::Memory).await })*
-        }
-    };
-}
 
 for_each_store!(
     verifies_a_number_end_to_end,
@@ -41,6 +33,22 @@ for_each_store!(
     sms_log_accepts_any_json_data,
     unknown_routes_and_methods,
 );
+
+/// The access patterns promise one DynamoDB call on `/sms/auth` (PutItem) and two on
+/// `/sms/token` (the claim's UpdateItem, the completing TransactWriteItems).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynamodb_calls_per_verified_flow() {
+    let system = System::start(StoreKind::Dynamo).await;
+    let (_, calls) = system.dynamo.as_ref().expect("dynamo store");
+    let before = calls.count();
+    let started = system.start_verification(PHONE).await;
+    let on_auth = calls.count() - before;
+    let code = system.code_for(PHONE);
+    assert_eq!(system.token(&started, &code).await.status, 200);
+    let on_token = calls.count() - before - on_auth;
+    println!("DynamoDB calls per verified flow: /sms/auth {on_auth}, /sms/token {on_token}");
+    assert_eq!((on_auth, on_token), (1, 2));
+}
 
 async fn verifies_a_number_end_to_end(store: StoreKind) {
     let system = System::start_with(

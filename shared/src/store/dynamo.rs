@@ -1,34 +1,39 @@
-//! The DynamoDB store: one table, string partition key `pk`, TTL on `expires_at`.
+//! The DynamoDB store: one table, string partition key `pk`, TTL on `expires_at` (epoch seconds).
 //!
-//! | key (`pk`)  | item           | trait method           | DynamoDB call (one each)            | condition                                                                                  |
-//! |-------------|----------------|------------------------|-------------------------------------|--------------------------------------------------------------------------------------------|
-//! | `v#{key}`   | [`Verification`] | `put_verification`   | PutItem                             | none (overwrites)                                                                          |
-//! | `v#{key}`   |                | `claim_verification`   | UpdateItem `SET lease_id, lease_until` | exists, `expires_at > now`, same client, server and nonce, `wrong_codes < max_wrong_codes`, no lease or `lease_until <= now` |
-//! | `v#{key}`   |                | `record_wrong_code`    | UpdateItem `SET wrong_codes` `REMOVE lease_*` | `lease_id = caller's` (and, for one more wrong code, `wrong_codes < max_wrong_codes`) |
-//! | `v#{key}`   |                | `release_verification` | UpdateItem `SET stage` `REMOVE lease_*` | `lease_id = caller's`                                                                   |
-//! | `v#{key}`   |                | `discard_verification` | DeleteItem                          | `lease_id = caller's`                                                                      |
-//! | `v#{key}` + `s#{key}` | + [`Session`] | `complete_verification` | TransactWriteItems: Delete `v#` + Put `s#` | `v#`: `lease_id = caller's`; `s#`: `attribute_not_exists(pk)`                   |
-//! | `s#{key}`   | [`Session`]    | `get_session`          | GetItem (consistent)                | read as absent when `expires_at <= now`                                                    |
-//! | `s#{key}`   |                | `delete_session`       | DeleteItem                          | none                                                                                       |
+//! | method                  | item `pk`   | the one call                              | condition        |
+//! |-------------------------|-------------|-------------------------------------------|------------------|
+//! | `put_verification`      | `v#{key}`   | PutItem                                   | none: overwrites |
+//! | `claim_verification`    | `v#{key}`   | UpdateItem SET lease                      | claimable        |
+//! | `record_wrong_code`     | `v#{key}`   | UpdateItem SET wrong_codes REMOVE lease   | lease¹           |
+//! | `release_verification`  | `v#{key}`   | UpdateItem SET stage REMOVE lease         | lease            |
+//! | `discard_verification`  | `v#{key}`   | DeleteItem                                | lease            |
+//! | `complete_verification` | `v#` + `s#` | TransactWriteItems: Delete `v#`, Put `s#` | lease; new `s#`  |
+//! | `get_session`           | `s#{key}`   | GetItem, consistent read                  | none             |
+//! | `delete_session`        | `s#{key}`   | DeleteItem                                | none             |
 //!
-//! `{key}` is the hex digest the caller passes ([`super::verification_key`],
-//! [`super::session_key`]), never a raw credential.
+//! - `{key}`: the hex digest the caller passes ([`super::verification_key`], [`super::session_key`]),
+//!   never a raw credential.
+//! - lease: `lease_id = :lease`, the caller's; a failure is [`StoreError::LeaseLost`]. New `s#`:
+//!   `attribute_not_exists(pk)`.
+//! - claimable: `attribute_exists(pk) AND expires_at > :now AND client_id = :c AND server_id = :s AND
+//!   nonce_digest = :n AND wrong_codes < max_wrong_codes AND (attribute_not_exists(lease_until) OR
+//!   lease_until <= :now)`: [`judge_claim`] in DynamoDB's words. When it fails, the item returned with
+//!   the failure (`ReturnValuesOnConditionCheckFailure = ALL_OLD`) is judged by [`judge_claim`] itself
+//!   for the answer (not found, busy, exhausted), so both stores answer alike.
+//! - ¹ one more wrong code also needs `wrong_codes < max_wrong_codes`, so the count never passes the
+//!   limit; ending the verification sets `wrong_codes = max_wrong_codes`. (A record put already leased
+//!   and used up takes a second call to release its lease.)
 //!
-//! Attributes, one per field:
-//! - verification: `flow_id`, `nonce_digest`, `client_id`, `server_id`, `phone` (S); `created_at`,
-//!   `expires_at`, `poll_interval_secs`, `wrong_codes`, `max_wrong_codes` (N); `stage` (S:
-//!   `awaiting_code` | `code_accepted` | `token_issued`) and `sealed_access_token` (S, only with
-//!   `token_issued`); `lease_id` (S) and `lease_until` (N) while leased;
-//! - session: `flow_id`, `client_id`, `server_id`, `phone` (S); `userinfo` (S, a JSON object);
-//!   `verified_at`, `expires_at` (N).
+//! Attributes, one per field. Verification: `flow_id`, `nonce_digest`, `client_id`, `server_id`,
+//! `phone` (S); `created_at`, `expires_at`, `poll_interval_secs`, `wrong_codes`, `max_wrong_codes` (N);
+//! `stage` (S: `awaiting_code` | `code_accepted` | `token_issued`) and `sealed_access_token` (S, with
+//! `token_issued` only); `lease_id` (S) and `lease_until` (N) while leased. Session: `flow_id`,
+//! `client_id`, `server_id`, `phone` (S); `userinfo` (S, a JSON object); `verified_at`, `expires_at` (N).
 //!
-//! DynamoDB deletes expired items lazily (up to days later), so every read and every claim
-//! treats `expires_at <= now` as absent. A conditional-check failure on a lease-guarded write is
-//! [`StoreError::LeaseLost`]; a claim that fails its condition is judged by [`judge_claim`] on the
-//! item returned with the failure (`ReturnValuesOnConditionCheckFailure = ALL_OLD`), so both
-//! stores answer alike. A write that meets an in-flight transaction on its item
-//! (`TransactionConflict`, which the SDK does not retry) is sent again a few times; every other
-//! error, after the SDK's own retries, is [`StoreError::Unavailable`].
+//! DynamoDB deletes expired items lazily (up to days later), so reads and claims treat
+//! `expires_at <= now` as absent. A write that meets an in-flight transaction on its item
+//! (`TransactionConflict`, which the SDK does not retry) is sent again, up to 4 times in all. Every
+//! other error, after the SDK's own retries, and every unreadable item is [`StoreError::Unavailable`].
 
 use std::{collections::HashMap, fmt::Display, future::Future, str::FromStr, time::Duration};
 

@@ -3,7 +3,17 @@
 
 #![allow(dead_code)]
 
-use std::{net::SocketAddr, sync::Arc};
+use std::{
+    net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+};
+
+use aws_sdk_dynamodb::config::{
+    ConfigBag, Intercept, RuntimeComponents, interceptors::BeforeTransmitInterceptorContextRef,
+};
 
 use reqwest::{StatusCode, header::HeaderMap};
 use sandbox_auth::{Sandbox, SandboxConfig};
@@ -11,9 +21,23 @@ use serde_json::{Value, json};
 use shared::{
     App,
     config::Config,
-    store::{MemoryStore, StateStore},
+    store::{DynamoStore, MemoryStore, StateStore},
 };
 use tokio::{net::TcpListener, sync::oneshot};
+
+/// Runs each named `async fn case(store: StoreKind)` once per state store, as its own test.
+macro_rules! for_each_store {
+    ($($case:ident),* $(,)?) => {
+        mod memory {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() { super::$case(super::StoreKind::Memory).await })*
+        }
+        mod dynamo {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() { super::$case(super::StoreKind::Dynamo).await })*
+        }
+    };
+}
 
 pub const PHONE: &str = "+447700900123";
 pub const CLIENT: &str = "sandbox-client";
@@ -21,13 +45,63 @@ pub const CLIENT: &str = "sandbox-client";
 #[derive(Clone, Copy, Debug)]
 pub enum StoreKind {
     Memory,
+    /// A fresh table on the moto server that `scripts/test.sh` starts.
+    Dynamo,
 }
 
 pub struct System {
     pub sandbox: Sandbox,
     pub base: String,
     pub http: reqwest::Client,
+    /// The DynamoDB store's table and the number of DynamoDB calls made so far (Dynamo only).
+    pub dynamo: Option<(DynamoStore, DynamoCalls)>,
     _stop: oneshot::Sender<()>,
+}
+
+/// Counts every DynamoDB request the SDK sends (each attempt, retries included).
+#[derive(Clone, Debug, Default)]
+pub struct DynamoCalls(Arc<AtomicUsize>);
+
+impl DynamoCalls {
+    pub fn count(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+impl Intercept for DynamoCalls {
+    fn name(&self) -> &'static str {
+        "DynamoCalls"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+/// A DynamoDB client for the moto server of `scripts/test.sh`, counting its calls.
+pub async fn dynamo_client(calls: &DynamoCalls) -> aws_sdk_dynamodb::Client {
+    assert!(
+        std::env::var_os("AWS_ENDPOINT_URL_DYNAMODB").is_some(),
+        "the DynamoDB tests need a moto server: run them through scripts/test.sh"
+    );
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let config = aws_sdk_dynamodb::config::Builder::from(&sdk).interceptor(calls.clone()).build();
+    aws_sdk_dynamodb::Client::from_conf(config)
+}
+
+/// A new, empty table on moto, with TTL.
+pub async fn fresh_table() -> (DynamoStore, DynamoCalls) {
+    let calls = DynamoCalls::default();
+    let table = format!("test-{}", uuid::Uuid::new_v4().simple());
+    let store = DynamoStore::new(dynamo_client(&calls).await, table);
+    store.create_table_if_missing().await.expect("create the test table on moto");
+    (store, calls)
 }
 
 pub struct Reply {
@@ -84,8 +158,13 @@ impl System {
         let mut config = service_config(&sandbox.url());
         tweak(&mut config);
         let config = Config::parse(&config.to_string(), None).expect("valid test config");
-        let store: Arc<dyn StateStore> = match store {
-            StoreKind::Memory => Arc::new(MemoryStore::new()),
+        let dynamo = match store {
+            StoreKind::Memory => None,
+            StoreKind::Dynamo => Some(fresh_table().await),
+        };
+        let store: Arc<dyn StateStore> = match &dynamo {
+            None => Arc::new(MemoryStore::new()),
+            Some((store, _)) => Arc::new(store.clone()),
         };
         let app = Arc::new(App::new(config, store).expect("app"));
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -94,7 +173,7 @@ impl System {
         tokio::spawn(local_api::serve(listener, app, async {
             let _ = stopped.await;
         }));
-        Self { sandbox, base, http: reqwest::Client::new(), _stop: stop }
+        Self { sandbox, base, http: reqwest::Client::new(), dynamo, _stop: stop }
     }
 
     pub async fn post_raw(&self, path: &str, content_type: &str, body: impl Into<reqwest::Body>) -> Reply {
@@ -132,6 +211,15 @@ impl System {
         self.sandbox.messages_to(phone).first().expect("an SMS was sent").code.clone()
     }
 
+    /// Sends the same POST `n` times at once.
+    pub async fn post_parallel(&self, path: &str, body: Value, n: usize) -> Vec<Reply> {
+        post_parallel(std::slice::from_ref(&self.base), path, body, n).await
+    }
+
+    pub fn token_body(started: &Started, code: &str) -> Value {
+        json!({ "code": code, "auth_req_id": started.auth_req_id, "client_id": CLIENT, "nonce": started.nonce })
+    }
+
     pub async fn token(&self, started: &Started, code: &str) -> Reply {
         self.post(
             "/sms/token",
@@ -145,4 +233,20 @@ impl System {
 pub fn wrong(code: &str) -> String {
     let first = if code.starts_with('9') { '1' } else { '9' };
     format!("{first}{}", &code[1..])
+}
+
+/// Sends the same POST `n` times at once, spread round-robin over the API instances at `bases`.
+pub async fn post_parallel(bases: &[String], path: &str, body: Value, n: usize) -> Vec<Reply> {
+    let http = reqwest::Client::new();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..n {
+        let request = http.post(format!("{}{path}", bases[i % bases.len()])).json(&body);
+        tasks.spawn(async move {
+            let response = request.send().await.expect("local-api answers");
+            let status = response.status();
+            let headers = response.headers().clone();
+            Reply { status, headers, text: response.text().await.expect("body") }
+        });
+    }
+    tasks.join_all().await
 }

@@ -1,0 +1,181 @@
+//! Exactly-once under concurrency: many `/sms/token` calls at once on one verification, first
+//! within one API instance (both stores), then spread over several `local-api` processes sharing
+//! one DynamoDB table, as several Lambda instances would.
+
+#[macro_use]
+mod common;
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Child, Command, Stdio},
+};
+
+use common::{PHONE, Reply, StoreKind, System, fresh_table, post_parallel, service_config, wrong};
+use sandbox_auth::Sandbox;
+use serde_json::Value;
+
+for_each_store!(fifty_parallel_right_codes_verify_once, parallel_wrong_codes_stop_at_the_limit);
+
+async fn fifty_parallel_right_codes_verify_once(store: StoreKind) {
+    let system = System::start(store).await;
+    let started = system.start_verification(PHONE).await;
+    let code = system.code_for(PHONE);
+    let replies = system.post_parallel("/sms/token", System::token_body(&started, &code), 50).await;
+    assert_exactly_one_verified(&replies);
+    if let Some((store, _)) = &system.dynamo {
+        assert_eq!(count_items(store.client(), store.table(), "s#").await, 1, "exactly one session");
+        assert_eq!(count_items(store.client(), store.table(), "v#").await, 0, "verification consumed");
+    }
+    assert_eq!(system.sandbox.stats().requests.token, 1, "the auth_req_id was redeemed once");
+}
+
+async fn parallel_wrong_codes_stop_at_the_limit(store: StoreKind) {
+    let system = System::start(store).await;
+    let started = system.start_verification(PHONE).await;
+    let code = system.code_for(PHONE);
+    let body = System::token_body(&started, &wrong(&code));
+    let mut replies = Vec::new();
+    for _ in 0..10 {
+        let round = system.post_parallel("/sms/token", body.clone(), 20).await;
+        let done = round.iter().any(|r| r.status == 429);
+        replies.extend(round);
+        if done {
+            break;
+        }
+    }
+    assert_wrong_codes_counted_to_the_limit(&replies);
+    let reply = system.token(&started, &code).await;
+    assert_eq!(reply.status, 429, "the verification is dead: {}", reply.text);
+}
+
+/// Several `local-api` processes (each like one Lambda instance) on one moto table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn several_processes_sharing_one_table_verify_once() {
+    let sandbox = Sandbox::start(common::sandbox_config(), ([127, 0, 0, 1], 0).into()).await.unwrap();
+    let (store, _) = fresh_table().await;
+    let config_path = std::env::temp_dir().join(format!("{}.json", store.table()));
+    std::fs::write(&config_path, service_config(&sandbox.url()).to_string()).unwrap();
+    let instances: Vec<Instance> = (0..3).map(|_| Instance::spawn(&config_path, store.table())).collect();
+    let bases: Vec<String> = instances.iter().map(|i| i.base.clone()).collect();
+
+    // 50 right codes at once, over three processes: one verification, one session.
+    let first = start_verification(&bases[0]).await;
+    let code = sandbox.messages_to(PHONE)[0].code.clone();
+    let replies = post_parallel(&bases, "/sms/token", System::token_body(&first, &code), 50).await;
+    assert_exactly_one_verified(&replies);
+    assert_eq!(count_items(store.client(), store.table(), "s#").await, 1);
+
+    // Wrong codes at once, over three processes: counted exactly to the limit.
+    let second = start_verification(&bases[1]).await;
+    let code = sandbox.messages_to(PHONE)[0].code.clone();
+    let body = System::token_body(&second, &wrong(&code));
+    let mut replies = Vec::new();
+    for _ in 0..10 {
+        let round = post_parallel(&bases, "/sms/token", body.clone(), 20).await;
+        let done = round.iter().any(|r| r.status == 429);
+        replies.extend(round);
+        if done {
+            break;
+        }
+    }
+    assert_wrong_codes_counted_to_the_limit(&replies);
+    let _ = std::fs::remove_file(config_path);
+}
+
+fn assert_exactly_one_verified(replies: &[Reply]) {
+    let verified = replies.iter().filter(|r| r.status == 200).count();
+    assert_eq!(verified, 1, "exactly one call verifies");
+    for reply in replies.iter().filter(|r| r.status != 200) {
+        // The losers were told the truth: someone else is on it, or it is already used.
+        assert!(
+            matches!(reply.error().as_str(), "verification_in_progress" | "verification_not_found"),
+            "{} {}",
+            reply.status,
+            reply.text
+        );
+    }
+}
+
+/// Each wrong code is counted once, in order, and the count stops at the limit of 5.
+fn assert_wrong_codes_counted_to_the_limit(replies: &[Reply]) {
+    let mut attempts_left: Vec<u64> = replies
+        .iter()
+        .filter(|r| r.status == 400)
+        .map(|r| r.json()["data"]["attempts_left"].as_u64().expect("attempts_left"))
+        .collect();
+    attempts_left.sort_unstable();
+    assert_eq!(attempts_left, [1, 2, 3, 4], "four wrong codes answered with attempts left");
+    assert!(replies.iter().any(|r| r.status == 429), "the fifth ended it");
+    for reply in replies.iter().filter(|r| ![400, 429].contains(&r.status.as_u16())) {
+        assert_eq!(reply.error(), "verification_in_progress", "{}", reply.text);
+    }
+}
+
+async fn start_verification(base: &str) -> common::Started {
+    let reply = post_parallel(
+        &[base.to_owned()],
+        "/sms/auth",
+        serde_json::json!({ "client_id": common::CLIENT, "login_hint": PHONE }),
+        1,
+    )
+    .await
+    .remove(0);
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let body = reply.json();
+    common::Started {
+        auth_req_id: body["auth_req_id"].as_str().unwrap().to_owned(),
+        nonce: body["nonce"].as_str().unwrap().to_owned(),
+    }
+}
+
+async fn count_items(client: &aws_sdk_dynamodb::Client, table: &str, prefix: &str) -> usize {
+    let page = client
+        .scan()
+        .table_name(table)
+        .filter_expression("begins_with(pk, :prefix)")
+        .expression_attribute_values(":prefix", aws_sdk_dynamodb::types::AttributeValue::S(prefix.into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("scan the test table");
+    page.items().len()
+}
+
+/// One `local-api` process on a free port, stopped when dropped.
+struct Instance {
+    child: Child,
+    base: String,
+}
+
+impl Instance {
+    fn spawn(config: &std::path::Path, table: &str) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_local-api"))
+            .arg("--config")
+            .arg(config)
+            .env("TABLE_NAME", table)
+            .env("PORT", "0")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start local-api");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let base = loop {
+            let line = lines.next().expect("local-api printed its start line").expect("read stdout");
+            if let Ok(event) = serde_json::from_str::<Value>(&line)
+                && event["event"] == "local_api_started"
+            {
+                break event["url"].as_str().expect("url").to_owned();
+            }
+        };
+        // Keep reading its log so the process never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        Self { child, base }
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# Runs a command against a local moto DynamoDB server.
+#
+#   scripts/with-moto.sh cargo test -p shared --test store_suite
+#
+# Creates (once) the git-ignored virtualenv .venv at the repo root with the pins of
+# scripts/requirements-test.txt, starts moto's server on a free 127.0.0.1 port (log in
+# .tmp/moto.log; requests served one at a time, see below), exports the AWS_* variables that
+# point the AWS SDK at it with dummy credentials, runs the command, stops moto on exit (even when
+# the command fails) and exits with the command's status.
+set -euo pipefail
+
+if [[ $# -eq 0 ]]; then
+    echo "usage: $0 COMMAND [ARGS...]" >&2
+    exit 2
+fi
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$ROOT/.venv"
+REQUIREMENTS="$ROOT/scripts/requirements-test.txt"
+STAMP="$VENV/.requirements-test.sha256"
+TMP_DIR="$ROOT/.tmp"
+LOG="$TMP_DIR/moto.log"
+START_TIMEOUT_SECS=60
+
+mkdir -p "$TMP_DIR"
+
+setup_venv() {
+    if [[ ! -x "$VENV/bin/python" ]] || ! "$VENV/bin/python" -c 'import sys' >/dev/null 2>&1; then
+        echo "with-moto: creating $VENV" >&2
+        rm -rf "$VENV"
+        python3 -m venv "$VENV"
+    fi
+    local want
+    want="$( (cat "$REQUIREMENTS"; "$VENV/bin/python" -V) | sha256sum | cut -d' ' -f1)"
+    if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$want" && -x "$VENV/bin/moto_server" ]]; then
+        return 0
+    fi
+    echo "with-moto: installing $(basename "$REQUIREMENTS") into $VENV" >&2
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$REQUIREMENTS"
+    echo "$want" >"$STAMP"
+}
+
+# Concurrent runs share the venv: set it up under a lock where flock exists.
+if command -v flock >/dev/null 2>&1; then
+    exec 9>"$TMP_DIR/venv.lock"
+    flock 9
+    setup_venv
+    flock -u 9
+    exec 9>&-
+else
+    setup_venv
+fi
+
+PORT="$("$VENV/bin/python" -c 'import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])
+s.close()')"
+
+MOTO_PID=""
+# shellcheck disable=SC2317 # called by the EXIT trap
+stop_moto() {
+    if [[ -n "$MOTO_PID" ]] && kill -0 "$MOTO_PID" 2>/dev/null; then
+        kill "$MOTO_PID" 2>/dev/null || true
+        for _ in $(seq 50); do
+            kill -0 "$MOTO_PID" 2>/dev/null || break
+            sleep 0.1
+        done
+        if kill -0 "$MOTO_PID" 2>/dev/null; then
+            kill -9 "$MOTO_PID" 2>/dev/null || true
+        fi
+        wait "$MOTO_PID" 2>/dev/null || true
+    fi
+}
+trap stop_moto EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# `moto_server -H 127.0.0.1 -p PORT`, with one change: requests are served one at a time. moto
+# serves each request on its own thread and does not make a conditional write atomic (it checks
+# the condition, then writes), so without this lock two racing conditional writes can both pass,
+# which DynamoDB never allows, and the store's concurrency tests would fail at random.
+MOTO_SERIAL_SERVER='
+import sys
+import threading
+
+import moto.server
+
+lock = threading.Lock()
+run_simple = moto.server.run_simple
+
+
+def run_serially(host, port, app, **options):
+    def serial_app(environ, start_response):
+        with lock:
+            body = app(environ, start_response)
+            try:
+                return list(body)
+            finally:
+                if hasattr(body, "close"):
+                    body.close()
+
+    return run_simple(host, port, serial_app, **options)
+
+
+moto.server.run_simple = run_serially
+moto.server.main(sys.argv[1:])
+'
+"$VENV/bin/python" -c "$MOTO_SERIAL_SERVER" -H 127.0.0.1 -p "$PORT" >"$LOG" 2>&1 &
+MOTO_PID=$!
+
+ENDPOINT="http://127.0.0.1:$PORT"
+up=false
+for _ in $(seq $((START_TIMEOUT_SECS * 5))); do
+    if ! kill -0 "$MOTO_PID" 2>/dev/null; then
+        break
+    fi
+    if "$VENV/bin/python" -c 'import sys, urllib.request
+urllib.request.urlopen(sys.argv[1] + "/moto-api/", timeout=1).read()' "$ENDPOINT" >/dev/null 2>&1; then
+        up=true
+        break
+    fi
+    sleep 0.2
+done
+if [[ "$up" != true ]]; then
+    echo "with-moto: moto_server did not come up on $ENDPOINT; last lines of $LOG:" >&2
+    tail -n 30 "$LOG" >&2 || true
+    exit 1
+fi
+
+unset AWS_PROFILE
+export AWS_ENDPOINT_URL_DYNAMODB="$ENDPOINT"
+export AWS_REGION=us-east-1
+export AWS_DEFAULT_REGION=us-east-1
+export AWS_ACCESS_KEY_ID=test
+export AWS_SECRET_ACCESS_KEY=test
+export AWS_EC2_METADATA_DISABLED=true
+
+status=0
+"$@" || status=$?
+exit "$status"
