@@ -5,14 +5,12 @@
 #[macro_use]
 mod common;
 
-use std::{
-    io::{BufRead, BufReader},
-    process::{Child, Command, Stdio},
+use common::{
+    DynamoCalls, Instance, PHONE, Reply, StoreKind, System, dynamo_client, post_parallel, service_config,
+    wrong,
 };
-
-use common::{PHONE, Reply, StoreKind, System, fresh_table, post_parallel, service_config, wrong};
 use sandbox_auth::Sandbox;
-use serde_json::Value;
+use shared::store::DynamoStore;
 
 for_each_store!(fifty_parallel_right_codes_verify_once, parallel_wrong_codes_stop_at_the_limit);
 
@@ -52,10 +50,18 @@ async fn parallel_wrong_codes_stop_at_the_limit(store: StoreKind) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn several_processes_sharing_one_table_verify_once() {
     let sandbox = Sandbox::start(common::sandbox_config(), ([127, 0, 0, 1], 0).into()).await.unwrap();
-    let (store, _) = fresh_table().await;
-    let config_path = std::env::temp_dir().join(format!("{}.json", store.table()));
+    let table = format!("test-{}", uuid::Uuid::new_v4().simple());
+    let store = DynamoStore::new(dynamo_client(&DynamoCalls::default()).await, &table);
+    let config_path = std::env::temp_dir().join(format!("{table}.json"));
     std::fs::write(&config_path, service_config(&sandbox.url()).to_string()).unwrap();
-    let instances: Vec<Instance> = (0..3).map(|_| Instance::spawn(&config_path, store.table())).collect();
+    let config = config_path.to_str().unwrap();
+    // The first instance creates the table (with TTL), as `local-api --create-table` does on moto.
+    let instances: Vec<Instance> = (0..3)
+        .map(|i| {
+            let create = if i == 0 { &["--create-table"][..] } else { &[] };
+            Instance::spawn(&[&["--config", config], create].concat(), &[("TABLE_NAME", &table)])
+        })
+        .collect();
     let bases: Vec<String> = instances.iter().map(|i| i.base.clone()).collect();
 
     // 50 right codes at once, over three processes: one verification, one session.
@@ -139,43 +145,4 @@ async fn count_items(client: &aws_sdk_dynamodb::Client, table: &str, prefix: &st
         .await
         .expect("scan the test table");
     page.items().len()
-}
-
-/// One `local-api` process on a free port, stopped when dropped.
-struct Instance {
-    child: Child,
-    base: String,
-}
-
-impl Instance {
-    fn spawn(config: &std::path::Path, table: &str) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_local-api"))
-            .arg("--config")
-            .arg(config)
-            .env("TABLE_NAME", table)
-            .env("PORT", "0")
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start local-api");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let base = loop {
-            let line = lines.next().expect("local-api printed its start line").expect("read stdout");
-            if let Ok(event) = serde_json::from_str::<Value>(&line)
-                && event["event"] == "local_api_started"
-            {
-                break event["url"].as_str().expect("url").to_owned();
-            }
-        };
-        // Keep reading its log so the process never blocks on a full pipe.
-        std::thread::spawn(move || lines.for_each(drop));
-        Self { child, base }
-    }
-}
-
-impl Drop for Instance {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }

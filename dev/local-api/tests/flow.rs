@@ -7,7 +7,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{CLIENT, PHONE, StoreKind, System, sandbox_config, wrong};
+use std::sync::Arc;
+
+use common::{CLIENT, Instance, PHONE, StoreKind, System, sandbox_config, wrong};
 use sandbox_auth::{Endpoint, Fault, SandboxConfig};
 use serde_json::json;
 
@@ -444,4 +446,75 @@ async fn unknown_routes_and_methods(store: StoreKind) {
     assert_eq!(response.status(), 405);
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["error"], "method_not_allowed");
+}
+
+/// README command 1 and its curl walk-through, on the real binary: `local-api` with no
+/// arguments starts the sandbox and serves a whole verification.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readme_walkthrough_on_the_local_api_binary() {
+    let instance = Instance::spawn(&[], &[("SANDBOX_PORT", "0")]);
+    assert_eq!(instance.started["store"], "memory");
+    let sandbox_url = instance.started["sandbox"].as_str().expect("the sandbox was started");
+    let sandbox_base = sandbox_url.trim_end_matches("/auth");
+    let http = reqwest::Client::new();
+
+    let auth: serde_json::Value = http
+        .post(format!("{}/sms/auth", instance.base))
+        .json(&json!({ "client_id": "sandbox-client", "login_hint": PHONE }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let messages: serde_json::Value = http
+        .get(format!("{sandbox_base}/sandbox/messages?to=%2B447700900123"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let code = messages[0]["code"].as_str().expect("the SMS is in the outbox");
+    assert_eq!(messages[0]["text"], format!("Your verification PIN is: {code}"));
+    let response = http
+        .post(format!("{}/sms/token", instance.base))
+        .json(&json!({ "code": code, "auth_req_id": auth["auth_req_id"], "client_id": "sandbox-client", "nonce": auth["nonce"] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let verified: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(verified["phone_number_verified"], true);
+}
+
+/// With DynamoDB unreachable, both flow endpoints answer 503 and change nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_store_is_503() {
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let config = aws_sdk_dynamodb::config::Builder::from(&sdk)
+        .endpoint_url(format!("http://127.0.0.1:{closed_port}"))
+        .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::standard().with_max_attempts(2))
+        .build();
+    let store = shared::store::DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(config), "unreachable");
+    let system = System::start_with_store(Arc::new(store), sandbox_config(), |_| {}).await;
+
+    let reply = system.post("/sms/auth", json!({ "client_id": CLIENT, "login_hint": PHONE })).await;
+    assert_eq!(
+        (reply.status.as_u16(), reply.error().as_str()),
+        (503, "service_unavailable"),
+        "{}",
+        reply.text
+    );
+    assert_eq!(reply.headers["retry-after"], "1");
+    let started = common::Started { auth_req_id: "any".into(), nonce: "any".into() };
+    let reply = system.token(&started, "123456").await;
+    assert_eq!(
+        (reply.status.as_u16(), reply.error().as_str()),
+        (503, "service_unavailable"),
+        "{}",
+        reply.text
+    );
+    assert!(!reply.text.contains("127.0.0.1"), "internal causes stay in the logs");
 }

@@ -8,7 +8,9 @@ use std::{
 
 use async_trait::async_trait;
 
-use super::{Claim, ClaimOutcome, Progress, Session, StateStore, StoreError, Verification, judge_claim};
+use super::{
+    Claim, ClaimOutcome, Progress, Session, StateStore, StoreError, Verification, judge_claim, now_epoch_secs,
+};
 
 #[derive(Default)]
 pub struct MemoryStore {
@@ -46,7 +48,12 @@ impl State {
 #[async_trait]
 impl StateStore for MemoryStore {
     async fn put_verification(&self, verification: &Verification) -> Result<(), StoreError> {
-        self.lock().verifications.insert(verification.key.clone(), verification.clone());
+        let mut state = self.lock();
+        // What DynamoDB's TTL does for the table: a long-running local-api does not grow forever.
+        let now = now_epoch_secs();
+        state.verifications.retain(|_, v| v.expires_at > now);
+        state.sessions.retain(|_, s| s.expires_at > now);
+        state.verifications.insert(verification.key.clone(), verification.clone());
         Ok(())
     }
 

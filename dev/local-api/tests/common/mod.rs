@@ -4,7 +4,9 @@
 #![allow(dead_code)]
 
 use std::{
+    io::{BufRead, BufReader},
     net::SocketAddr,
+    process::{Child, Command, Stdio},
     sync::{
         Arc,
         atomic::{AtomicUsize, Ordering},
@@ -154,18 +156,28 @@ impl System {
         sandbox: SandboxConfig,
         tweak: impl FnOnce(&mut Value),
     ) -> Self {
-        let sandbox = Sandbox::start(sandbox, SocketAddr::from(([127, 0, 0, 1], 0))).await.expect("sandbox");
-        let mut config = service_config(&sandbox.url());
-        tweak(&mut config);
-        let config = Config::parse(&config.to_string(), None).expect("valid test config");
         let dynamo = match store {
             StoreKind::Memory => None,
             StoreKind::Dynamo => Some(fresh_table().await),
         };
-        let store: Arc<dyn StateStore> = match &dynamo {
+        let state: Arc<dyn StateStore> = match &dynamo {
             None => Arc::new(MemoryStore::new()),
             Some((store, _)) => Arc::new(store.clone()),
         };
+        let mut system = Self::start_with_store(state, sandbox, tweak).await;
+        system.dynamo = dynamo;
+        system
+    }
+
+    pub async fn start_with_store(
+        store: Arc<dyn StateStore>,
+        sandbox: SandboxConfig,
+        tweak: impl FnOnce(&mut Value),
+    ) -> Self {
+        let sandbox = Sandbox::start(sandbox, SocketAddr::from(([127, 0, 0, 1], 0))).await.expect("sandbox");
+        let mut config = service_config(&sandbox.url());
+        tweak(&mut config);
+        let config = Config::parse(&config.to_string(), None).expect("valid test config");
         let app = Arc::new(App::new(config, store).expect("app"));
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -173,7 +185,7 @@ impl System {
         tokio::spawn(local_api::serve(listener, app, async {
             let _ = stopped.await;
         }));
-        Self { sandbox, base, http: reqwest::Client::new(), dynamo, _stop: stop }
+        Self { sandbox, base, http: reqwest::Client::new(), dynamo: None, _stop: stop }
     }
 
     pub async fn post_raw(&self, path: &str, content_type: &str, body: impl Into<reqwest::Body>) -> Reply {
@@ -249,4 +261,45 @@ pub async fn post_parallel(bases: &[String], path: &str, body: Value, n: usize) 
         });
     }
     tasks.join_all().await
+}
+
+/// One `local-api` process on a free port, stopped when dropped.
+pub struct Instance {
+    child: Child,
+    pub base: String,
+    /// The `local_api_started` log line.
+    pub started: Value,
+}
+
+impl Instance {
+    pub fn spawn(args: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_local-api"))
+            .args(args)
+            .env_remove("TABLE_NAME")
+            .envs(env.iter().copied())
+            .env("PORT", "0")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start local-api");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let started = loop {
+            let line = lines.next().expect("local-api printed its start line").expect("read stdout");
+            if let Ok(event) = serde_json::from_str::<Value>(&line)
+                && event["event"] == "local_api_started"
+            {
+                break event;
+            }
+        };
+        // Keep reading its log so the process never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        Self { child, base: started["url"].as_str().expect("url").to_owned(), started }
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
