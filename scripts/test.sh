@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh machine: installs and starts what the tests need (a moto
-# DynamoDB server, in a git-ignored virtualenv), runs every Rust test against it, and stops it.
+# server for DynamoDB and Secrets Manager, in a git-ignored virtualenv), runs every Rust test
+# against it and stops it, then the deploy checks (sam validate --lint, sam build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,3 +14,4 @@ unset AWS_PROFILE AWS_SESSION_TOKEN
 export RUST_TEST_THREADS="${RUST_TEST_THREADS:-8}"
 
 scripts/with-moto.sh cargo test --workspace --locked "$@"
+scripts/sam-check.sh

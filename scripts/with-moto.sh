@@ -3,8 +3,8 @@
 #
 #   scripts/with-moto.sh cargo test -p shared --test store_suite
 #
-# Creates (once) the git-ignored virtualenv .venv at the repo root with the pins of
-# scripts/requirements-test.txt, starts moto's server on a free 127.0.0.1 port (log in
+# Makes sure the git-ignored virtualenv .venv holds the pinned tools (scripts/python-tools.sh),
+# starts moto's server on a free 127.0.0.1 port (log in
 # .tmp/moto.log; requests served one at a time, see below), exports the AWS_* variables that
 # point the AWS SDK at it with dummy credentials, runs the command, stops moto on exit (even when
 # the command fails) and exits with the command's status.
@@ -16,41 +16,11 @@ if [[ $# -eq 0 ]]; then
 fi
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-VENV="$ROOT/.venv"
-REQUIREMENTS="$ROOT/scripts/requirements-test.txt"
-STAMP="$VENV/.requirements-test.sha256"
+VENV="$("$ROOT/scripts/python-tools.sh")"
 TMP_DIR="$ROOT/.tmp"
+mkdir -p "$TMP_DIR"
 LOG="$TMP_DIR/moto.log"
 START_TIMEOUT_SECS=60
-
-mkdir -p "$TMP_DIR"
-
-setup_venv() {
-    if [[ ! -x "$VENV/bin/python" ]] || ! "$VENV/bin/python" -c 'import sys' >/dev/null 2>&1; then
-        echo "with-moto: creating $VENV" >&2
-        rm -rf "$VENV"
-        python3 -m venv "$VENV"
-    fi
-    local want
-    want="$( (cat "$REQUIREMENTS"; "$VENV/bin/python" -V) | sha256sum | cut -d' ' -f1)"
-    if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$want" && -x "$VENV/bin/moto_server" ]]; then
-        return 0
-    fi
-    echo "with-moto: installing $(basename "$REQUIREMENTS") into $VENV" >&2
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$REQUIREMENTS"
-    echo "$want" >"$STAMP"
-}
-
-# Concurrent runs share the venv: set it up under a lock where flock exists.
-if command -v flock >/dev/null 2>&1; then
-    exec 9>"$TMP_DIR/venv.lock"
-    flock 9
-    setup_venv
-    flock -u 9
-    exec 9>&-
-else
-    setup_venv
-fi
 
 PORT="$("$VENV/bin/python" -c 'import socket
 s = socket.socket()

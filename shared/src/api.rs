@@ -58,11 +58,16 @@ pub async fn sms_auth(app: &App, request: Request) -> HandlerResult {
     summary.request_id = request_id(&request);
     let result = async {
         let body: SmsAuthBody = parse_json(&request, MAX_FLOW_BODY_BYTES)?;
+        check_field("client_id", &body.client_id, 128)?;
+        check_field("login_hint", &body.login_hint, 32)?;
+        check_optional_field("server_id", body.server_id.as_deref(), 64)?;
+        check_optional_field("scope", body.scope.as_deref(), 256)?;
         let start = StartRequest {
             client_id: body.client_id,
             server_id: body.server_id,
             login_hint: body.login_hint,
             scope: body.scope,
+            source_ip: source_ip(&request),
         };
         flow::start(app, start, &mut summary).await
     }
@@ -88,6 +93,10 @@ pub async fn sms_token(app: &App, request: Request) -> HandlerResult {
     let result = async {
         let body: SmsTokenBody = parse_json(&request, MAX_FLOW_BODY_BYTES)?;
         check_code_format(&body.code)?;
+        check_field("auth_req_id", &body.auth_req_id, 4096)?;
+        check_field("client_id", &body.client_id, 128)?;
+        check_field("nonce", &body.nonce, 64)?;
+        check_optional_field("server_id", body.server_id.as_deref(), 64)?;
         let complete = CompleteRequest {
             code: body.code,
             auth_req_id: Secret::new(body.auth_req_id),
@@ -137,11 +146,15 @@ pub async fn sms_log(request: Request) -> HandlerResult {
     })
 }
 
-/// Reads the body as JSON of type `T`, naming the offending field in the error.
+/// Reads the body as JSON of type `T`, naming the offending field in the error. Unknown fields
+/// are ignored, so clients can send more than this version reads.
 fn parse_json<T: DeserializeOwned>(request: &Request, limit: usize) -> Result<T, ApiError> {
     let bytes: &[u8] = request.body().as_ref();
     if bytes.len() > limit {
         return Err(ApiError::payload_too_large(limit));
+    }
+    if !is_json(request.headers().get(header::CONTENT_TYPE)) {
+        return Err(ApiError::unsupported_media_type());
     }
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::invalid_request("the request body must be a JSON object"));
@@ -162,6 +175,33 @@ fn parse_json<T: DeserializeOwned>(request: &Request, limit: usize) -> Result<T,
         .end()
         .map_err(|err| ApiError::invalid_request(format!("unexpected data after the JSON object: {err}")))?;
     Ok(value)
+}
+
+/// `application/json`, with or without parameters such as `charset=utf-8`.
+fn is_json(content_type: Option<&HeaderValue>) -> bool {
+    let Some(value) = content_type.and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or_default().trim();
+    essence.eq_ignore_ascii_case("application/json")
+}
+
+/// A text field within its length, without control characters (which could forge log lines).
+fn check_field(name: &str, value: &str, max_chars: usize) -> Result<(), ApiError> {
+    if value.is_empty() {
+        return Err(ApiError::invalid_request(format!("field `{name}`: must not be empty")));
+    }
+    if value.chars().count() > max_chars {
+        return Err(ApiError::invalid_request(format!("field `{name}`: longer than {max_chars} characters")));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(ApiError::invalid_request(format!("field `{name}`: contains control characters")));
+    }
+    Ok(())
+}
+
+fn check_optional_field(name: &str, value: Option<&str>, max_chars: usize) -> Result<(), ApiError> {
+    value.map_or(Ok(()), |value| check_field(name, value, max_chars))
 }
 
 /// Codes are short runs of ASCII digits; anything else never reaches the upstream or the count.
@@ -223,7 +263,9 @@ mod tests {
     use super::*;
 
     fn request(body: &str) -> Request {
-        Request::new(Body::Text(body.to_owned()))
+        let mut request = Request::new(Body::Text(body.to_owned()));
+        request.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        request
     }
 
     #[test]
@@ -241,6 +283,35 @@ mod tests {
         let err =
             parse_json::<SmsLogBody>(&request(r#"{"data": 1} {"data": 2}"#), 1024).err().expect("rejected");
         assert!(err.message.unwrap().contains("after the JSON object"));
+    }
+
+    #[test]
+    fn only_json_bodies_are_read() {
+        for good in ["application/json", "application/json; charset=utf-8", "Application/JSON"] {
+            assert!(is_json(Some(&HeaderValue::from_static(good))), "{good}");
+        }
+        for bad in ["text/plain", "application/x-www-form-urlencoded", "application/jsonx", ""] {
+            assert!(!is_json(Some(&HeaderValue::from_static(bad))), "{bad}");
+        }
+        assert!(!is_json(None));
+        let mut form = request(r#"{"data": 1}"#);
+        form.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        assert_eq!(parse_json::<SmsLogBody>(&form, 1024).err().expect("rejected").status, 415);
+    }
+
+    #[test]
+    fn text_fields_are_bounded_and_free_of_control_characters() {
+        assert!(check_field("client_id", "app", 8).is_ok());
+        for (value, expected) in
+            [("", "empty"), ("123456789", "longer than 8"), ("a\nb", "control"), ("a\u{0}", "control")]
+        {
+            let err = check_field("client_id", value, 8).unwrap_err();
+            let message = err.message.unwrap();
+            assert!(
+                message.contains("field `client_id`") && message.contains(expected),
+                "{value:?}: {message}"
+            );
+        }
     }
 
     #[test]

@@ -3,9 +3,11 @@
 
 use std::sync::Arc;
 
+use aws_config::{BehaviorVersion, SdkConfig};
+
 use crate::{
     ciba::CibaClient,
-    config::{Config, ConfigError},
+    config::{Config, ConfigError, Secret},
     store::{DynamoStore, StateStore},
 };
 
@@ -24,6 +26,8 @@ pub enum StartupError {
     HttpClient(#[from] reqwest::Error),
     #[error("missing environment variable {name}: {why}")]
     MissingEnv { name: &'static str, why: &'static str },
+    #[error("cannot read the client secret {arn} from Secrets Manager: {cause}")]
+    Secret { arn: String, cause: String },
 }
 
 impl App {
@@ -32,17 +36,53 @@ impl App {
         Ok(Self { config, ciba, store })
     }
 
-    /// The Lambda instance's app: config from the environment (see [`Config::from_env`]) and the
-    /// DynamoDB table named by `TABLE_NAME` (the SDK finds region and credentials, and honours
-    /// `AWS_ENDPOINT_URL_DYNAMODB`).
+    /// The Lambda instance's app: the client secret (`CLIENT_SECRET`, else the Secrets Manager
+    /// secret `CLIENT_SECRET_ARN`), the config (see [`Config::from_env`]) and the DynamoDB table
+    /// named by `TABLE_NAME`. The SDK finds region and credentials, and honours the
+    /// `AWS_ENDPOINT_URL_*` overrides.
     pub async fn from_env() -> Result<Self, StartupError> {
-        let config = Config::from_env()?;
         let table = table_name_from_env().ok_or(StartupError::MissingEnv {
             name: "TABLE_NAME",
             why: "name the DynamoDB table that holds verifications and sessions",
         })?;
-        Self::new(config, Arc::new(DynamoStore::from_env(table).await))
+        let sdk = aws_config::load_defaults(BehaviorVersion::latest()).await;
+        let config = Config::from_env(client_secret_from_env(&sdk).await?)?;
+        let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), table);
+        Self::new(config, Arc::new(store))
     }
+}
+
+/// The client secret from `CLIENT_SECRET`, or read once (at cold start) from the Secrets Manager
+/// secret named by `CLIENT_SECRET_ARN`: either the plain secret, or a JSON object with a
+/// `client_secret` key. `None` when neither is set (the config file must then hold it).
+pub async fn client_secret_from_env(sdk: &SdkConfig) -> Result<Option<Secret>, StartupError> {
+    let non_empty = |name| std::env::var(name).ok().filter(|v: &String| !v.trim().is_empty());
+    if let Some(secret) = non_empty("CLIENT_SECRET") {
+        return Ok(Some(Secret::new(secret)));
+    }
+    let Some(arn) = non_empty("CLIENT_SECRET_ARN") else {
+        return Ok(None);
+    };
+    let fail = |cause: String| StartupError::Secret { arn: arn.clone(), cause };
+    let output = aws_sdk_secretsmanager::Client::new(sdk)
+        .get_secret_value()
+        .secret_id(&arn)
+        .send()
+        .await
+        .map_err(|e| fail(aws_sdk_secretsmanager::error::DisplayErrorContext(e).to_string()))?;
+    let text = output.secret_string().ok_or_else(|| fail("the secret has no SecretString".into()))?;
+    let secret = match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(serde_json::Value::Object(fields)) => {
+            fields.get("client_secret").and_then(|v| v.as_str()).map(str::to_owned).ok_or_else(|| {
+                fail("the secret is a JSON object without a string \"client_secret\"".into())
+            })?
+        }
+        _ => text.trim().to_owned(),
+    };
+    if secret.is_empty() {
+        return Err(fail("the secret is empty".into()));
+    }
+    Ok(Some(Secret::new(secret)))
 }
 
 /// `TABLE_NAME`, when set and not empty.

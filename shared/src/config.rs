@@ -11,6 +11,11 @@ use std::{collections::HashSet, env, fmt, fs, path::Path, time::Duration};
 use reqwest::Url;
 use serde::Deserialize;
 
+use crate::{
+    limits::{Limits, RawLimits},
+    phone::PhoneNumber,
+};
+
 /// The only `user_flow` allowed to use the SMS endpoints.
 pub const SMS_USER_FLOW: &str = "pvn_sms";
 /// Placeholder the upstream replaces with the one-time code.
@@ -72,7 +77,7 @@ pub struct Endpoints {
     pub userinfo: Url,
 }
 
-/// A client allowed to use the SMS flow, with its effective credentials.
+/// A client allowed to use the SMS flow, with its effective credentials and limits.
 #[derive(Clone, Debug)]
 pub struct SmsClient {
     pub client_id: String,
@@ -80,7 +85,22 @@ pub struct SmsClient {
     pub title: String,
     pub scope: Option<String>,
     pub sms_template: String,
+    pub limits: Limits,
+    /// ISO 3166-1 regions (`GB`) whose numbers may be verified; `None`: all.
+    pub allowed_countries: Option<Vec<String>>,
+    /// Fixed numbers with fixed codes: no upstream call, no SMS (app-store review, demos).
+    pub test_numbers: Vec<TestNumber>,
 }
+
+#[derive(Clone, Debug)]
+pub struct TestNumber {
+    /// E.164.
+    pub phone: String,
+    pub code: Secret,
+}
+
+/// At most this many test numbers per client (Firebase allows 10).
+const MAX_TEST_NUMBERS: usize = 10;
 
 /// Timeouts for upstream calls. The token budget bounds the whole `/sms/token` upstream work
 /// (callback, token polling, userinfo), so it must sit below the Lambda timeout and API Gateway's
@@ -98,16 +118,16 @@ pub struct Config {
     /// In file order; the first is the default when a request names no `server_id`.
     pub auth_servers: Vec<AuthServer>,
     pub sms_clients: Vec<SmsClient>,
-    pub max_wrong_codes: u32,
     pub session_ttl: Duration,
     pub upstream: UpstreamTimeouts,
 }
 
 impl Config {
     /// Loads the config the way a Lambda function gets it: inline JSON in `CONFIG_JSON`, else the
-    /// file named by `CONFIG_FILE`. `CLIENT_SECRET`, when set, replaces the top-level
-    /// `client_secret`, so the file itself never has to hold a secret.
-    pub fn from_env() -> Result<Self, ConfigError> {
+    /// file named by `CONFIG_FILE`. `client_secret` (from `CLIENT_SECRET` or Secrets Manager, see
+    /// [`crate::app::client_secret_from_env`]) replaces the top-level `client_secret`, so the
+    /// file never has to hold a secret; `SESSION_TTL_SECS` replaces `session_ttl_secs`.
+    pub fn from_env(client_secret: Option<Secret>) -> Result<Self, ConfigError> {
         let json = match (env::var("CONFIG_JSON"), env::var("CONFIG_FILE")) {
             (Ok(json), _) if !json.trim().is_empty() => json,
             (_, Ok(path)) if !path.trim().is_empty() => read_file(Path::new(&path))?,
@@ -117,8 +137,11 @@ impl Config {
                 ));
             }
         };
-        let secret = env::var("CLIENT_SECRET").ok().filter(|s| !s.is_empty());
-        Self::parse(&json, secret.map(Secret::new))
+        let json = match env::var("SESSION_TTL_SECS").ok().filter(|v| !v.trim().is_empty()) {
+            Some(ttl) => with_session_ttl(&json, &ttl)?,
+            None => json,
+        };
+        Self::parse(&json, client_secret)
     }
 
     /// Parses and validates a config document. Every problem found is listed in the error, each
@@ -140,6 +163,19 @@ impl Config {
             None => self.auth_servers.first(),
         }
     }
+}
+
+fn with_session_ttl(json: &str, ttl: &str) -> Result<String, ConfigError> {
+    let ttl: u64 = ttl.trim().parse().map_err(|_| {
+        ConfigError::new(format!("SESSION_TTL_SECS must be a whole number of seconds, not {ttl:?}"))
+    })?;
+    let mut document: serde_json::Value =
+        serde_json::from_str(json).map_err(|e| ConfigError::new(format!("config is not valid JSON: {e}")))?;
+    match document.as_object_mut() {
+        Some(object) => object.insert("session_ttl_secs".into(), ttl.into()),
+        None => return Err(ConfigError::new("config must be a JSON object")),
+    };
+    Ok(document.to_string())
 }
 
 pub fn read_file(path: &Path) -> Result<String, ConfigError> {
@@ -169,8 +205,12 @@ struct RawConfig {
     client_secret: Option<Secret>,
     #[serde(default)]
     clients: Vec<RawClient>,
-    #[serde(default = "defaults::max_wrong_codes")]
-    max_wrong_codes: u32,
+    /// Defaults for every client's limits (see [`crate::limits`]).
+    #[serde(default)]
+    limits: RawLimits,
+    /// Test numbers are refused unless this is set: production configs leave it off.
+    #[serde(default)]
+    test_numbers_enabled: bool,
     #[serde(default = "defaults::session_ttl_secs")]
     session_ttl_secs: u64,
     #[serde(default)]
@@ -205,6 +245,17 @@ struct RawClient {
     client_id: Option<String>,
     client_secret: Option<Secret>,
     sms_template: Option<String>,
+    limits: Option<RawLimits>,
+    allowed_countries: Option<Vec<String>>,
+    #[serde(default)]
+    test_numbers: Vec<RawTestNumber>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTestNumber {
+    phone: String,
+    code: String,
 }
 
 #[derive(Deserialize)]
@@ -229,9 +280,6 @@ impl Default for RawUpstream {
 }
 
 mod defaults {
-    pub fn max_wrong_codes() -> u32 {
-        5
-    }
     pub fn session_ttl_secs() -> u64 {
         3600
     }
@@ -279,6 +327,8 @@ impl RawConfig {
         }
 
         let default_secret = secret_override.or(self.client_secret);
+        let default_limits = self.limits.over(&Limits::default());
+        problems.extend(default_limits.problems("limits"));
         let mut client_ids = HashSet::new();
         let mut sms_clients = Vec::new();
         for (i, client) in self.clients.into_iter().enumerate() {
@@ -305,12 +355,50 @@ impl RawConfig {
             if !sms_template.contains(CODE_PLACEHOLDER) {
                 problems.push(format!("`{at}.sms_template` must contain {CODE_PLACEHOLDER}"));
             }
+            let limits = client.limits.unwrap_or_default().over(&default_limits);
+            problems.extend(limits.problems(&format!("{at}.limits")));
+            let allowed_countries = client
+                .allowed_countries
+                .map(|countries| countries.iter().map(|c| c.trim().to_ascii_uppercase()).collect::<Vec<_>>());
+            if let Some(countries) = &allowed_countries
+                && (countries.is_empty()
+                    || countries.iter().any(|c| c.len() != 2 || !c.bytes().all(|b| b.is_ascii_uppercase())))
+            {
+                problems.push(format!(
+                    "`{at}.allowed_countries` must list ISO 3166-1 alpha-2 codes such as \"GB\" (leave it out to allow all)"
+                ));
+            }
+            if client.test_numbers.len() > MAX_TEST_NUMBERS {
+                problems.push(format!("`{at}.test_numbers` may list at most {MAX_TEST_NUMBERS} numbers"));
+            }
+            if !client.test_numbers.is_empty() && !self.test_numbers_enabled {
+                problems.push(format!(
+                    "`{at}.test_numbers` is set but `test_numbers_enabled` is not true (test numbers are refused unless enabled)"
+                ));
+            }
+            let mut test_numbers = Vec::new();
+            for (j, test) in client.test_numbers.into_iter().enumerate() {
+                let here = format!("{at}.test_numbers[{j}]");
+                match PhoneNumber::parse(&test.phone) {
+                    Ok(phone) => test_numbers.push(TestNumber {
+                        phone: phone.e164().to_owned(),
+                        code: Secret::new(test.code.clone()),
+                    }),
+                    Err(why) => problems.push(format!("`{here}.phone`: {why}")),
+                }
+                if !(4..=10).contains(&test.code.len()) || !test.code.bytes().all(|b| b.is_ascii_digit()) {
+                    problems.push(format!("`{here}.code` must be 4 to 10 digits"));
+                }
+            }
             sms_clients.push(SmsClient {
                 client_id,
                 client_secret,
                 title: client.title.unwrap_or_else(|| "SMS Phone Number Verification".to_owned()),
                 scope: client.scope.filter(|s| !s.trim().is_empty()),
                 sms_template,
+                limits,
+                allowed_countries,
+                test_numbers,
             });
         }
         if sms_clients.is_empty() && problems.is_empty() {
@@ -319,9 +407,6 @@ impl RawConfig {
             ));
         }
 
-        if self.max_wrong_codes == 0 || self.max_wrong_codes > 10 {
-            problems.push("`max_wrong_codes` must be between 1 and 10".to_owned());
-        }
         if self.session_ttl_secs < 60 || self.session_ttl_secs > 30 * 86_400 {
             problems.push("`session_ttl_secs` must be between 60 and 2592000 (30 days)".to_owned());
         }
@@ -352,7 +437,6 @@ impl RawConfig {
             realm: self.realm,
             auth_servers,
             sms_clients,
-            max_wrong_codes: self.max_wrong_codes,
             session_ttl: Duration::from_secs(self.session_ttl_secs),
             upstream,
         })
@@ -414,7 +498,8 @@ mod tests {
         let client = config.sms_client("seed-client").expect("top-level client_id applies");
         assert_eq!(client.client_secret.expose(), "seed-secret");
         assert_eq!(client.sms_template, DEFAULT_SMS_TEMPLATE);
-        assert_eq!(config.max_wrong_codes, 5);
+        assert_eq!(client.limits, Limits::default());
+        assert!(client.allowed_countries.is_none() && client.test_numbers.is_empty());
         assert_eq!(config.session_ttl, Duration::from_secs(3600));
     }
 
@@ -467,6 +552,35 @@ mod tests {
         let json = SEED.replace(r#""scope": "openid ip:phone_verify""#, r#""sms_template": "Hello""#);
         let err = Config::parse(&json, None).unwrap_err().to_string();
         assert!(err.contains("`clients[0].sms_template` must contain {{code}}"), "{err}");
+    }
+
+    #[test]
+    fn limits_countries_and_test_numbers_per_client() {
+        let json = SEED.replace(
+            r#""scope": "openid ip:phone_verify" }"#,
+            r#""scope": "openid ip:phone_verify", "limits": { "max_wrong_codes": 3 },
+               "allowed_countries": ["gb", "DE"],
+               "test_numbers": [{ "phone": "+44 7400 123000", "code": "123456" }] }"#,
+        )
+        .replace(r#""realm": "ipification","#, r#""realm": "ipification", "test_numbers_enabled": true, "limits": { "starts_per_ip_hour": 10 },"#);
+        let config = Config::parse(&json, None).unwrap();
+        let client = &config.sms_clients[0];
+        assert_eq!((client.limits.max_wrong_codes, client.limits.starts_per_ip_hour), (3, 10));
+        assert_eq!(client.allowed_countries.as_deref(), Some(&["GB".to_owned(), "DE".to_owned()][..]));
+        assert_eq!(client.test_numbers[0].phone, "+447400123000");
+
+        let disabled = json.replace(r#""test_numbers_enabled": true"#, r#""test_numbers_enabled": false"#);
+        let err = Config::parse(&disabled, None).unwrap_err().to_string();
+        assert!(err.contains("`test_numbers_enabled` is not true"), "{err}");
+        let bad = json
+            .replace(r#"["gb", "DE"]"#, r#"["Britain"]"#)
+            .replace(r#""code": "123456""#, r#""code": "12""#);
+        let err = Config::parse(&bad, None).unwrap_err().to_string();
+        assert!(
+            err.contains("`clients[0].allowed_countries`")
+                && err.contains("`clients[0].test_numbers[0].code`"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::ciba::UpstreamError;
+use crate::{ciba::UpstreamError, limits::RateLimited};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ApiError {
@@ -17,8 +17,8 @@ pub struct ApiError {
     pub message: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data: Option<Value>,
-    /// Seconds until a retry can succeed; sent as the `Retry-After` header.
-    #[serde(skip)]
+    /// Seconds until a retry can succeed; also sent as the `Retry-After` header.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_after: Option<u64>,
 }
 
@@ -89,6 +89,33 @@ impl ApiError {
             "this verification is being completed by another request; retry shortly",
         )
         .with_retry_after(retry_after)
+    }
+
+    /// A limit against SMS pumping or code guessing said no; nothing was sent or counted.
+    pub fn rate_limited(limited: RateLimited) -> Self {
+        Self::new(
+            429,
+            "rate_limited",
+            format!("too many requests ({}); retry after {} s", limited.limit.name(), limited.retry_after),
+        )
+        .with_data(serde_json::json!({ "limit": limited.limit.name(), "retry_after": limited.retry_after }))
+        .with_retry_after(limited.retry_after)
+    }
+
+    pub fn country_not_allowed() -> Self {
+        Self::new(
+            403,
+            "country_not_allowed",
+            "phone numbers of this country cannot be verified by this client",
+        )
+    }
+
+    pub fn unsupported_media_type() -> Self {
+        Self::new(
+            415,
+            "unsupported_media_type",
+            "the request body must be JSON: send Content-Type: application/json",
+        )
     }
 
     pub fn phone_not_verified() -> Self {

@@ -1,12 +1,18 @@
 //! The SMS verification flow, in the order the protocol runs it.
 //!
-//! `/sms/auth` → [`start`]: check client, server and phone; ask the upstream to send the SMS;
-//! remember a pending verification under the digest of the `auth_req_id`.
+//! `/sms/auth` → [`start`]: check client, server, phone and country; count the send against the
+//! limits (per phone, per source network: see [`crate::limits`]); ask the upstream to send the
+//! SMS; remember a pending verification under the digest of the `auth_req_id`, as the phone's
+//! current one (a new start replaces the old).
 //!
 //! `/sms/token` → [`complete`]: claim the pending verification (it must match client, server and
-//! nonce, be alive and have attempts left; the claim is a lease, so two calls never work on one
-//! verification at once); submit the code; exchange the `auth_req_id` for a token; read userinfo;
-//! then, in one atomic store step, consume the verification and create the verified session.
+//! nonce, be alive and current, have attempts left, and its phone must not be locked by wrong
+//! codes; the claim is a lease, so two calls never work on one verification at once); submit the
+//! code; exchange the `auth_req_id` for a token; read userinfo; then, in one atomic store step,
+//! consume the verification and create the verified session.
+//!
+//! A client's test numbers take the same path with the upstream left out: a fixed code, no SMS,
+//! and a synthetic userinfo marked `"test": true`.
 //!
 //! Failure rules, which keep a retry possible without a second SMS:
 //! - a retryable upstream failure (5xx, time-out) saves how far the flow got and releases the
@@ -20,14 +26,15 @@ use tokio::time::Instant;
 
 use crate::{
     App,
-    ciba::{DEFAULT_POLL_INTERVAL_SECS, UpstreamError, UserInfo},
+    ciba::{AuthStarted, DEFAULT_POLL_INTERVAL_SECS, UpstreamError, UserInfo},
     config::{AuthServer, FALLBACK_SCOPE, MAX_VERIFICATION_TTL_SECS, Secret, SmsClient},
     crypto,
     error::ApiError,
+    limits::{Limit, RateLimited, ip_bucket},
     phone::PhoneNumber,
     store::{
-        Claim, ClaimOutcome, Lease, Progress, Session, StoreError, Verification, now_epoch_secs, session_key,
-        verification_key,
+        self, Claim, ClaimOutcome, Lease, Progress, SendReservation, Session, StoreError, Verification,
+        now_epoch_secs, session_key, verification_key,
     },
     telemetry::Summary,
 };
@@ -39,12 +46,17 @@ const ENDING_ERRORS: [&str; 4] = ["invalid_token", "access_denied", "expired_tok
 /// Seconds a lease outlives the token budget, so a slow last step still finishes under it.
 const LEASE_MARGIN_SECS: u64 = 5;
 
+/// How long a test number's verification lives (no upstream says otherwise).
+const TEST_VERIFICATION_TTL_SECS: u64 = 300;
+
 #[derive(Debug, Clone)]
 pub struct StartRequest {
     pub client_id: String,
     pub server_id: Option<String>,
     pub login_hint: String,
     pub scope: Option<String>,
+    /// The caller's address as API Gateway saw it, for the per-network limit.
+    pub source_ip: Option<String>,
 }
 
 /// The auth server as the API shows it.
@@ -92,23 +104,59 @@ pub fn flow_id(auth_req_id: &str) -> String {
 /// `/sms/auth`: sends the SMS and records the pending verification.
 pub async fn start(app: &App, request: StartRequest, summary: &mut Summary) -> Result<Started, ApiError> {
     let (client, server) = client_and_server(app, &request.client_id, request.server_id.as_deref(), summary)?;
-    let phone = PhoneNumber::parse_e164(&request.login_hint).map_err(ApiError::invalid_phone_number)?;
+    let phone = PhoneNumber::parse(&request.login_hint).map_err(ApiError::invalid_phone_number)?;
     summary.phone_masked = Some(phone.masked());
-    let scope = request.scope.as_deref().or(client.scope.as_deref()).unwrap_or(FALLBACK_SCOPE);
-
-    let login_hint = phone.login_hint(server.login_hint_format);
-    let started = app
-        .ciba
-        .start(server, client, login_hint, scope, &client.sms_template)
-        .await
-        .inspect_err(|err| summary.upstream_status = err.status())?;
-    summary.upstream_status = Some(200);
-    if started.auth_req_id.is_empty() {
-        return Err(UpstreamError::Failed { status: Some(200), reason: "empty auth_req_id".into() }.into());
+    summary.country_code = Some(phone.country_code());
+    if let Some(allowed) = &client.allowed_countries
+        && !phone.region().is_some_and(|region| allowed.iter().any(|a| a == region))
+    {
+        return Err(ApiError::country_not_allowed());
     }
+    let phone_key = store::phone_key(&client.client_id, phone.e164());
+    let now = now_epoch_secs();
+
+    let test_number = client.test_numbers.iter().any(|t| t.phone == phone.e164());
+    let started = if test_number {
+        // No SMS and no cost: no upstream call and no send limits; every use is logged.
+        summary.test_number = true;
+        tracing::warn!(event = "sms_test_number_used", client_id = %client.client_id, phone = %phone.masked());
+        AuthStarted {
+            auth_req_id: format!("test-{}", crypto::new_token()),
+            expires_in: TEST_VERIFICATION_TTL_SECS,
+            interval: None,
+        }
+    } else {
+        let reservation = SendReservation {
+            phone_key: phone_key.clone(),
+            ip_key: request
+                .source_ip
+                .as_deref()
+                .and_then(ip_bucket)
+                .map(|b| store::ip_key(&client.client_id, &b)),
+            limits: client.limits.clone(),
+            now,
+        };
+        if let Err(limited) = app.store.reserve_send(&reservation).await.map_err(store_error)? {
+            summary.limit = Some(limited.limit.name());
+            return Err(ApiError::rate_limited(limited));
+        }
+        let scope = request.scope.as_deref().or(client.scope.as_deref()).unwrap_or(FALLBACK_SCOPE);
+        let login_hint = phone.login_hint(server.login_hint_format);
+        let started = app
+            .ciba
+            .start(server, client, login_hint, scope, &client.sms_template)
+            .await
+            .inspect_err(|err| summary.upstream_status = err.status())?;
+        summary.upstream_status = Some(200);
+        if started.auth_req_id.is_empty() {
+            return Err(
+                UpstreamError::Failed { status: Some(200), reason: "empty auth_req_id".into() }.into()
+            );
+        }
+        started
+    };
     summary.flow_id = Some(flow_id(&started.auth_req_id));
 
-    let now = now_epoch_secs();
     let nonce = crypto::new_nonce();
     let verification = Verification {
         key: verification_key(&started.auth_req_id),
@@ -117,11 +165,13 @@ pub async fn start(app: &App, request: StartRequest, summary: &mut Summary) -> R
         client_id: client.client_id.clone(),
         server_id: server.id.clone(),
         phone: phone.e164().to_owned(),
+        phone_key,
+        test: test_number,
         created_at: now,
         expires_at: now + started.expires_in.clamp(1, MAX_VERIFICATION_TTL_SECS),
         poll_interval_secs: started.interval.unwrap_or(DEFAULT_POLL_INTERVAL_SECS),
         wrong_codes: 0,
-        max_wrong_codes: app.config.max_wrong_codes,
+        max_wrong_codes: client.limits.max_wrong_codes,
         progress: Progress::AwaitingCode,
         lease: None,
     };
@@ -151,38 +201,89 @@ pub async fn complete(
         nonce_digest: crypto::digest("nonce", &request.nonce),
         lease: lease.clone(),
         now,
+        max_failures_per_phone: client.limits.max_failures_per_phone,
     };
     let verification = match app.store.claim_verification(&key, &claim).await.map_err(store_error)? {
         ClaimOutcome::Claimed(verification) => verification,
         ClaimOutcome::NotFound => return Err(ApiError::verification_not_found()),
         ClaimOutcome::Busy { retry_after } => return Err(ApiError::verification_in_progress(retry_after)),
         ClaimOutcome::Exhausted => return Err(ApiError::too_many_attempts()),
+        ClaimOutcome::PhoneLocked { retry_after } => {
+            summary.limit = Some(Limit::PhoneLocked.name());
+            return Err(ApiError::rate_limited(RateLimited { limit: Limit::PhoneLocked, retry_after }));
+        }
     };
-    summary.phone_masked = PhoneNumber::parse_e164(&verification.phone).ok().map(|p| p.masked());
+    if let Ok(phone) = PhoneNumber::parse(&verification.phone) {
+        summary.phone_masked = Some(phone.masked());
+        summary.country_code = Some(phone.country_code());
+    }
     let lifetime_left = std::time::Duration::from_secs(verification.expires_at.saturating_sub(now));
     let deadline = Instant::now() + budget.min(lifetime_left);
-    let attempt = Attempt { app, key: &key, lease_id: &lease.id, summary };
+    let mut attempt =
+        Attempt { app, verification: &verification, lease_id: &lease.id, summary, access_token: None };
+
+    // 2.–4. The code, the token, the userinfo: upstream, or the test number's fixed code.
+    let userinfo = if verification.test {
+        attempt.summary.test_number = true;
+        verify_test_code(client, &verification, &request.code, &mut attempt).await?
+    } else {
+        verify_upstream(server, client, auth_req_id, &request.code, deadline, &mut attempt).await?
+    };
+
+    // 5. Consume the verification and create the session, in one atomic step.
+    let session_token = Secret::new(crypto::new_token());
+    let session_ttl_secs = app.config.session_ttl.as_secs();
+    let now = now_epoch_secs();
+    let UserInfo(claims) = userinfo;
+    let session = Session {
+        key: session_key(session_token.expose()),
+        flow_id: verification.flow_id.clone(),
+        client_id: verification.client_id.clone(),
+        server_id: verification.server_id.clone(),
+        phone: verification.phone.clone(),
+        userinfo: claims.clone(),
+        verified_at: now,
+        expires_at: now + session_ttl_secs,
+    };
+    if let Err(err) = app.store.complete_verification(&verification, &lease.id, &session).await {
+        return Err(attempt.completion_failed(auth_req_id, err).await);
+    }
+
+    Ok(Verified { auth_server: server.into(), claims, session_token, session_ttl_secs })
+}
+
+/// Steps 2–4 against the upstream: the SMS callback with the code, the token, the userinfo.
+async fn verify_upstream(
+    server: &AuthServer,
+    client: &SmsClient,
+    auth_req_id: &Secret,
+    code: &str,
+    deadline: Instant,
+    attempt: &mut Attempt<'_>,
+) -> Result<UserInfo, ApiError> {
+    let ciba = &attempt.app.ciba;
+    let progress = attempt.verification.progress.clone();
 
     // 2. Submit the code, unless an earlier attempt already got it accepted.
     let mut ready_token = None;
-    if verification.progress == Progress::AwaitingCode {
-        match app.ciba.submit_code(server, auth_req_id, &request.code, deadline).await {
+    if progress == Progress::AwaitingCode {
+        match ciba.submit_code(server, auth_req_id, code, deadline).await {
             Ok(()) => {}
             Err(err) if err.is_retryable() => return Err(attempt.pause(&Progress::AwaitingCode, err).await),
             // "No longer pending" may mean an earlier callback went through but its answer was
             // lost (a time-out): then the token is ready, and the user must not pay for our failure.
             Err(err) if ends_upstream_request(&err) => {
-                match app.ciba.token_once(server, client, auth_req_id, deadline).await {
+                match ciba.token_once(server, client, auth_req_id, deadline).await {
                     Ok(token) => ready_token = Some(token),
-                    Err(_) => return Err(attempt.wrong_code(err).await),
+                    Err(_) => return Err(attempt.wrong_code(&err).await),
                 }
             }
-            Err(err) => return Err(attempt.wrong_code(err).await),
+            Err(err) => return Err(attempt.wrong_code(&err).await),
         }
     }
 
     // 3. Exchange the auth_req_id for an access token (once: the upstream redeems it only once).
-    let access_token = match (ready_token, &verification.progress) {
+    let access_token = match (ready_token, &progress) {
         (Some(token), _) => token,
         (None, Progress::TokenIssued { sealed_access_token }) => {
             match crypto::open(auth_req_id.expose(), sealed_access_token) {
@@ -195,8 +296,8 @@ pub async fn complete(
             }
         }
         (None, _) => {
-            match app.ciba.token(server, client, auth_req_id, verification.poll_interval_secs, deadline).await
-            {
+            let interval = attempt.verification.poll_interval_secs;
+            match ciba.token(server, client, auth_req_id, interval, deadline).await {
                 Ok(token) => token,
                 Err(err) => return Err(attempt.fail(&Progress::CodeAccepted, err).await),
             }
@@ -204,7 +305,7 @@ pub async fn complete(
     };
 
     // 4. Read what the upstream verified.
-    let userinfo = match app.ciba.userinfo(server, &access_token, deadline).await {
+    let userinfo = match ciba.userinfo(server, &access_token, deadline).await {
         Ok(userinfo) => userinfo,
         Err(err) => {
             let sealed = crypto::seal(auth_req_id.expose(), access_token.expose());
@@ -215,33 +316,34 @@ pub async fn complete(
         attempt.discard().await;
         return Err(ApiError::phone_not_verified());
     }
+    // Kept so a failed completion (step 5) can still be resumed.
+    attempt.access_token = Some(access_token);
+    Ok(userinfo)
+}
 
-    // 5. Consume the verification and create the session, in one atomic step.
-    let session_token = Secret::new(crypto::new_token());
-    let session_ttl_secs = app.config.session_ttl.as_secs();
-    let now = now_epoch_secs();
-    let UserInfo(claims) = userinfo;
-    let session = Session {
-        key: session_key(session_token.expose()),
-        flow_id: verification.flow_id.clone(),
-        client_id: verification.client_id,
-        server_id: verification.server_id,
-        phone: verification.phone,
-        userinfo: claims.clone(),
-        verified_at: now,
-        expires_at: now + session_ttl_secs,
-    };
-    if let Err(err) = app.store.complete_verification(&key, &lease.id, &session).await {
-        // Keep the redeemed token so the retry can still finish this verification.
-        let sealed = crypto::seal(auth_req_id.expose(), access_token.expose());
-        let progress = Progress::TokenIssued { sealed_access_token: sealed };
-        if let Err(release_err) = app.store.release_verification(&key, &lease.id, &progress).await {
-            tracing::warn!(error = %release_err, "could not save progress after a failed completion");
-        }
-        return Err(store_error(err));
+/// Steps 2–4 for a test number: its fixed code, and a userinfo that says it is a test.
+async fn verify_test_code(
+    client: &SmsClient,
+    verification: &Verification,
+    code: &str,
+    attempt: &mut Attempt<'_>,
+) -> Result<UserInfo, ApiError> {
+    let expected = client.test_numbers.iter().find(|t| t.phone == verification.phone);
+    tracing::warn!(event = "sms_test_number_used", client_id = %client.client_id, flow_id = %verification.flow_id);
+    if !expected.is_some_and(|t| crypto::constant_time_eq(t.code.expose(), code)) {
+        let rejected =
+            UpstreamError::Rejected { status: 400, error: "invalid_code".into(), description: None };
+        return Err(attempt.wrong_code(&rejected).await);
     }
-
-    Ok(Verified { auth_server: server.into(), claims, session_token, session_ttl_secs })
+    let mut claims = Map::new();
+    claims.insert(
+        "sub".into(),
+        Value::String(format!("test-{}", &crypto::digest("test-sub", &verification.phone)[..16])),
+    );
+    claims.insert("phone_number".into(), Value::String(verification.phone.clone()));
+    claims.insert("phone_number_verified".into(), Value::Bool(true));
+    claims.insert("test".into(), Value::Bool(true));
+    Ok(UserInfo(claims))
 }
 
 fn client_and_server<'a>(
@@ -275,17 +377,21 @@ fn ends_upstream_request(err: &UpstreamError) -> bool {
 /// One `/sms/token` call holding the lease on a verification: the ways it can end early.
 struct Attempt<'a> {
     app: &'a App,
-    key: &'a str,
+    verification: &'a Verification,
     lease_id: &'a str,
     summary: &'a mut Summary,
+    /// The upstream access token once redeemed (never for test numbers).
+    access_token: Option<Secret>,
 }
 
 impl Attempt<'_> {
-    /// The callback refused the code: count it (all attempts, if the upstream ended the request).
-    async fn wrong_code(self, err: UpstreamError) -> ApiError {
+    /// The code was refused: count it (all attempts, if the upstream ended the request).
+    async fn wrong_code(&mut self, err: &UpstreamError) -> ApiError {
         self.summary.upstream_status = err.status();
-        let ends = ends_upstream_request(&err);
-        match self.app.store.record_wrong_code(self.key, self.lease_id, ends).await {
+        let ends = ends_upstream_request(err);
+        let counted =
+            self.app.store.record_wrong_code(self.verification, self.lease_id, ends, now_epoch_secs()).await;
+        match counted {
             Ok(attempts_left) => {
                 self.summary.attempts_left = Some(attempts_left);
                 if attempts_left == 0 && !ends {
@@ -299,7 +405,7 @@ impl Attempt<'_> {
     }
 
     /// A later step failed: keep the verification for a retry unless the upstream ended it.
-    async fn fail(self, progress: &Progress, err: UpstreamError) -> ApiError {
+    async fn fail(&mut self, progress: &Progress, err: UpstreamError) -> ApiError {
         if ends_upstream_request(&err) {
             self.summary.upstream_status = err.status();
             self.discard().await;
@@ -309,18 +415,33 @@ impl Attempt<'_> {
     }
 
     /// Saves how far the flow got and releases the lease, so the same request can be retried.
-    async fn pause(self, progress: &Progress, err: UpstreamError) -> ApiError {
+    async fn pause(&mut self, progress: &Progress, err: UpstreamError) -> ApiError {
         self.summary.upstream_status = err.status();
-        if let Err(store_err) = self.app.store.release_verification(self.key, self.lease_id, progress).await {
-            // The lease still expires on its own, after which a retry resumes from the last save.
-            tracing::warn!(error = %store_err, "could not release the verification lease");
-        }
+        self.release(progress).await;
         tracing::warn!(error = %err, "upstream call failed; the verification is kept for a retry");
         err.into()
     }
 
+    /// The final store step failed: keep the redeemed token so the retry can still finish.
+    async fn completion_failed(&mut self, auth_req_id: &Secret, err: StoreError) -> ApiError {
+        if let Some(token) = &self.access_token {
+            let sealed = crypto::seal(auth_req_id.expose(), token.expose());
+            self.release(&Progress::TokenIssued { sealed_access_token: sealed }).await;
+        }
+        store_error(err)
+    }
+
+    async fn release(&self, progress: &Progress) {
+        let released =
+            self.app.store.release_verification(&self.verification.key, self.lease_id, progress).await;
+        if let Err(err) = released {
+            // The lease still expires on its own, after which a retry resumes from the last save.
+            tracing::warn!(error = %err, "could not release the verification lease");
+        }
+    }
+
     async fn discard(&self) {
-        if let Err(err) = self.app.store.discard_verification(self.key, self.lease_id).await {
+        if let Err(err) = self.app.store.discard_verification(&self.verification.key, self.lease_id).await {
             tracing::warn!(error = %err, "could not discard an ended verification");
         }
     }

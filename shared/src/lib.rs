@@ -12,6 +12,7 @@ pub mod config;
 pub mod crypto;
 pub mod error;
 pub mod flow;
+pub mod limits;
 pub mod phone;
 pub mod redact;
 pub mod store;

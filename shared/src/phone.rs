@@ -1,49 +1,80 @@
-//! Phone numbers in E.164 (`+` then 2–15 digits, the first not 0): the only form the API takes,
-//! the form state is keyed by, and the source of the masked form that logs may carry.
+//! Phone numbers: parsed and validated with libphonenumber's rules (the `phonenumber` crate),
+//! normalised to E.164. The E.164 form is what state is keyed by, so one number written two ways
+//! (`+44 7400 123456`, `+447400123456`) counts once; only the masked form reaches a log.
 
 use std::fmt;
 
 use crate::config::LoginHintFormat;
 
-/// A phone number known to be in E.164 form. `Debug` and `Display` print it masked.
+/// A valid phone number, in E.164. `Debug` and `Display` print it masked.
 #[derive(Clone, PartialEq, Eq)]
-pub struct PhoneNumber(String);
+pub struct PhoneNumber {
+    e164: String,
+    country_code: u16,
+    region: Option<String>,
+}
 
 impl PhoneNumber {
-    /// Accepts exactly `+` followed by 2–15 ASCII digits with a leading non-zero digit. Spaces,
-    /// dashes, other scripts' digits and surrounding whitespace are refused rather than repaired,
-    /// so the same number can never be written two ways.
-    pub fn parse_e164(input: &str) -> Result<Self, String> {
-        let Some(digits) = input.strip_prefix('+') else {
-            return Err("login_hint must be a phone number in E.164 form, starting with '+' and the country code, e.g. +447700900123".into());
-        };
-        if !digits.bytes().all(|b| b.is_ascii_digit()) {
-            return Err("login_hint must contain only ASCII digits after the '+'".into());
+    /// Accepts an international number: `+`, the country code, the national number, with ASCII
+    /// spaces, dashes, dots or parentheses between digits if the writer likes them. Refuses what
+    /// is not a valid number for its country, and anything else (other scripts' digits, control
+    /// characters, surrounding whitespace, a missing `+`) rather than guessing what was meant.
+    pub fn parse(input: &str) -> Result<Self, String> {
+        if input.chars().any(|c| !(c.is_ascii_digit() || matches!(c, '+' | ' ' | '-' | '.' | '(' | ')'))) {
+            return Err(
+                "login_hint may contain only '+', ASCII digits, spaces, dashes, dots and parentheses".into(),
+            );
         }
-        if digits.starts_with('0') {
-            return Err("login_hint: a country code never starts with 0".into());
+        if !input.starts_with('+') {
+            return Err(
+                "login_hint must be an international number starting with '+' and the country code, e.g. +447400123456"
+                    .into(),
+            );
         }
-        if !(2..=15).contains(&digits.len()) {
+        if input.ends_with(' ') || input[1..].starts_with(|c: char| !c.is_ascii_digit()) {
+            return Err("login_hint must start with '+' and a digit and end with a digit".into());
+        }
+        let digits = input.bytes().filter(u8::is_ascii_digit).count();
+        if !(2..=15).contains(&digits) {
             return Err("login_hint must have between 2 and 15 digits (E.164)".into());
         }
-        Ok(Self(input.to_owned()))
+        let number =
+            phonenumber::parse(None, input).map_err(|_| "login_hint is not a phone number".to_owned())?;
+        if !number.is_valid() {
+            return Err("login_hint is not a valid phone number for its country".into());
+        }
+        Ok(Self {
+            e164: number.format().mode(phonenumber::Mode::E164).to_string(),
+            country_code: number.code().value(),
+            region: number.country().id().map(|id| id.as_ref().to_owned()),
+        })
     }
 
     pub fn e164(&self) -> &str {
-        &self.0
+        &self.e164
+    }
+
+    /// The country calling code (44 for +44…): safe to log, useful to group by.
+    pub fn country_code(&self) -> u16 {
+        self.country_code
+    }
+
+    /// The ISO 3166-1 region (`GB`), when the number belongs to exactly one.
+    pub fn region(&self) -> Option<&str> {
+        self.region.as_deref()
     }
 
     /// The number as the upstream `login_hint` wants it.
     pub fn login_hint(&self, format: LoginHintFormat) -> &str {
         match format {
-            LoginHintFormat::E164 => &self.0,
-            LoginHintFormat::Digits => &self.0[1..],
+            LoginHintFormat::E164 => &self.e164,
+            LoginHintFormat::Digits => &self.e164[1..],
         }
     }
 
-    /// `+44******23`: enough to tell numbers apart in a log, not enough to call one.
+    /// `+44********56`: enough to tell numbers apart in a log, not enough to call one.
     pub fn masked(&self) -> String {
-        mask(&self.0)
+        mask(&self.e164)
     }
 }
 
@@ -79,40 +110,48 @@ mod tests {
     use super::*;
 
     #[test]
-    fn accepts_e164() {
-        let phone = PhoneNumber::parse_e164("+447700900123").unwrap();
-        assert_eq!(phone.e164(), "+447700900123");
-        assert_eq!(phone.login_hint(LoginHintFormat::Digits), "447700900123");
-        assert_eq!(phone.login_hint(LoginHintFormat::E164), "+447700900123");
+    fn accepts_valid_numbers_and_normalises_them() {
+        let phone = PhoneNumber::parse("+447400123456").unwrap();
+        assert_eq!(phone.e164(), "+447400123456");
+        assert_eq!((phone.country_code(), phone.region()), (44, Some("GB")));
+        assert_eq!(phone.login_hint(LoginHintFormat::Digits), "447400123456");
+        assert_eq!(phone.login_hint(LoginHintFormat::E164), "+447400123456");
+        for same in ["+44 7400 123456", "+44-7400-123-456", "+44 (7400) 123.456"] {
+            assert_eq!(PhoneNumber::parse(same).unwrap(), phone, "{same} is the same number");
+        }
+        assert_eq!(PhoneNumber::parse("+1 415 555 2671").unwrap().region(), Some("US"));
     }
 
     #[test]
     fn refuses_everything_else() {
         for bad in [
-            "447700900123",
-            "+0447700900123",
+            "447400123456",
+            "+0447400123456",
             "+1234567890123456",
-            "+44 7700 900123",
-            "+44-7700-900123",
-            "+４４7700900123",
-            "+٤٤7700900123",
-            "+447700900123\0",
-            "+447700900123\r\n",
-            " +447700900123",
-            "+447700900123 ",
+            "+4477009001",
+            "+44740012345645",
+            "+４４7400123456",
+            "+٤٤7400123456",
+            "+447400123456\0",
+            "+447400123456\r\n",
+            " +447400123456",
+            "+447400123456 ",
+            "++447400123456",
+            "+ 447400123456",
             "+",
             "+1",
             "",
         ] {
-            assert!(PhoneNumber::parse_e164(bad).is_err(), "{bad:?} must be refused");
+            assert!(PhoneNumber::parse(bad).is_err(), "{bad:?} must be refused");
         }
     }
 
     #[test]
     fn masks_all_but_the_edges() {
-        let phone = PhoneNumber::parse_e164("+447700900123").unwrap();
-        assert_eq!(phone.masked(), "+44********23");
-        assert_eq!(format!("{phone:?}"), "PhoneNumber(+44********23)");
+        let phone = PhoneNumber::parse("+447400123456").unwrap();
+        assert_eq!(phone.masked(), "+44********56");
+        assert_eq!(format!("{phone:?}"), "PhoneNumber(+44********56)");
+        assert_eq!(format!("{phone}"), "+44********56");
         assert_eq!(mask("+1234"), "+****");
     }
 }

@@ -38,6 +38,12 @@ pub struct Summary {
     pub client_id: Option<String>,
     pub server_id: Option<String>,
     pub phone_masked: Option<String>,
+    /// The phone's country calling code (44 for +44…): what conversion is grouped by.
+    pub country_code: Option<u16>,
+    /// Which limit refused the request.
+    pub limit: Option<&'static str>,
+    /// Set for a configured test number.
+    pub test_number: bool,
     pub upstream_status: Option<u16>,
     pub attempts_left: Option<u32>,
     pub request_id: Option<String>,
@@ -52,6 +58,9 @@ impl Summary {
             client_id: None,
             server_id: None,
             phone_masked: None,
+            country_code: None,
+            limit: None,
+            test_number: false,
             upstream_status: None,
             attempts_left: None,
             request_id: None,
@@ -69,6 +78,9 @@ impl Summary {
             client_id = self.client_id.as_deref(),
             server_id = self.server_id.as_deref(),
             phone = self.phone_masked.as_deref(),
+            country_code = self.country_code,
+            limit = self.limit,
+            test_number = self.test_number.then_some(true),
             upstream_status = self.upstream_status,
             attempts_left = self.attempts_left,
             request_id = self.request_id.as_deref(),

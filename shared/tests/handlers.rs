@@ -9,7 +9,7 @@ use sandbox_auth::{Sandbox, SandboxConfig};
 use serde_json::{Value, json};
 use shared::{App, api, config::Config, store::MemoryStore};
 
-const PHONE: &str = "+447700900123";
+const PHONE: &str = "+447400123456";
 
 fn event(name: &str) -> Request {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../events").join(name);
@@ -105,7 +105,7 @@ async fn sms_token_event_as_shipped_finds_no_verification() {
 async fn error_events_get_the_one_error_shape() {
     let (sandbox, app) = setup().await;
     let cases = [
-        ("sms-auth-invalid-phone.json", 400, "invalid_phone_number", "E.164"),
+        ("sms-auth-invalid-phone.json", 400, "invalid_phone_number", "starting with '+'"),
         ("sms-auth-unknown-client.json", 401, "invalid_client", "client_id"),
         ("sms-auth-malformed.json", 400, "invalid_request", "not valid JSON"),
     ];

@@ -7,15 +7,20 @@
 use std::{future::Future, sync::Arc, time::Duration};
 
 use serde_json::{Map, json};
-use shared::store::{
-    Claim, ClaimOutcome, DynamoStore, Lease, MemoryStore, Progress, Session, StateStore, StoreError,
-    Verification, now_epoch_secs, session_key, verification_key,
+use shared::{
+    limits::{DAY_SECS, HOUR_SECS, Limit, Limits, RateLimited},
+    store::{
+        Claim, ClaimOutcome, DynamoStore, Lease, MemoryStore, Progress, SendReservation, Session, StateStore,
+        StoreError, Verification, ip_key, now_epoch_secs, phone_key, session_key, verification_key,
+    },
 };
 use tokio::sync::Barrier;
 
 type Store = Arc<dyn StateStore>;
 
 const LEASE_SECS: u64 = 30;
+/// The phone failure limit of [`claim`].
+const MAX_FAILURES: u32 = 20;
 
 fn memory_store() -> Store {
     Arc::new(MemoryStore::new())
@@ -50,6 +55,16 @@ fn new_key() -> String {
     verification_key(&uuid::Uuid::new_v4().to_string())
 }
 
+/// A fresh phone record key: every test phone is its own.
+fn new_phone() -> String {
+    phone_key("client-a", &format!("+1555{}", uuid::Uuid::new_v4().simple()))
+}
+
+/// A fresh source network key.
+fn new_ip() -> String {
+    ip_key("client-a", &uuid::Uuid::new_v4().to_string())
+}
+
 fn verification(now: u64) -> Verification {
     Verification {
         key: new_key(),
@@ -58,6 +73,8 @@ fn verification(now: u64) -> Verification {
         client_id: "client-a".into(),
         server_id: "server-a".into(),
         phone: "+15550100".into(),
+        phone_key: new_phone(),
+        test: false,
         created_at: now,
         expires_at: now + 600,
         poll_interval_secs: 5,
@@ -75,6 +92,7 @@ fn claim(v: &Verification, lease_id: &str, now: u64) -> Claim {
         nonce_digest: v.nonce_digest.clone(),
         lease: Lease { id: lease_id.into(), until: now + LEASE_SECS },
         now,
+        max_failures_per_phone: MAX_FAILURES,
     }
 }
 
@@ -160,6 +178,7 @@ async fn put_then_claim_returns_the_record(store: Store) {
         let v = Verification {
             flow_id: format!("flow-{i}"),
             phone: "+447700900123".into(),
+            test: i != 1,
             created_at: now - 10,
             expires_at: now + 300 + i as u64,
             poll_interval_secs: 7,
@@ -249,9 +268,9 @@ async fn claim_after_lease_expiry_succeeds(store: Store) {
     let got = claimed(&store, &v, "second", later).await;
     assert_eq!(got.lease, Some(Lease { id: "second".into(), until: later + LEASE_SECS }));
     // The first caller's lease is gone.
-    assert_lease_lost(store.record_wrong_code(&v.key, "first", false).await);
+    assert_lease_lost(store.record_wrong_code(&v, "first", false, now).await);
     assert_lease_lost(store.release_verification(&v.key, "first", &Progress::CodeAccepted).await);
-    assert_eq!(store.record_wrong_code(&v.key, "second", false).await.unwrap(), 4);
+    assert_eq!(store.record_wrong_code(&v, "second", false, now).await.unwrap(), 4);
 }
 
 async fn wrong_codes_count_down_and_stop_at_the_limit(store: Store) {
@@ -263,9 +282,9 @@ async fn wrong_codes_count_down_and_stop_at_the_limit(store: Store) {
         let got = claimed(&store, &v, &lease, now).await;
         assert_eq!(got.wrong_codes, round as u32);
         assert_eq!(got.attempts_left(), 3 - round as u32);
-        assert_eq!(store.record_wrong_code(&v.key, &lease, false).await.unwrap(), expected_left);
+        assert_eq!(store.record_wrong_code(&v, &lease, false, now).await.unwrap(), expected_left);
         // Recording released the lease.
-        assert_lease_lost(store.record_wrong_code(&v.key, &lease, false).await);
+        assert_lease_lost(store.record_wrong_code(&v, &lease, false, now).await);
     }
     assert_eq!(outcome(&store, &v, "after", now).await, ClaimOutcome::Exhausted);
     // Exhausted wins over a live lease, and over a lease that has ended.
@@ -277,9 +296,9 @@ async fn ending_wrong_code_exhausts_at_once(store: Store) {
     let v = Verification { wrong_codes: 1, ..verification(now) };
     store.put_verification(&v).await.unwrap();
     claimed(&store, &v, "lease", now).await;
-    assert_eq!(store.record_wrong_code(&v.key, "lease", true).await.unwrap(), 0);
+    assert_eq!(store.record_wrong_code(&v, "lease", true, now).await.unwrap(), 0);
     assert_eq!(outcome(&store, &v, "next", now).await, ClaimOutcome::Exhausted);
-    assert_lease_lost(store.record_wrong_code(&v.key, "lease", true).await);
+    assert_lease_lost(store.record_wrong_code(&v, "lease", true, now).await);
 }
 
 async fn a_wrong_lease_is_lease_lost(store: Store) {
@@ -289,25 +308,25 @@ async fn a_wrong_lease_is_lease_lost(store: Store) {
     let s = session(now);
 
     // Not leased at all yet.
-    assert_lease_lost(store.record_wrong_code(&v.key, "nobody", false).await);
-    assert_lease_lost(store.record_wrong_code(&v.key, "nobody", true).await);
+    assert_lease_lost(store.record_wrong_code(&v, "nobody", false, now).await);
+    assert_lease_lost(store.record_wrong_code(&v, "nobody", true, now).await);
     assert_lease_lost(store.release_verification(&v.key, "nobody", &Progress::CodeAccepted).await);
     assert_lease_lost(store.discard_verification(&v.key, "nobody").await);
-    assert_lease_lost(store.complete_verification(&v.key, "nobody", &s).await);
+    assert_lease_lost(store.complete_verification(&v, "nobody", &s).await);
 
     // Leased by someone else.
     claimed(&store, &v, "owner", now).await;
-    assert_lease_lost(store.record_wrong_code(&v.key, "other", false).await);
-    assert_lease_lost(store.record_wrong_code(&v.key, "other", true).await);
+    assert_lease_lost(store.record_wrong_code(&v, "other", false, now).await);
+    assert_lease_lost(store.record_wrong_code(&v, "other", true, now).await);
     assert_lease_lost(store.release_verification(&v.key, "other", &Progress::CodeAccepted).await);
     assert_lease_lost(store.discard_verification(&v.key, "other").await);
-    assert_lease_lost(store.complete_verification(&v.key, "other", &s).await);
+    assert_lease_lost(store.complete_verification(&v, "other", &s).await);
 
     // An unknown verification.
-    let unknown = new_key();
-    assert_lease_lost(store.record_wrong_code(&unknown, "owner", false).await);
-    assert_lease_lost(store.release_verification(&unknown, "owner", &Progress::AwaitingCode).await);
-    assert_lease_lost(store.discard_verification(&unknown, "owner").await);
+    let unknown = verification(now);
+    assert_lease_lost(store.record_wrong_code(&unknown, "owner", false, now).await);
+    assert_lease_lost(store.release_verification(&unknown.key, "owner", &Progress::AwaitingCode).await);
+    assert_lease_lost(store.discard_verification(&unknown.key, "owner").await);
     assert_lease_lost(store.complete_verification(&unknown, "owner", &s).await);
 
     // None of that changed anything: no session, the owner still holds an untouched record.
@@ -357,12 +376,12 @@ async fn complete_consumes_the_verification_and_creates_the_session(store: Store
     store.put_verification(&v).await.unwrap();
     claimed(&store, &v, "lease", now).await;
     let s = session(now);
-    store.complete_verification(&v.key, "lease", &s).await.unwrap();
+    store.complete_verification(&v, "lease", &s).await.unwrap();
     assert_eq!(outcome(&store, &v, "again", now).await, ClaimOutcome::NotFound);
     assert_eq!(store.get_session(&s.key, now).await.unwrap(), Some(s.clone()));
     // Done once: the lease is gone with the verification.
     let other = session(now);
-    assert_lease_lost(store.complete_verification(&v.key, "lease", &other).await);
+    assert_lease_lost(store.complete_verification(&v, "lease", &other).await);
     assert_eq!(store.get_session(&other.key, now).await.unwrap(), None);
 }
 
@@ -375,7 +394,7 @@ async fn sessions_expire_and_can_be_deleted(store: Store) {
     store.put_verification(&v).await.unwrap();
     claimed(&store, &v, "lease", now).await;
     let s = Session { expires_at: now + 100, ..session(now) };
-    store.complete_verification(&v.key, "lease", &s).await.unwrap();
+    store.complete_verification(&v, "lease", &s).await.unwrap();
 
     assert_eq!(store.get_session(&s.key, now + 99).await.unwrap(), Some(s.clone()));
     assert_eq!(store.get_session(&s.key, now + 100).await.unwrap(), None);
@@ -414,8 +433,8 @@ async fn concurrent_wrong_codes_under_one_lease_count_once(store: Store) {
     store.put_verification(&v).await.unwrap();
     claimed(&store, &v, "lease", now).await;
     let results = race(20, |_| {
-        let (store, key) = (Arc::clone(&store), v.key.clone());
-        async move { store.record_wrong_code(&key, "lease", false).await }
+        let (store, v) = (Arc::clone(&store), v.clone());
+        async move { store.record_wrong_code(&v, "lease", false, now).await }
     })
     .await;
     let mut counted = Vec::new();
@@ -445,7 +464,7 @@ async fn concurrent_wrong_codes_never_pass_the_limit(store: Store) {
                 match store.claim_verification(&v.key, &claim(&v, &lease, now)).await {
                     Ok(ClaimOutcome::Claimed(record)) => {
                         assert!(record.wrong_codes < record.max_wrong_codes);
-                        match store.record_wrong_code(&v.key, &lease, false).await {
+                        match store.record_wrong_code(&v, &lease, false, now).await {
                             Ok(left) => left_seen.push(left),
                             Err(e) => panic!("the lease holder lost its lease: {e}"),
                         }
@@ -453,6 +472,7 @@ async fn concurrent_wrong_codes_never_pass_the_limit(store: Store) {
                     Ok(ClaimOutcome::Busy { .. }) => tokio::time::sleep(Duration::from_millis(2)).await,
                     Ok(ClaimOutcome::Exhausted) => return Ok(left_seen),
                     Ok(ClaimOutcome::NotFound) => panic!("the verification vanished"),
+                    Ok(ClaimOutcome::PhoneLocked { .. }) => panic!("five failures locked the phone"),
                     Err(e) => return Err(e),
                 }
             }
@@ -473,8 +493,8 @@ async fn concurrent_wrong_codes_never_pass_the_limit(store: Store) {
     store.put_verification(&last).await.unwrap();
     claimed(&store, &last, "lease", now).await;
     let results = race(20, |i| {
-        let (store, key) = (Arc::clone(&store), last.key.clone());
-        async move { store.record_wrong_code(&key, "lease", i % 2 == 0).await }
+        let (store, last) = (Arc::clone(&store), last.clone());
+        async move { store.record_wrong_code(&last, "lease", i % 2 == 0, now).await }
     })
     .await;
     let counted: Vec<u32> = results
@@ -496,8 +516,8 @@ async fn concurrent_completes_create_one_session(store: Store) {
     claimed(&store, &v, "lease", now).await;
     let sessions: Vec<Session> = (0..10).map(|_| session(now)).collect();
     let results = race(10, |i| {
-        let (store, key, s) = (Arc::clone(&store), v.key.clone(), sessions[i].clone());
-        async move { store.complete_verification(&key, "lease", &s).await }
+        let (store, v, s) = (Arc::clone(&store), v.clone(), sessions[i].clone());
+        async move { store.complete_verification(&v, "lease", &s).await }
     })
     .await;
     let mut winners = Vec::new();
@@ -514,6 +534,263 @@ async fn concurrent_completes_create_one_session(store: Store) {
         assert_eq!(store.get_session(&s.key, now).await.unwrap(), expected, "session {i}");
     }
     assert_eq!(outcome(&store, &v, "again", now).await, ClaimOutcome::NotFound);
+}
+
+// ---- abuse limits ----------------------------------------------------------------------------
+
+/// The start of a UTC day, far from today: time-based limits are tested at explicit times
+/// instead of by sleeping.
+const DAY_START: u64 = 1_900_000_000 / DAY_SECS * DAY_SECS;
+/// 10:00 UTC that day: the start of an hour and of every window that divides it.
+const T0: u64 = DAY_START + 10 * HOUR_SECS;
+
+fn reservation(phone: &str, ip: Option<&str>, limits: &Limits, now: u64) -> SendReservation {
+    SendReservation { phone_key: phone.into(), ip_key: ip.map(Into::into), limits: limits.clone(), now }
+}
+
+async fn reserve(
+    store: &Store,
+    phone: &str,
+    ip: Option<&str>,
+    limits: &Limits,
+    now: u64,
+) -> Result<(), RateLimited> {
+    store.reserve_send(&reservation(phone, ip, limits, now)).await.expect("reserve_send")
+}
+
+fn limited(limit: Limit, retry_after: u64) -> Result<(), RateLimited> {
+    Err(RateLimited { limit, retry_after })
+}
+
+/// A claim under a phone failure limit other than [`MAX_FAILURES`].
+fn claim_with(v: &Verification, lease_id: &str, now: u64, max_failures_per_phone: u32) -> Claim {
+    Claim { max_failures_per_phone, ..claim(v, lease_id, now) }
+}
+
+async fn claim_outcome(store: &Store, v: &Verification, wanted: &Claim) -> ClaimOutcome {
+    store.claim_verification(&v.key, wanted).await.expect("claim")
+}
+
+async fn sends_are_limited_per_window_and_per_day(store: Store) {
+    let limits = Limits {
+        sends_per_phone_window: 2,
+        send_window_secs: 600,
+        sends_per_phone_day: 3,
+        resend_delays_secs: vec![0],
+        ..Limits::default()
+    };
+    let phone = new_phone();
+    let t = T0 + 100;
+    assert_eq!(reserve(&store, &phone, None, &limits, t).await, Ok(()));
+    assert_eq!(reserve(&store, &phone, None, &limits, t + 1).await, Ok(()));
+    // The window [T0, T0 + 600) is full until its end.
+    assert_eq!(reserve(&store, &phone, None, &limits, t + 2).await, limited(Limit::PhoneWindow, 600 - 102));
+    assert_eq!(
+        reserve(&store, &new_phone(), None, &limits, t + 2).await,
+        Ok(()),
+        "another phone is not limited"
+    );
+    // The next window counts from 0, the day goes on: its third send is its last.
+    assert_eq!(reserve(&store, &phone, None, &limits, T0 + 600).await, Ok(()));
+    let day_end = DAY_START + DAY_SECS;
+    assert_eq!(
+        reserve(&store, &phone, None, &limits, T0 + 601).await,
+        limited(Limit::PhoneDaily, day_end - T0 - 601)
+    );
+    assert_eq!(
+        reserve(&store, &phone, None, &limits, T0 + 1800).await,
+        limited(Limit::PhoneDaily, day_end - T0 - 1800),
+        "a new window does not help"
+    );
+    // The next UTC day starts again.
+    assert_eq!(reserve(&store, &phone, None, &limits, day_end + 5).await, Ok(()));
+    assert_eq!(reserve(&store, &phone, None, &limits, day_end + 6).await, Ok(()));
+    assert_eq!(
+        reserve(&store, &phone, None, &limits, day_end + 7).await,
+        limited(Limit::PhoneWindow, 600 - 7)
+    );
+}
+
+async fn the_resend_delay_grows_with_each_send_of_the_day(store: Store) {
+    let limits = Limits {
+        sends_per_phone_window: 10,
+        send_window_secs: 3600,
+        sends_per_phone_day: 10,
+        resend_delays_secs: vec![0, 60, 3600],
+        ..Limits::default()
+    };
+    let phone = new_phone();
+    assert_eq!(reserve(&store, &phone, None, &limits, T0).await, Ok(()));
+    assert_eq!(reserve(&store, &phone, None, &limits, T0).await, Ok(()), "no delay after the first");
+    assert_eq!(reserve(&store, &phone, None, &limits, T0 + 10).await, limited(Limit::ResendDelay, 50));
+    assert_eq!(reserve(&store, &phone, None, &limits, T0 + 60).await, Ok(()), "60 s after the second");
+    assert_eq!(reserve(&store, &phone, None, &limits, T0 + 100).await, limited(Limit::ResendDelay, 3560));
+    assert_eq!(reserve(&store, &phone, None, &limits, T0 + 3660).await, Ok(()), "an hour after the third");
+    assert_eq!(
+        reserve(&store, &phone, None, &limits, T0 + 3700).await,
+        limited(Limit::ResendDelay, 3560),
+        "the last delay repeats"
+    );
+    // A new day has no delay to wait for.
+    assert_eq!(reserve(&store, &phone, None, &limits, DAY_START + DAY_SECS).await, Ok(()));
+}
+
+async fn starts_are_limited_per_source_network_and_hour(store: Store) {
+    let limits = Limits { starts_per_ip_hour: 2, ..Limits::default() };
+    let (ip, t) = (new_ip(), T0 + 1800);
+    assert_eq!(reserve(&store, &new_phone(), Some(&ip), &limits, t).await, Ok(()));
+    assert_eq!(reserve(&store, &new_phone(), Some(&ip), &limits, t).await, Ok(()));
+    assert_eq!(reserve(&store, &new_phone(), Some(&ip), &limits, t).await, limited(Limit::IpHourly, 1800));
+    assert_eq!(reserve(&store, &new_phone(), Some(&new_ip()), &limits, t).await, Ok(()), "another network");
+    assert_eq!(reserve(&store, &new_phone(), None, &limits, t).await, Ok(()), "no network, no network limit");
+    assert_eq!(
+        reserve(&store, &new_phone(), Some(&ip), &limits, T0 + HOUR_SECS).await,
+        Ok(()),
+        "the next hour"
+    );
+}
+
+async fn a_refused_send_counts_nothing(store: Store) {
+    let limits = Limits {
+        sends_per_phone_window: 2,
+        resend_delays_secs: vec![0],
+        starts_per_ip_hour: 3,
+        ..Limits::default()
+    };
+    let (a, b, c, ip) = (new_phone(), new_phone(), new_phone(), new_ip());
+    assert_eq!(reserve(&store, &a, Some(&ip), &limits, T0).await, Ok(()));
+    assert_eq!(reserve(&store, &a, Some(&ip), &limits, T0).await, Ok(()));
+    // Refused by the phone's window: the network's count stays at 2 ...
+    assert_eq!(reserve(&store, &a, Some(&ip), &limits, T0).await, limited(Limit::PhoneWindow, 600));
+    assert_eq!(reserve(&store, &b, Some(&ip), &limits, T0).await, Ok(()));
+    // ... and refused by the network's hour: phone c's count stays at 0.
+    assert_eq!(reserve(&store, &c, Some(&ip), &limits, T0).await, limited(Limit::IpHourly, HOUR_SECS));
+    assert_eq!(reserve(&store, &c, None, &limits, T0).await, Ok(()));
+    assert_eq!(reserve(&store, &c, None, &limits, T0).await, Ok(()));
+    assert_eq!(reserve(&store, &c, None, &limits, T0).await, limited(Limit::PhoneWindow, 600));
+}
+
+async fn a_new_start_replaces_the_older_verification(store: Store) {
+    let now = now_epoch_secs();
+    let old = verification(now);
+    store.put_verification(&old).await.unwrap();
+    claimed(&store, &old, "before", now).await;
+    store.release_verification(&old.key, "before", &Progress::AwaitingCode).await.unwrap();
+    let other_phone = verification(now);
+    store.put_verification(&other_phone).await.unwrap();
+
+    let new =
+        Verification { flow_id: "flow-2".into(), phone_key: old.phone_key.clone(), ..verification(now) };
+    store.put_verification(&new).await.unwrap();
+    assert_eq!(outcome(&store, &old, "after", now).await, ClaimOutcome::NotFound);
+    assert_eq!(claimed(&store, &new, "new", now).await.flow_id, "flow-2");
+    assert_eq!(
+        claimed(&store, &other_phone, "other", now).await.key,
+        other_phone.key,
+        "other phones keep theirs"
+    );
+}
+
+async fn wrong_codes_across_verifications_lock_the_phone(store: Store) {
+    let now = now_epoch_secs();
+    let phone = new_phone();
+    let limits = Limits { max_wrong_codes: 2, max_failures_per_phone: 3, ..Limits::default() };
+    let first = Verification { phone_key: phone.clone(), max_wrong_codes: 2, ..verification(now) };
+    store.put_verification(&first).await.unwrap();
+    for (lease, left) in [("a", 1), ("b", 0)] {
+        let got = claim_outcome(&store, &first, &claim_with(&first, lease, now, 3)).await;
+        assert!(matches!(got, ClaimOutcome::Claimed(_)), "{got:?}");
+        assert_eq!(store.record_wrong_code(&first, lease, false, now).await.unwrap(), left);
+    }
+    // A new code does not reset the phone's count: its first wrong code is the phone's third.
+    let second = Verification { phone_key: phone.clone(), ..verification(now) };
+    store.put_verification(&second).await.unwrap();
+    let got = claim_outcome(&store, &second, &claim_with(&second, "c", now, 3)).await;
+    assert!(matches!(got, ClaimOutcome::Claimed(_)), "{got:?}");
+    assert_eq!(store.record_wrong_code(&second, "c", false, now).await.unwrap(), 4);
+    assert_eq!(
+        claim_outcome(&store, &second, &claim_with(&second, "d", now, 3)).await,
+        ClaimOutcome::PhoneLocked { retry_after: DAY_SECS }
+    );
+    assert_eq!(
+        claim_outcome(&store, &second, &claim_with(&second, "d", now + 100, 3)).await,
+        ClaimOutcome::PhoneLocked { retry_after: DAY_SECS - 100 }
+    );
+    // Locked for sends too; not found still wins for someone else's claim.
+    assert_eq!(reserve(&store, &phone, None, &limits, now).await, limited(Limit::PhoneLocked, DAY_SECS));
+    assert_eq!(reserve(&store, &new_phone(), None, &limits, now).await, Ok(()), "only that phone is locked");
+    let intruder = Claim { nonce_digest: "other-nonce".into(), ..claim_with(&second, "e", now, 3) };
+    assert_eq!(claim_outcome(&store, &second, &intruder).await, ClaimOutcome::NotFound);
+
+    // A day after the last failure the lock is over, and a failure after that counts from 1.
+    let later = now + DAY_SECS;
+    assert_eq!(reserve(&store, &phone, None, &limits, later).await, Ok(()));
+    let third = Verification { phone_key: phone.clone(), ..verification(later) };
+    store.put_verification(&third).await.unwrap();
+    let got = claim_outcome(&store, &third, &claim_with(&third, "f", later, 3)).await;
+    assert!(matches!(got, ClaimOutcome::Claimed(_)), "{got:?}");
+    assert_eq!(store.record_wrong_code(&third, "f", false, later).await.unwrap(), 4);
+    let got = claim_outcome(&store, &third, &claim_with(&third, "g", later, 2)).await;
+    assert!(matches!(got, ClaimOutcome::Claimed(_)), "one failure counted, not four: {got:?}");
+    assert_eq!(store.record_wrong_code(&third, "g", false, later).await.unwrap(), 3);
+    assert_eq!(
+        claim_outcome(&store, &third, &claim_with(&third, "h", later, 2)).await,
+        ClaimOutcome::PhoneLocked { retry_after: DAY_SECS }
+    );
+}
+
+async fn a_verified_number_starts_counting_failures_again(store: Store) {
+    let now = now_epoch_secs();
+    let phone = new_phone();
+    let first = Verification { phone_key: phone.clone(), ..verification(now) };
+    store.put_verification(&first).await.unwrap();
+    let got = claim_outcome(&store, &first, &claim_with(&first, "a", now, 2)).await;
+    assert!(matches!(got, ClaimOutcome::Claimed(_)), "{got:?}");
+    assert_eq!(store.record_wrong_code(&first, "a", false, now).await.unwrap(), 4);
+    let got = claim_outcome(&store, &first, &claim_with(&first, "b", now, 2)).await;
+    assert!(matches!(got, ClaimOutcome::Claimed(_)), "{got:?}");
+    store.complete_verification(&first, "b", &session(now)).await.unwrap();
+
+    let second = Verification { phone_key: phone.clone(), ..verification(now) };
+    store.put_verification(&second).await.unwrap();
+    let got = claim_outcome(&store, &second, &claim_with(&second, "c", now, 2)).await;
+    assert!(matches!(got, ClaimOutcome::Claimed(_)), "{got:?}");
+    assert_eq!(store.record_wrong_code(&second, "c", false, now).await.unwrap(), 4);
+    let got = claim_outcome(&store, &second, &claim_with(&second, "d", now, 2)).await;
+    assert!(matches!(got, ClaimOutcome::Claimed(_)), "the count restarted at the verification: {got:?}");
+    let limits = Limits { max_failures_per_phone: 2, ..Limits::default() };
+    assert_eq!(reserve(&store, &phone, None, &limits, now).await, Ok(()));
+}
+
+async fn concurrent_sends_stop_at_the_window_limit(store: Store) {
+    let now = now_epoch_secs();
+    let limits = Limits {
+        sends_per_phone_window: 3,
+        sends_per_phone_day: 10,
+        resend_delays_secs: vec![0],
+        starts_per_ip_hour: 4,
+        ..Limits::default()
+    };
+    let (phone, ip) = (new_phone(), new_ip());
+    let results = race(20, |_| {
+        let (store, wanted) = (Arc::clone(&store), reservation(&phone, Some(&ip), &limits, now));
+        async move { store.reserve_send(&wanted).await }
+    })
+    .await;
+    let mut allowed = 0;
+    for result in results {
+        match result.expect("no reservation may fail") {
+            Ok(()) => allowed += 1,
+            Err(limited) => assert_eq!(limited.limit, Limit::PhoneWindow),
+        }
+    }
+    assert_eq!(allowed, 3, "exactly the window's limit");
+    // The network counted the three sends only.
+    assert_eq!(reserve(&store, &new_phone(), Some(&ip), &limits, now).await, Ok(()));
+    assert_eq!(
+        reserve(&store, &new_phone(), Some(&ip), &limits, now).await.unwrap_err().limit,
+        Limit::IpHourly
+    );
 }
 
 macro_rules! suite {
@@ -555,6 +832,14 @@ suite!(
     concurrent_wrong_codes_under_one_lease_count_once,
     concurrent_wrong_codes_never_pass_the_limit,
     concurrent_completes_create_one_session,
+    sends_are_limited_per_window_and_per_day,
+    the_resend_delay_grows_with_each_send_of_the_day,
+    starts_are_limited_per_source_network_and_hour,
+    a_refused_send_counts_nothing,
+    a_new_start_replaces_the_older_verification,
+    wrong_codes_across_verifications_lock_the_phone,
+    a_verified_number_starts_counting_failures_again,
+    concurrent_sends_stop_at_the_window_limit,
 );
 
 // ---- DynamoDB only ---------------------------------------------------------------------------
@@ -624,15 +909,136 @@ mod dynamo_only {
         assert_eq!(attr_n(&item, "lease_until"), Some((now + LEASE_SECS).to_string()));
         assert_eq!(attr_n(&item, "wrong_codes").as_deref(), Some("0"));
         assert_eq!(attr_s(&item, "client_id"), Some(v.client_id.clone()));
+        assert_eq!(attr_s(&item, "phone_key"), Some(v.phone_key.clone()));
+        assert_eq!(item.get("test").and_then(|t| t.as_bool().ok()), Some(&false));
+        assert!(attr_s(&item, "rev").is_some_and(|rev| rev.len() >= 16), "a revision token");
+        let phone = raw_get(&store, format!("p#{}", v.phone_key)).await.expect("phone item");
+        assert_eq!(attr_s(&phone, "current"), Some(v.key.clone()));
+        assert_eq!(attr_n(&phone, "expires_at"), Some((now + DAY_SECS).to_string()), "a day after its use");
 
         let s = session(now);
-        dynamo.complete_verification(&v.key, "lease-2", &s).await.unwrap();
+        dynamo.complete_verification(&v, "lease-2", &s).await.unwrap();
         assert!(raw_get(&store, format!("v#{}", v.key)).await.is_none());
         let item = raw_get(&store, format!("s#{}", s.key)).await.expect("session item");
         assert_eq!(attr_n(&item, "expires_at"), Some(s.expires_at.to_string()));
         assert_eq!(attr_n(&item, "verified_at"), Some(s.verified_at.to_string()));
         let userinfo: serde_json::Value = serde_json::from_str(&attr_s(&item, "userinfo").unwrap()).unwrap();
         assert_eq!(userinfo, serde_json::Value::Object(s.userinfo.clone()));
+    }
+
+    /// The phone record and the counters, as the module docs describe them.
+    #[tokio::test]
+    async fn limit_items_follow_the_documented_layout() {
+        let store = dynamo_on_fresh_table().await;
+        let dynamo: Store = Arc::new(store.clone());
+        let (phone, ip) = (new_phone(), new_ip());
+        let limits = Limits::default();
+        let now = T0 + 1234;
+        assert_eq!(reserve(&dynamo, &phone, Some(&ip), &limits, now).await, Ok(()));
+        let hour = now / HOUR_SECS;
+        let item = raw_get(&store, format!("i#{ip}#{hour}")).await.expect("network counter");
+        assert_eq!(attr_n(&item, "n").as_deref(), Some("1"));
+        assert_eq!(attr_n(&item, "expires_at"), Some(((hour + 2) * HOUR_SECS).to_string()));
+        let window = now / 600;
+        let item = raw_get(&store, format!("p#{phone}#w600#{window}")).await.expect("window counter");
+        assert_eq!(attr_n(&item, "n").as_deref(), Some("1"));
+        assert_eq!(attr_n(&item, "expires_at"), Some(((window + 1) * 600 + HOUR_SECS).to_string()));
+        let day = now / DAY_SECS;
+        let item = raw_get(&store, format!("p#{phone}#d#{day}")).await.expect("day counter");
+        assert_eq!(attr_n(&item, "n").as_deref(), Some("1"));
+        assert_eq!(attr_n(&item, "last_sent_at"), Some(now.to_string()));
+        assert_eq!(attr_n(&item, "expires_at"), Some(((day + 1) * DAY_SECS + HOUR_SECS).to_string()));
+        assert!(raw_get(&store, format!("p#{phone}")).await.is_none(), "a send writes no phone record");
+
+        let now = now_epoch_secs();
+        let v = Verification { phone_key: phone.clone(), ..verification(now) };
+        dynamo.put_verification(&v).await.unwrap();
+        claimed(&dynamo, &v, "lease", now).await;
+        assert_eq!(dynamo.record_wrong_code(&v, "lease", false, now).await.unwrap(), 4);
+        let item = raw_get(&store, format!("p#{phone}")).await.expect("phone record");
+        assert_eq!(attr_s(&item, "current"), Some(v.key.clone()));
+        assert_eq!(attr_n(&item, "failures").as_deref(), Some("1"));
+        assert_eq!(attr_n(&item, "failures_reset_at"), Some((now + DAY_SECS).to_string()));
+        assert_eq!(attr_n(&item, "expires_at"), Some((now + DAY_SECS).to_string()));
+        // An earlier clock never shortens the record's life.
+        let early = Verification { key: new_key(), created_at: now - 500, ..v.clone() };
+        dynamo.put_verification(&early).await.unwrap();
+        let item = raw_get(&store, format!("p#{phone}")).await.expect("phone record");
+        assert_eq!(attr_s(&item, "current"), Some(early.key.clone()));
+        assert_eq!(attr_n(&item, "expires_at"), Some((now + DAY_SECS).to_string()));
+        claimed(&dynamo, &early, "lease", now).await;
+        dynamo.complete_verification(&early, "lease", &session(now)).await.unwrap();
+        let item = raw_get(&store, format!("p#{phone}")).await.expect("phone record");
+        assert_eq!(attr_n(&item, "failures").as_deref(), Some("0"));
+        assert_eq!(attr_n(&item, "expires_at"), Some((now + DAY_SECS).to_string()));
+    }
+
+    /// The call counts the README promises: `/sms/auth` is `reserve_send` + `put_verification`
+    /// (2), `/sms/token` a claim and then `complete_verification` (3) or `record_wrong_code` (3).
+    #[tokio::test]
+    async fn dynamodb_calls_per_operation() {
+        let calls = Calls::default();
+        let sdk = aws_config::load_defaults(BehaviorVersion::latest()).await;
+        let config = aws_sdk_dynamodb::config::Builder::from(&sdk).interceptor(calls.clone()).build();
+        let table = format!("store-suite-{}", uuid::Uuid::new_v4().simple());
+        let dynamo = DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(config), table);
+        require_moto();
+        dynamo.create_table_if_missing().await.unwrap();
+        let store: Store = Arc::new(dynamo);
+        let now = now_epoch_secs();
+        let limits = Limits::default();
+        let v = verification(now);
+        let counted = |before: usize| calls.count() - before;
+
+        let before = calls.count();
+        assert_eq!(reserve(&store, &v.phone_key, Some(&new_ip()), &limits, now).await, Ok(()));
+        store.put_verification(&v).await.unwrap();
+        assert_eq!(counted(before), 2, "/sms/auth");
+
+        let before = calls.count();
+        claimed(&store, &v, "a", now).await;
+        store.record_wrong_code(&v, "a", false, now).await.unwrap();
+        assert_eq!(counted(before), 3, "/sms/token with a wrong code");
+
+        let before = calls.count();
+        let got = claimed(&store, &v, "b", now).await;
+        store.complete_verification(&got, "b", &session(now)).await.unwrap();
+        assert_eq!(counted(before), 3, "/sms/token verified");
+
+        // Refusals are answered from the failed write itself.
+        let before = calls.count();
+        let refused = Limits { sends_per_phone_window: 1, ..Limits::default() };
+        assert_eq!(
+            reserve(&store, &v.phone_key, None, &refused, now).await.unwrap_err().limit,
+            Limit::PhoneWindow
+        );
+        assert_eq!(counted(before), 1, "a refused send");
+    }
+
+    /// Counts every DynamoDB request the SDK sends.
+    #[derive(Clone, Debug, Default)]
+    struct Calls(Arc<std::sync::atomic::AtomicUsize>);
+
+    impl Calls {
+        fn count(&self) -> usize {
+            self.0.load(std::sync::atomic::Ordering::SeqCst)
+        }
+    }
+
+    impl aws_sdk_dynamodb::config::Intercept for Calls {
+        fn name(&self) -> &'static str {
+            "Calls"
+        }
+
+        fn read_before_transmit(
+            &self,
+            _context: &aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+            _components: &aws_sdk_dynamodb::config::RuntimeComponents,
+            _cfg: &mut aws_sdk_dynamodb::config::ConfigBag,
+        ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok(())
+        }
     }
 
     /// A corrupt item is an error of the store, never a panic or a wrong answer.
@@ -716,11 +1122,11 @@ mod dynamo_only {
             ("create_table_if_missing", dynamo.create_table_if_missing().await.map(drop)),
             ("put_verification", store.put_verification(&v).await),
             ("claim_verification", store.claim_verification(&v.key, &claim(&v, "l", now)).await.map(drop)),
-            ("record_wrong_code", store.record_wrong_code(&v.key, "l", false).await.map(drop)),
-            ("record_wrong_code(ends)", store.record_wrong_code(&v.key, "l", true).await.map(drop)),
+            ("record_wrong_code", store.record_wrong_code(&v, "l", false, now).await.map(drop)),
+            ("record_wrong_code(ends)", store.record_wrong_code(&v, "l", true, now).await.map(drop)),
             ("release_verification", store.release_verification(&v.key, "l", &Progress::CodeAccepted).await),
             ("discard_verification", store.discard_verification(&v.key, "l").await),
-            ("complete_verification", store.complete_verification(&v.key, "l", &s).await),
+            ("complete_verification", store.complete_verification(&v, "l", &s).await),
             ("get_session", store.get_session(&s.key, now).await.map(drop)),
             ("delete_session", store.delete_session(&s.key).await),
         ];

@@ -9,8 +9,10 @@ use std::{
 use async_trait::async_trait;
 
 use super::{
-    Claim, ClaimOutcome, Progress, Session, StateStore, StoreError, Verification, judge_claim, now_epoch_secs,
+    Claim, ClaimOutcome, PhoneRecord, Progress, SendReservation, Session, StateStore, StoreError,
+    Verification, judge_claim, judge_reservation, now_epoch_secs,
 };
+use crate::limits::{DAY_SECS, HOUR_SECS, PhoneCounters, RateLimited, window_index};
 
 #[derive(Default)]
 pub struct MemoryStore {
@@ -21,6 +23,39 @@ pub struct MemoryStore {
 struct State {
     verifications: HashMap<String, Verification>,
     sessions: HashMap<String, Session>,
+    phones: HashMap<String, Phone>,
+    /// Starts per (source network key, hour number).
+    ip_starts: HashMap<(String, u64), u32>,
+}
+
+/// A phone record with its fixed windows as stored; [`Phone::record`] reads it at a given time.
+#[derive(Clone, Debug, Default)]
+struct Phone {
+    current: Option<String>,
+    window: (u64, u32),
+    day: (u64, u32),
+    last_sent_at: Option<u64>,
+    failures: u32,
+    failures_reset_at: u64,
+    expires_at: u64,
+}
+
+impl Phone {
+    fn counters(&self, window_secs: u64, now: u64) -> PhoneCounters {
+        let count_in = |(index, count): (u64, u32), current: u64| if index == current { count } else { 0 };
+        PhoneCounters {
+            window_sends: count_in(self.window, window_index(now, window_secs)),
+            day_sends: count_in(self.day, window_index(now, DAY_SECS)),
+            last_sent_at: self.last_sent_at,
+            failures: self.failures,
+            failures_reset_at: self.failures_reset_at,
+        }
+    }
+
+    /// Keeps the record for a day after its last use (DynamoDB: the TTL of the phone item).
+    fn touch(&mut self, now: u64) {
+        self.expires_at = self.expires_at.max(now + DAY_SECS);
+    }
 }
 
 impl MemoryStore {
@@ -43,24 +78,64 @@ impl State {
             .filter(|v| v.lease.as_ref().is_some_and(|l| l.id == lease_id))
             .ok_or(StoreError::LeaseLost)
     }
+
+    /// What DynamoDB's TTL does for the table: a long-running local-api does not grow forever.
+    fn purge_expired(&mut self, now: u64) {
+        self.verifications.retain(|_, v| v.expires_at > now);
+        self.sessions.retain(|_, s| s.expires_at > now);
+        self.phones.retain(|_, p| p.expires_at > now);
+        let hour = window_index(now, HOUR_SECS);
+        self.ip_starts.retain(|(_, h), _| *h == hour);
+    }
 }
 
 #[async_trait]
 impl StateStore for MemoryStore {
+    async fn reserve_send(
+        &self,
+        reservation: &SendReservation,
+    ) -> Result<Result<(), RateLimited>, StoreError> {
+        let mut state = self.lock();
+        let now = reservation.now;
+        state.purge_expired(now);
+        let hour = window_index(now, HOUR_SECS);
+        let ip_slot = reservation.ip_key.clone().map(|key| (key, hour));
+        let ip_starts = ip_slot.as_ref().and_then(|slot| state.ip_starts.get(slot)).copied().unwrap_or(0);
+        let phone = state.phones.entry(reservation.phone_key.clone()).or_default();
+        let counters = phone.counters(reservation.limits.send_window_secs, now);
+        if let Err(limited) = judge_reservation(&counters, ip_starts, reservation) {
+            return Ok(Err(limited));
+        }
+        phone.window = (window_index(now, reservation.limits.send_window_secs), counters.window_sends + 1);
+        phone.day = (window_index(now, DAY_SECS), counters.day_sends + 1);
+        phone.last_sent_at = Some(now);
+        phone.touch(now);
+        if let Some(slot) = ip_slot {
+            *state.ip_starts.entry(slot).or_default() += 1;
+        }
+        Ok(Ok(()))
+    }
+
     async fn put_verification(&self, verification: &Verification) -> Result<(), StoreError> {
         let mut state = self.lock();
-        // What DynamoDB's TTL does for the table: a long-running local-api does not grow forever.
-        let now = now_epoch_secs();
-        state.verifications.retain(|_, v| v.expires_at > now);
-        state.sessions.retain(|_, s| s.expires_at > now);
+        state.purge_expired(now_epoch_secs());
+        let phone = state.phones.entry(verification.phone_key.clone()).or_default();
+        phone.current = Some(verification.key.clone());
+        phone.touch(verification.created_at);
         state.verifications.insert(verification.key.clone(), verification.clone());
         Ok(())
     }
 
     async fn claim_verification(&self, key: &str, claim: &Claim) -> Result<ClaimOutcome, StoreError> {
         let mut state = self.lock();
+        let phone =
+            state.verifications.get(key).and_then(|v| state.phones.get(&v.phone_key)).map(|p| PhoneRecord {
+                current: p.current.clone(),
+                // Only the failure count matters to a claim; windows do not.
+                counters: p.counters(DAY_SECS, claim.now),
+            });
         let stored = state.verifications.get_mut(key);
-        if let Some(denied) = judge_claim(stored.as_deref(), claim) {
+        if let Some(denied) = judge_claim(stored.as_deref(), phone.as_ref(), claim) {
             return Ok(denied);
         }
         let verification = stored.expect("judge_claim grants only an existing verification");
@@ -70,19 +145,25 @@ impl StateStore for MemoryStore {
 
     async fn record_wrong_code(
         &self,
-        key: &str,
+        verification: &Verification,
         lease_id: &str,
         ends_verification: bool,
+        now: u64,
     ) -> Result<u32, StoreError> {
         let mut state = self.lock();
-        let verification = state.leased(key, lease_id)?;
-        verification.wrong_codes = if ends_verification {
-            verification.max_wrong_codes
+        let stored = state.leased(&verification.key, lease_id)?;
+        stored.wrong_codes = if ends_verification {
+            stored.max_wrong_codes
         } else {
-            (verification.wrong_codes + 1).min(verification.max_wrong_codes)
+            (stored.wrong_codes + 1).min(stored.max_wrong_codes)
         };
-        verification.lease = None;
-        Ok(verification.attempts_left())
+        stored.lease = None;
+        let attempts_left = stored.attempts_left();
+        let phone = state.phones.entry(verification.phone_key.clone()).or_default();
+        phone.failures = if phone.failures_reset_at > now { phone.failures + 1 } else { 1 };
+        phone.failures_reset_at = now + DAY_SECS;
+        phone.touch(now);
+        Ok(attempts_left)
     }
 
     async fn release_verification(
@@ -107,13 +188,19 @@ impl StateStore for MemoryStore {
 
     async fn complete_verification(
         &self,
-        key: &str,
+        verification: &Verification,
         lease_id: &str,
         session: &Session,
     ) -> Result<(), StoreError> {
         let mut state = self.lock();
-        state.leased(key, lease_id)?;
-        state.verifications.remove(key);
+        state.leased(&verification.key, lease_id)?;
+        state.verifications.remove(&verification.key);
+        if let Some(phone) = state.phones.get_mut(&verification.phone_key) {
+            phone.failures = 0;
+            if phone.current.as_deref() == Some(verification.key.as_str()) {
+                phone.current = None;
+            }
+        }
         state.sessions.insert(session.key.clone(), session.clone());
         Ok(())
     }

@@ -1,9 +1,12 @@
 //! The state that makes the flow safe, behind one small interface.
 //!
-//! Two kinds of record, both expiring:
+//! Four kinds of record, all expiring:
 //! - a [`Verification`]: one pending `/sms/auth` → `/sms/token` flow, keyed by the digest of its
 //!   `auth_req_id`;
-//! - a [`Session`]: a verified phone, keyed by the digest of its session token.
+//! - a [`Session`]: a verified phone, keyed by the digest of its session token;
+//! - a phone record, per client and phone: send counters, consecutive wrong codes, and which
+//!   verification is the phone's current one (a new start replaces the old);
+//! - a per-source-IP counter of starts per hour.
 //!
 //! Every change that races with another request is one atomic step of the store (a conditional
 //! write in DynamoDB, one lock in memory), and the rules of those steps are written once here, in
@@ -19,7 +22,10 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::crypto;
+use crate::{
+    crypto,
+    limits::{Limits, PhoneCounters, RateLimited, judge_ip, judge_send},
+};
 
 pub use dynamo::DynamoStore;
 pub use memory::MemoryStore;
@@ -37,6 +43,16 @@ pub fn verification_key(auth_req_id: &str) -> String {
 /// The store key of a session: the digest of its token.
 pub fn session_key(token: &str) -> String {
     crypto::digest("session", token)
+}
+
+/// The store key of a phone's record for one client: limits count the E.164 form.
+pub fn phone_key(client_id: &str, e164: &str) -> String {
+    crypto::digest("phone", &format!("{client_id}\0{e164}"))
+}
+
+/// The store key of a source network's start counter for one client (see [`crate::limits::ip_bucket`]).
+pub fn ip_key(client_id: &str, ip_bucket: &str) -> String {
+    crypto::digest("ip", &format!("{client_id}\0{ip_bucket}"))
 }
 
 /// How far a verification got upstream, so a retried `/sms/token` resumes there instead of
@@ -67,8 +83,12 @@ pub struct Verification {
     pub nonce_digest: String,
     pub client_id: String,
     pub server_id: String,
-    /// E.164; kept for per-phone limits and the session, never logged in full.
+    /// E.164; kept for the session, never logged in full.
     pub phone: String,
+    /// The phone record this verification counts against ([`phone_key`]).
+    pub phone_key: String,
+    /// Started for a configured test number: no upstream, a fixed code.
+    pub test: bool,
     pub created_at: u64,
     pub expires_at: u64,
     pub poll_interval_secs: u64,
@@ -104,6 +124,25 @@ pub struct Claim {
     pub nonce_digest: String,
     pub lease: Lease,
     pub now: u64,
+    /// The client's limit of consecutive wrong codes per phone.
+    pub max_failures_per_phone: u32,
+}
+
+/// A phone record as it stands at some `now`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PhoneRecord {
+    /// Key of the phone's current verification; older ones are replaced.
+    pub current: Option<String>,
+    pub counters: PhoneCounters,
+}
+
+/// One SMS about to be sent: counted against the phone and the source network, or refused.
+#[derive(Clone, Debug)]
+pub struct SendReservation {
+    pub phone_key: String,
+    pub ip_key: Option<String>,
+    pub limits: Limits,
+    pub now: u64,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -118,10 +157,17 @@ pub enum ClaimOutcome {
     Busy { retry_after: u64 },
     /// No wrong-code attempts left.
     Exhausted,
+    /// Too many consecutive wrong codes for this phone.
+    PhoneLocked { retry_after: u64 },
 }
 
-/// The one rule for claims, shared by every store: `None` grants the claim.
-pub fn judge_claim(stored: Option<&Verification>, claim: &Claim) -> Option<ClaimOutcome> {
+/// The one rule for claims, shared by every store: `None` grants the claim. `phone` is the
+/// verification's phone record.
+pub fn judge_claim(
+    stored: Option<&Verification>,
+    phone: Option<&PhoneRecord>,
+    claim: &Claim,
+) -> Option<ClaimOutcome> {
     let Some(v) = stored.filter(|v| v.expires_at > claim.now) else {
         return Some(ClaimOutcome::NotFound);
     };
@@ -129,11 +175,17 @@ pub fn judge_claim(stored: Option<&Verification>, claim: &Claim) -> Option<Claim
     let same_client = crypto::constant_time_eq(&v.client_id, &claim.client_id);
     let same_server = crypto::constant_time_eq(&v.server_id, &claim.server_id);
     let same_nonce = crypto::constant_time_eq(&v.nonce_digest, &claim.nonce_digest);
-    if !(same_client & same_server & same_nonce) {
+    // A newer start for the same phone and client replaced this one.
+    let current = phone.and_then(|p| p.current.as_deref()) == Some(v.key.as_str());
+    if !(same_client & same_server & same_nonce & current) {
         return Some(ClaimOutcome::NotFound);
     }
     if v.wrong_codes >= v.max_wrong_codes {
         return Some(ClaimOutcome::Exhausted);
+    }
+    let counters = phone.map(|p| &p.counters).cloned().unwrap_or_default();
+    if counters.live_failures(claim.now) >= claim.max_failures_per_phone {
+        return Some(ClaimOutcome::PhoneLocked { retry_after: counters.failures_reset_at - claim.now });
     }
     match &v.lease {
         Some(lease) if lease.until > claim.now => {
@@ -141,6 +193,19 @@ pub fn judge_claim(stored: Option<&Verification>, claim: &Claim) -> Option<Claim
         }
         _ => None,
     }
+}
+
+/// The one rule for sends, shared by every store: the source network's starts this hour, then
+/// the phone's counters. `Ok` means the send may be counted.
+pub fn judge_reservation(
+    phone: &PhoneCounters,
+    ip_starts_this_hour: u32,
+    reservation: &SendReservation,
+) -> Result<(), RateLimited> {
+    if reservation.ip_key.is_some() {
+        judge_ip(ip_starts_this_hour, &reservation.limits, reservation.now)?;
+    }
+    judge_send(phone, &reservation.limits, reservation.now)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -153,22 +218,32 @@ pub enum StoreError {
     Unavailable(String),
 }
 
-/// The state store. Implementations: [`MemoryStore`] (local runs, tests) and the DynamoDB store.
+/// The state store. Implementations: [`MemoryStore`] (local runs, tests) and [`DynamoStore`].
 #[async_trait]
 pub trait StateStore: Send + Sync {
-    /// Saves a new pending verification.
+    /// Counts one SMS against the phone and the source network if [`judge_reservation`] allows
+    /// it; otherwise changes nothing and says which limit refused.
+    async fn reserve_send(
+        &self,
+        reservation: &SendReservation,
+    ) -> Result<Result<(), RateLimited>, StoreError>;
+
+    /// Saves a new pending verification and makes it its phone's current one (replacing any
+    /// older verification of the same phone and client).
     async fn put_verification(&self, verification: &Verification) -> Result<(), StoreError>;
 
     /// Atomically grants `claim.lease` if [`judge_claim`] allows it.
     async fn claim_verification(&self, key: &str, claim: &Claim) -> Result<ClaimOutcome, StoreError>;
 
     /// Under the caller's lease: counts one wrong code (or, when `ends_verification`, uses up all
-    /// attempts) and releases the lease. Returns the attempts left. Never counts past the limit.
+    /// attempts), counts a failure for the phone (they reset a day after the last), and releases
+    /// the lease. Returns the attempts left. Never counts past the limit.
     async fn record_wrong_code(
         &self,
-        key: &str,
+        verification: &Verification,
         lease_id: &str,
         ends_verification: bool,
+        now: u64,
     ) -> Result<u32, StoreError>;
 
     /// Under the caller's lease: saves `progress` and releases the lease, so the same request
@@ -183,11 +258,11 @@ pub trait StateStore: Send + Sync {
     /// Under the caller's lease: deletes a verification the upstream has ended.
     async fn discard_verification(&self, key: &str, lease_id: &str) -> Result<(), StoreError>;
 
-    /// Under the caller's lease, in one atomic step: consumes the verification and creates the
-    /// session. Either both happen or neither.
+    /// Under the caller's lease, in one atomic step: consumes the verification, creates the
+    /// session, and clears the phone's failure count. Either all happen or none.
     async fn complete_verification(
         &self,
-        key: &str,
+        verification: &Verification,
         lease_id: &str,
         session: &Session,
     ) -> Result<(), StoreError>;

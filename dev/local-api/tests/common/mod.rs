@@ -41,7 +41,7 @@ macro_rules! for_each_store {
     };
 }
 
-pub const PHONE: &str = "+447700900123";
+pub const PHONE: &str = "+447400123456";
 pub const CLIENT: &str = "sandbox-client";
 
 #[derive(Clone, Copy, Debug)]
@@ -134,7 +134,8 @@ pub fn sandbox_config() -> SandboxConfig {
     SandboxConfig { quiet: true, interval: Some(1), max_wrong_codes: 20, ..SandboxConfig::default() }
 }
 
-/// The service config for a sandbox at `url`, with short timeouts so fault tests are quick.
+/// The service config for a sandbox at `url`, with short timeouts so fault tests are quick and
+/// limits high enough not to interfere.
 pub fn service_config(url: &str) -> Value {
     json!({
         "realm": "ipification",
@@ -142,7 +143,13 @@ pub fn service_config(url: &str) -> Value {
         "client_id": CLIENT,
         "client_secret": "sandbox-secret",
         "clients": [{ "user_flow": "pvn_sms", "title": "SMS", "scope": "openid ip:phone_verify" }],
-        "upstream": { "connect_timeout_ms": 500, "request_timeout_ms": 1000, "token_budget_ms": 4000 }
+        "upstream": { "connect_timeout_ms": 500, "request_timeout_ms": 1000, "token_budget_ms": 4000 },
+        // Most tests start many verifications for one number from one address: limits out of
+        // their way. The limit tests set their own.
+        "limits": {
+            "sends_per_phone_window": 1000, "sends_per_phone_day": 1000,
+            "resend_delays_secs": [0], "starts_per_ip_hour": 1000
+        }
     })
 }
 

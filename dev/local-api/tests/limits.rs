@@ -1,0 +1,261 @@
+//! The limits against SMS pumping and code guessing, and request hygiene, through `local-api`
+//! over HTTP on both stores; then the same limits hit from several `local-api` processes sharing
+//! one DynamoDB table.
+
+#[macro_use]
+mod common;
+
+use std::time::Duration;
+
+use common::{
+    CLIENT, DynamoCalls, Instance, PHONE, Reply, StoreKind, System, dynamo_client, post_parallel,
+    sandbox_config, service_config, wrong,
+};
+use sandbox_auth::Sandbox;
+use serde_json::{Value, json};
+use shared::store::DynamoStore;
+
+for_each_store!(
+    one_number_written_two_ways_counts_once,
+    sends_per_phone_window_and_day,
+    resend_delay_grows,
+    starts_per_source_ip,
+    consecutive_wrong_codes_lock_the_phone,
+    a_verified_number_starts_counting_again,
+    a_new_start_replaces_the_old_verification,
+    country_allow_list,
+    test_numbers_verify_without_upstream,
+    request_hygiene,
+);
+
+/// A system whose client has these `limits` (the rest of the test defaults stay).
+async fn with_limits(store: StoreKind, limits: Value) -> System {
+    System::start_with(store, sandbox_config(), move |config| {
+        for (key, value) in limits.as_object().expect("limits object") {
+            config["limits"][key] = value.clone();
+        }
+    })
+    .await
+}
+
+async fn start(system: &System, phone: &str) -> Reply {
+    system.post("/sms/auth", json!({ "client_id": CLIENT, "login_hint": phone })).await
+}
+
+/// A 429 `rate_limited` naming `limit`, with the retry time in the header and the body.
+fn assert_limited(reply: &Reply, limit: &str) -> u64 {
+    assert_eq!((reply.status.as_u16(), reply.error().as_str()), (429, "rate_limited"), "{}", reply.text);
+    let body = reply.json();
+    assert_eq!(body["data"]["limit"], limit, "{body}");
+    let retry_after = body["retry_after"].as_u64().expect("retry_after in the body");
+    assert!(retry_after >= 1);
+    assert_eq!(reply.headers["retry-after"].to_str().unwrap(), retry_after.to_string());
+    retry_after
+}
+
+async fn one_number_written_two_ways_counts_once(store: StoreKind) {
+    let system = with_limits(store, json!({ "sends_per_phone_window": 1 })).await;
+    assert_eq!(start(&system, "+44 7400 123456").await.status, 200);
+    assert_limited(&start(&system, "+447400123456").await, "phone_window_sends");
+    assert_limited(&start(&system, "+44-7400-123-456").await, "phone_window_sends");
+    assert_eq!(system.sandbox.stats().requests.auth, 1, "no upstream call when a limit says no");
+    assert_eq!(system.sandbox.messages_to(PHONE)[0].to, PHONE, "the SMS went to the E.164 form");
+}
+
+async fn sends_per_phone_window_and_day(store: StoreKind) {
+    let system = with_limits(store, json!({ "sends_per_phone_window": 3, "sends_per_phone_day": 5 })).await;
+    for _ in 0..3 {
+        assert_eq!(start(&system, PHONE).await.status, 200);
+    }
+    let retry_after = assert_limited(&start(&system, PHONE).await, "phone_window_sends");
+    assert!(retry_after <= 600);
+    assert_eq!(system.sandbox.stats().requests.auth, 3);
+    assert_eq!(start(&system, "+447400123457").await.status, 200, "another number is not limited");
+
+    let system = with_limits(store, json!({ "sends_per_phone_window": 2, "sends_per_phone_day": 2 })).await;
+    assert_eq!(start(&system, PHONE).await.status, 200);
+    assert_eq!(start(&system, PHONE).await.status, 200);
+    let retry_after = assert_limited(&start(&system, PHONE).await, "phone_daily_sends");
+    assert!(retry_after <= 86_400);
+}
+
+async fn resend_delay_grows(store: StoreKind) {
+    let system = with_limits(store, json!({ "resend_delays_secs": [2, 3600] })).await;
+    assert_eq!(start(&system, PHONE).await.status, 200);
+    let first = assert_limited(&start(&system, PHONE).await, "resend_delay");
+    assert!(first <= 2, "the first resend waits 2 s: {first}");
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(start(&system, PHONE).await.status, 200, "after the delay a resend goes out");
+    let second = assert_limited(&start(&system, PHONE).await, "resend_delay");
+    assert!(second > 3000, "the next delay is longer: {second}");
+}
+
+async fn starts_per_source_ip(store: StoreKind) {
+    let system = with_limits(store, json!({ "starts_per_ip_hour": 2 })).await;
+    assert_eq!(start(&system, "+447400123401").await.status, 200);
+    assert_eq!(start(&system, "+447400123402").await.status, 200);
+    let retry_after = assert_limited(&start(&system, "+447400123403").await, "ip_hourly_starts");
+    assert!(retry_after <= 3600);
+    assert_eq!(system.sandbox.stats().requests.auth, 2);
+}
+
+async fn consecutive_wrong_codes_lock_the_phone(store: StoreKind) {
+    let system = with_limits(store, json!({ "max_wrong_codes": 2, "max_failures_per_phone": 3 })).await;
+    let first = system.start_verification(PHONE).await;
+    let code = system.code_for(PHONE);
+    assert_eq!(system.token(&first, &wrong(&code)).await.status, 400);
+    assert_eq!(system.token(&first, &wrong(&code)).await.status, 429, "this verification is used up");
+    // A new code does not reset the phone's count.
+    let second = system.start_verification(PHONE).await;
+    let code = system.code_for(PHONE);
+    assert_eq!(system.token(&second, &wrong(&code)).await.json()["data"]["attempts_left"], 1);
+    assert_limited(&system.token(&second, &code).await, "phone_failures");
+    assert_limited(&start(&system, PHONE).await, "phone_failures");
+    assert_eq!(start(&system, "+447400123457").await.status, 200, "only that phone is locked");
+}
+
+async fn a_verified_number_starts_counting_again(store: StoreKind) {
+    let system = with_limits(store, json!({ "max_wrong_codes": 2, "max_failures_per_phone": 2 })).await;
+    let first = system.start_verification(PHONE).await;
+    let code = system.code_for(PHONE);
+    assert_eq!(system.token(&first, &wrong(&code)).await.status, 400);
+    assert_eq!(system.token(&first, &code).await.status, 200);
+    let second = system.start_verification(PHONE).await;
+    let code = system.code_for(PHONE);
+    assert_eq!(system.token(&second, &wrong(&code)).await.status, 400, "the count was reset");
+    assert_eq!(system.token(&second, &code).await.status, 200);
+}
+
+async fn a_new_start_replaces_the_old_verification(store: StoreKind) {
+    let system = System::start(store).await;
+    let old = system.start_verification(PHONE).await;
+    let old_code = system.code_for(PHONE);
+    let new = system.start_verification(PHONE).await;
+    let reply = system.token(&old, &old_code).await;
+    assert_eq!((reply.status.as_u16(), reply.error().as_str()), (404, "verification_not_found"));
+    assert_eq!(system.token(&new, &system.code_for(PHONE)).await.status, 200);
+}
+
+async fn country_allow_list(store: StoreKind) {
+    let system = System::start_with(store, sandbox_config(), |config| {
+        config["clients"][0]["allowed_countries"] = json!(["DE", "FR"]);
+    })
+    .await;
+    let reply = start(&system, PHONE).await;
+    assert_eq!(
+        (reply.status.as_u16(), reply.error().as_str()),
+        (403, "country_not_allowed"),
+        "{}",
+        reply.text
+    );
+    assert_eq!(start(&system, "+4915123456789").await.status, 200, "a German mobile number");
+    assert_eq!(system.sandbox.stats().requests.auth, 1);
+}
+
+async fn test_numbers_verify_without_upstream(store: StoreKind) {
+    let test_phone = "+447400123999";
+    let system = System::start_with(store, sandbox_config(), |config| {
+        config["test_numbers_enabled"] = json!(true);
+        config["clients"][0]["test_numbers"] = json!([{ "phone": "+44 7400 123999", "code": "246810" }]);
+    })
+    .await;
+    let started = system.start_verification(test_phone).await;
+    assert!(system.sandbox.messages_to(test_phone).is_empty(), "no SMS");
+    let reply = system.token(&started, "135790").await;
+    assert_eq!((reply.status.as_u16(), reply.error().as_str()), (400, "invalid_code"));
+    let reply = system.token(&started, "246810").await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let body = reply.json();
+    assert_eq!((body["test"].clone(), body["phone_number"].clone()), (json!(true), json!(test_phone)));
+    assert_eq!(body["phone_number_verified"], true);
+    assert!(body["session"].is_string());
+    let stats = system.sandbox.stats().requests;
+    assert_eq!(
+        (stats.auth, stats.callback, stats.token, stats.userinfo),
+        (0, 0, 0, 0),
+        "the upstream saw nothing"
+    );
+}
+
+async fn request_hygiene(store: StoreKind) {
+    let system = System::start(store).await;
+    let body = json!({ "client_id": CLIENT, "login_hint": PHONE }).to_string();
+    for content_type in ["text/plain", "application/x-www-form-urlencoded", ""] {
+        let reply = system.post_raw("/sms/auth", content_type, body.clone()).await;
+        assert_eq!(
+            (reply.status.as_u16(), reply.error().as_str()),
+            (415, "unsupported_media_type"),
+            "{content_type:?}"
+        );
+    }
+    let reply = system.post_raw("/sms/auth", "application/json; charset=utf-8", body).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+
+    let cases = [
+        (json!({ "client_id": "app\r\nforged log line", "login_hint": PHONE }), "field `client_id`"),
+        (json!({ "client_id": "x".repeat(200), "login_hint": PHONE }), "field `client_id`"),
+        (json!({ "client_id": CLIENT, "login_hint": PHONE, "scope": "openid\u{7}" }), "field `scope`"),
+        (json!({ "client_id": CLIENT, "login_hint": PHONE, "server_id": "" }), "field `server_id`"),
+        (json!({ "client_id": CLIENT, "login_hint": "+447400123456\n" }), "field `login_hint`"),
+    ];
+    for (body, expected) in cases {
+        let reply = system.post("/sms/auth", body.clone()).await;
+        assert_eq!(reply.status, 400, "{body}: {}", reply.text);
+        assert!(reply.json()["message"].as_str().unwrap().contains(expected), "{body}: {}", reply.text);
+    }
+    let started = system.start_verification(PHONE).await;
+    let long_nonce = common::Started { nonce: "n".repeat(100), ..started.clone() };
+    let reply = system.token(&long_nonce, "123456").await;
+    assert!(reply.json()["message"].as_str().unwrap().contains("field `nonce`"), "{}", reply.text);
+    assert_eq!(system.sandbox.messages_to(PHONE).len(), 2, "only the two valid starts sent an SMS");
+}
+
+/// One limit, three processes, one table: the count holds across Lambda instances.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn limits_hold_across_processes_sharing_one_table() {
+    let sandbox = Sandbox::start(sandbox_config(), ([127, 0, 0, 1], 0).into()).await.unwrap();
+    let table = format!("test-{}", uuid::Uuid::new_v4().simple());
+    DynamoStore::new(dynamo_client(&DynamoCalls::default()).await, &table)
+        .create_table_if_missing()
+        .await
+        .expect("table on moto");
+    let mut config = service_config(&sandbox.url());
+    config["limits"] = json!({
+        "sends_per_phone_window": 3, "sends_per_phone_day": 100, "resend_delays_secs": [0], "starts_per_ip_hour": 8
+    });
+    let config_path = std::env::temp_dir().join(format!("{table}.json"));
+    std::fs::write(&config_path, config.to_string()).unwrap();
+    let config = config_path.to_str().unwrap();
+    let instances: Vec<Instance> =
+        (0..3).map(|_| Instance::spawn(&["--config", config], &[("TABLE_NAME", &table)])).collect();
+    let bases: Vec<String> = instances.iter().map(|i| i.base.clone()).collect();
+
+    // 12 starts for one number at once, over three processes: exactly 3 SMS.
+    let replies =
+        post_parallel(&bases, "/sms/auth", json!({ "client_id": CLIENT, "login_hint": PHONE }), 12).await;
+    let sent = replies.iter().filter(|r| r.status == 200).count();
+    assert_eq!(sent, 3, "{:?}", replies.iter().map(|r| r.status).collect::<Vec<_>>());
+    for reply in replies.iter().filter(|r| r.status != 200) {
+        assert_limited(reply, "phone_window_sends");
+    }
+    assert_eq!(sandbox.stats().requests.auth, 3);
+
+    // All from 127.0.0.1: 8 starts an hour, whatever the number, whichever the process.
+    let phones: Vec<String> = (10..22).map(|i| format!("+4474001234{i}")).collect();
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, phone) in phones.into_iter().enumerate() {
+        let base = bases[i % bases.len()].clone();
+        tasks.spawn(async move {
+            post_parallel(&[base], "/sms/auth", json!({ "client_id": CLIENT, "login_hint": phone }), 1)
+                .await
+                .remove(0)
+        });
+    }
+    let replies = tasks.join_all().await;
+    let allowed = replies.iter().filter(|r| r.status == 200).count();
+    assert_eq!(allowed, 8 - 3, "the first three starts of this address already counted");
+    for reply in replies.iter().filter(|r| r.status != 200) {
+        assert_limited(reply, "ip_hourly_starts");
+    }
+    let _ = std::fs::remove_file(config_path);
+}

@@ -1,0 +1,120 @@
+//! The real `sms-auth` binary as Lambda runs it: started against a local Lambda Runtime API (the
+//! `lambda-emulator`), with its secret in Secrets Manager and its state in DynamoDB (moto), the
+//! sandbox as the auth server, and invoked with the repository's API Gateway v2 events.
+//! Run by `scripts/test.sh`, which starts moto.
+
+mod support;
+
+use lambda_emulator::{Emulator, apigw};
+use serde_json::json;
+use support::{CLIENT_SECRET, INVOKE_TIMEOUT, PHONE, assert_error, event};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_sms-auth");
+
+/// One instance serves several events in a row (warm reuse): the SMS goes out, and each kind of
+/// bad request gets its status and error code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serves_the_events_on_one_warm_instance() {
+    let table = support::fresh_table("sms-auth").await;
+    // The JSON form of the secret: {"client_secret": "..."}.
+    let secret_arn = support::create_secret(&json!({ "client_secret": CLIENT_SECRET }).to_string()).await;
+    let sandbox = support::start_sandbox().await;
+    let emulator = Emulator::start().await.expect("emulator starts");
+    let mut function =
+        support::spawn(BINARY, "sms-auth", &emulator, support::function_env(&sandbox, &table, &secret_arn));
+    let cold_start = support::cold_start(&emulator, &mut function).await;
+    println!("sms-auth cold start (debug build, secret from Secrets Manager): {cold_start:?}");
+
+    let sent =
+        emulator.invoke(&event("sms-auth.json"), INVOKE_TIMEOUT).await.expect("sms-auth.json is answered");
+    assert_eq!(sent["statusCode"], 200, "{sent}");
+    assert_eq!(sent["isBase64Encoded"], false);
+    assert_eq!(sent["cookies"], json!([]));
+    assert_eq!(apigw::header(&sent, "content-type"), Some("application/json"));
+    assert_eq!(apigw::header(&sent, "cache-control"), Some("no-store"));
+    let body = apigw::body_json(&sent);
+    assert_eq!(body["auth_server"], json!({ "id": "sandbox", "url": sandbox.url() }));
+    let auth_req_id = body["auth_req_id"].as_str().expect("auth_req_id").to_owned();
+    assert!(auth_req_id.len() > 20);
+    let nonce = uuid::Uuid::parse_str(body["nonce"].as_str().expect("nonce")).expect("nonce is a UUID");
+    assert_eq!(nonce.get_version_num(), 4);
+    let messages = sandbox.messages_to(PHONE);
+    assert_eq!(messages.len(), 1, "one SMS sent");
+    assert_eq!(messages[0].text, format!("Your verification PIN is: {}", messages[0].code));
+
+    let invalid_phone = emulator.invoke(&event("sms-auth-invalid-phone.json"), INVOKE_TIMEOUT).await.unwrap();
+    assert_error(&invalid_phone, 400, "invalid_phone_number");
+    let unknown_client =
+        emulator.invoke(&event("sms-auth-unknown-client.json"), INVOKE_TIMEOUT).await.unwrap();
+    assert_error(&unknown_client, 401, "invalid_client");
+    let malformed = emulator.invoke(&event("sms-auth-malformed.json"), INVOKE_TIMEOUT).await.unwrap();
+    assert_error(&malformed, 400, "invalid_request");
+
+    // Still the same instance: a second verification, a second SMS.
+    let again = emulator.invoke(&event("sms-auth.json"), INVOKE_TIMEOUT).await.unwrap();
+    assert_eq!(again["statusCode"], 200, "{again}");
+    assert_ne!(apigw::body_json(&again)["auth_req_id"], auth_req_id.as_str());
+    assert_eq!(sandbox.messages_to(PHONE).len(), 2);
+    assert!(function.try_wait().unwrap().is_none(), "the instance keeps running between invocations");
+    assert_eq!(emulator.init_error(), None);
+
+    // One summary line per request, tied to the Lambda request id.
+    let summaries = || {
+        function
+            .json_logs()
+            .into_iter()
+            .filter(|line| line["event"].as_str().is_some_and(|e| e.starts_with("sms_auth_")))
+            .collect::<Vec<_>>()
+    };
+    assert!(function.wait_for_stdout(INVOKE_TIMEOUT, |_| summaries().len() == 5).await, "5 summary lines");
+    let events: Vec<_> = summaries().iter().map(|line| line["event"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(
+        events,
+        [
+            "sms_auth_sent",
+            "sms_auth_invalid_phone_number",
+            "sms_auth_invalid_client",
+            "sms_auth_invalid_request",
+            "sms_auth_sent"
+        ]
+    );
+    for line in summaries() {
+        let request_id = line["request_id"].as_str().unwrap_or_default();
+        assert!(uuid::Uuid::parse_str(request_id).is_ok(), "the Lambda request id is logged: {line}");
+    }
+    support::assert_output_free_of(
+        &function,
+        &[("client secret", CLIENT_SECRET), ("auth_req_id", &auth_req_id), ("full phone number", PHONE)],
+    );
+}
+
+/// A `CLIENT_SECRET_ARN` that names no secret stops the cold start: one `startup_failed` line that
+/// names the ARN, and a non-zero exit before the first poll (Lambda reports `Runtime.ExitError`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_secret_stops_the_cold_start() {
+    support::moto_endpoint();
+    let sandbox = support::start_sandbox().await;
+    let emulator = Emulator::start().await.expect("emulator starts");
+    let missing_arn = format!(
+        "arn:aws:secretsmanager:us-east-1:123456789012:secret:sms-verify/missing-{}",
+        uuid::Uuid::new_v4().simple()
+    );
+    let env = support::function_env(&sandbox, "sms-auth-no-table-needed", &missing_arn);
+    let mut function = support::spawn(BINARY, "sms-auth", &emulator, env);
+
+    let status = function.wait_exit(support::COLD_START_LIMIT).await.expect("the process exits");
+    assert!(!status.success(), "exit status {status}");
+    assert!(
+        function.wait_for_stdout(INVOKE_TIMEOUT, |out| out.contains("startup_failed")).await,
+        "no startup_failed line; stderr:\n{}",
+        function.stderr()
+    );
+    let failures = function.json_logs_with_event("startup_failed");
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert_eq!(failures[0]["level"], "ERROR");
+    let error = failures[0]["error"].as_str().unwrap_or_default();
+    assert!(error.contains(&missing_arn) && error.contains("Secrets Manager"), "{error}");
+    assert_eq!(emulator.polls(), 0, "a failed instance never asks for work");
+    assert_eq!(emulator.init_error(), None, "the error is the exit, not /init/error");
+    assert!(sandbox.messages().is_empty());
+}

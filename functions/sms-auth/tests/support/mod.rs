@@ -1,0 +1,137 @@
+//! Test support shared by the `runtime.rs` tests of `sms-auth` and `sms-token` (which includes
+//! this file with `#[path]`): the moto endpoint, a fresh table, a client secret in Secrets
+//! Manager, the sandbox auth server, and a function binary started against the Lambda emulator.
+#![allow(dead_code)] // each test crate uses its own part
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use aws_config::BehaviorVersion;
+use lambda_emulator::{Emulator, FunctionProcess};
+use sandbox_auth::{Sandbox, SandboxConfig};
+use serde_json::{Value, json};
+use shared::store::DynamoStore;
+
+pub const PHONE: &str = "+447400123456";
+pub const CLIENT: &str = "sandbox-client";
+/// The sandbox's secret for `sandbox-client`; it reaches the binaries only through Secrets Manager.
+pub const CLIENT_SECRET: &str = "sandbox-secret";
+/// Generous for a debug binary on a busy 2-core machine; a cold start takes milliseconds.
+pub const COLD_START_LIMIT: Duration = Duration::from_secs(20);
+pub const INVOKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The moto server of `scripts/test.sh` / `scripts/with-moto.sh` (DynamoDB and Secrets Manager).
+pub fn moto_endpoint() -> String {
+    std::env::var("AWS_ENDPOINT_URL_DYNAMODB").ok().filter(|url| !url.trim().is_empty()).expect(
+        "AWS_ENDPOINT_URL_DYNAMODB is not set: these tests run the Lambda binaries against a local \
+         moto server; run them with scripts/test.sh (or scripts/with-moto.sh cargo test ...)",
+    )
+}
+
+/// A fresh table on moto, named for this test run.
+pub async fn fresh_table(function: &str) -> String {
+    moto_endpoint();
+    let name = format!("{function}-runtime-{}", uuid::Uuid::new_v4().simple());
+    DynamoStore::new(DynamoStore::client_from_env().await, name.clone())
+        .create_table_if_missing()
+        .await
+        .expect("create the test table on moto");
+    name
+}
+
+/// Stores `secret_string` as a new secret on moto's Secrets Manager; its ARN.
+pub async fn create_secret(secret_string: &str) -> String {
+    let sdk = aws_config::load_defaults(BehaviorVersion::latest()).await;
+    let config = aws_sdk_secretsmanager::config::Builder::from(&sdk).endpoint_url(moto_endpoint()).build();
+    let output = aws_sdk_secretsmanager::Client::from_conf(config)
+        .create_secret()
+        .name(format!("sms-verify/client-secret-{}", uuid::Uuid::new_v4().simple()))
+        .secret_string(secret_string)
+        .send()
+        .await
+        .expect("create the client secret on moto's Secrets Manager");
+    output.arn().expect("moto returns the secret's ARN").to_owned()
+}
+
+pub async fn start_sandbox() -> Sandbox {
+    Sandbox::start(
+        SandboxConfig { quiet: true, interval: Some(1), ..SandboxConfig::default() },
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+    )
+    .await
+    .expect("sandbox starts")
+}
+
+/// The service config for the sandbox, without a client secret (that comes from Secrets Manager).
+pub fn config(sandbox: &Sandbox) -> Value {
+    json!({
+        "realm": sandbox.realm(),
+        "auth_servers": [{ "id": "sandbox", "url": sandbox.url() }],
+        "client_id": CLIENT,
+        "clients": [{ "user_flow": "pvn_sms", "title": "SMS", "scope": "openid ip:phone_verify" }],
+        "upstream": { "connect_timeout_ms": 1000, "request_timeout_ms": 3000, "token_budget_ms": 6000 },
+        // The tests start several verifications of one number back to back: no resend delay.
+        "limits": { "resend_delays_secs": [0] }
+    })
+}
+
+/// An event of the repository's `events/`.
+pub fn event(name: &str) -> Value {
+    lambda_emulator::apigw::load_event(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../events").join(name),
+    )
+}
+
+/// The environment the deployment template gives the function (besides the runtime's): the
+/// config, the table, the secret's ARN, and the `LoggingConfig` (JSON, INFO).
+pub fn function_env(sandbox: &Sandbox, table: &str, secret_arn: &str) -> Vec<(String, String)> {
+    [
+        ("CONFIG_JSON", config(sandbox).to_string()),
+        ("TABLE_NAME", table.to_owned()),
+        ("CLIENT_SECRET_ARN", secret_arn.to_owned()),
+        ("AWS_ENDPOINT_URL_SECRETS_MANAGER", moto_endpoint()),
+        ("AWS_LAMBDA_LOG_FORMAT", "JSON".to_owned()),
+        ("AWS_LAMBDA_LOG_LEVEL", "INFO".to_owned()),
+    ]
+    .into_iter()
+    .map(|(name, value)| (name.to_owned(), value))
+    .collect()
+}
+
+/// Starts `binary` as function `name` against `emulator`. `CLIENT_SECRET` and `CONFIG_FILE` are
+/// removed from the inherited environment, so the secret can only come from Secrets Manager.
+pub fn spawn(binary: &str, name: &str, emulator: &Emulator, env: Vec<(String, String)>) -> FunctionProcess {
+    let mut command = std::process::Command::new(binary);
+    command.env_remove("CLIENT_SECRET").env_remove("CONFIG_FILE").env_remove("RUST_LOG");
+    command.envs(emulator.function_env(name)).envs(env);
+    FunctionProcess::spawn_command(command).unwrap_or_else(|e| panic!("spawn {binary}: {e}"))
+}
+
+/// Waits for the function's first poll (its cold start done) and returns how long it took.
+pub async fn cold_start(emulator: &Emulator, function: &mut FunctionProcess) -> Duration {
+    match emulator.wait_first_poll(COLD_START_LIMIT).await {
+        Some(at) => at - function.spawned_at(),
+        None => panic!(
+            "the function never asked for an invocation (exit status {:?}); stderr:\n{}",
+            function.try_wait().ok().flatten(),
+            function.stderr()
+        ),
+    }
+}
+
+/// Asserts an API Gateway v2 error response: status, `error` code, the one error shape.
+pub fn assert_error(response: &Value, status: u16, error: &str) {
+    assert_eq!(response["statusCode"], status, "{response}");
+    assert_eq!(lambda_emulator::apigw::header(response, "content-type"), Some("application/json"));
+    let body = lambda_emulator::apigw::body_json(response);
+    assert_eq!(body["error"], error, "{body}");
+    assert_eq!(body["status"], status, "{body}");
+    assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+}
+
+/// Asserts no line the function wrote holds any of `secrets` (without printing the output).
+pub fn assert_output_free_of(function: &FunctionProcess, secrets: &[(&str, &str)]) {
+    let output = format!("{}\n{}", function.stdout(), function.stderr());
+    for (what, secret) in secrets {
+        assert!(!secret.is_empty() && !output.contains(secret), "the function's output contains the {what}");
+    }
+}

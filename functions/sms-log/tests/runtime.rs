@@ -1,0 +1,65 @@
+//! The real `sms-log` binary as Lambda runs it: started against a local Lambda Runtime API (the
+//! `lambda-emulator`) with nothing but the runtime's environment (it needs no config, no secret
+//! and no table), and invoked with the repository's API Gateway v2 events.
+
+use std::{path::PathBuf, process::Command, time::Duration};
+
+use lambda_emulator::{Emulator, FunctionProcess, apigw};
+use serde_json::{Value, json};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_sms-log");
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+fn event(name: &str) -> Value {
+    apigw::load_event(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../events").join(name))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_client_data_as_one_sanitised_line() {
+    let emulator = Emulator::start().await.expect("emulator starts");
+    let mut command = Command::new(BINARY);
+    // Nothing of the other functions' setup: the runtime's environment and the LoggingConfig only.
+    for name in ["CONFIG_JSON", "CONFIG_FILE", "TABLE_NAME", "CLIENT_SECRET", "CLIENT_SECRET_ARN", "RUST_LOG"]
+    {
+        command.env_remove(name);
+    }
+    command
+        .envs(emulator.function_env("sms-log"))
+        .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
+        .env("AWS_LAMBDA_LOG_LEVEL", "INFO");
+    let function = FunctionProcess::spawn_command(command).expect("spawn sms-log");
+    let Some(first_poll) = emulator.wait_first_poll(Duration::from_secs(20)).await else {
+        panic!("sms-log never asked for an invocation; stderr:\n{}", function.stderr());
+    };
+    println!("sms-log cold start (debug build): {:?}", first_poll - function.spawned_at());
+
+    let logged = emulator.invoke(&event("sms-log.json"), TIMEOUT).await.expect("sms-log.json is answered");
+    assert_eq!(logged["statusCode"], 200, "{logged}");
+    assert_eq!(apigw::body_text(&logged), "OK");
+    assert_eq!(logged["isBase64Encoded"], false);
+    assert_eq!(logged["cookies"], json!([]));
+    assert!(apigw::header(&logged, "content-type").is_some_and(|t| t.starts_with("text/plain")), "{logged}");
+
+    let missing = emulator.invoke(&event("sms-log-missing-data.json"), TIMEOUT).await.unwrap();
+    assert_eq!(missing["statusCode"], 400, "{missing}");
+    let error = apigw::body_json(&missing);
+    assert_eq!(error["error"], "invalid_request", "{error}");
+    assert!(error["message"].as_str().unwrap_or_default().contains("data"), "names the field: {error}");
+    assert_eq!(emulator.init_error(), None);
+
+    // The second request's summary line comes after the first's client line: wait for it, then
+    // the client line is there exactly once.
+    assert!(function.wait_for_stdout(TIMEOUT, |out| out.contains("sms_log_invalid_request")).await);
+    let lines = function.json_logs_with_event("sms_client_log");
+    assert_eq!(lines.len(), 1, "one sms_client_log line: {lines:?}");
+    let line = &lines[0];
+    assert_eq!(line["level"], "INFO");
+    let data: Value =
+        serde_json::from_str(line["data"].as_str().expect("data as JSON text")).expect("JSON data");
+    assert_eq!(
+        data,
+        json!({ "step": "code_entered", "screen": "verify", "elapsed_ms": 5120, "device": { "os": "android", "version": "15" } })
+    );
+    let request_id = line["request_id"].as_str().unwrap_or_default();
+    assert!(uuid::Uuid::parse_str(request_id).is_ok(), "the Lambda request id is logged: {line}");
+}

@@ -1,0 +1,138 @@
+//! The real `sms-token` binary as Lambda runs it: started against a local Lambda Runtime API (the
+//! `lambda-emulator`), with its secret in Secrets Manager and its state in DynamoDB (moto), the
+//! sandbox as the auth server, and invoked with the repository's API Gateway v2 events. The
+//! verification it completes is started in this test process by `shared::api::sms_auth` on the
+//! same table and sandbox, so the two share state only through DynamoDB, as the two functions do.
+//! Run by `scripts/test.sh`, which starts moto.
+
+#[path = "../../sms-auth/tests/support/mod.rs"]
+mod support;
+
+use std::sync::Arc;
+
+use lambda_emulator::{Emulator, apigw};
+use sandbox_auth::Sandbox;
+use serde_json::{Value, json};
+use shared::{
+    App,
+    config::{Config, Secret},
+    store::DynamoStore,
+};
+use support::{CLIENT, CLIENT_SECRET, INVOKE_TIMEOUT, PHONE, assert_error, event};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_sms-token");
+
+/// Starts a verification the way the `sms-auth` function does, on `table`: its `auth_req_id`,
+/// `nonce` and the code the sandbox texted.
+async fn start_verification(sandbox: &Sandbox, table: &str) -> (String, String, String) {
+    let config = Config::parse(&support::config(sandbox).to_string(), Some(Secret::new(CLIENT_SECRET)))
+        .expect("valid config");
+    let store = DynamoStore::new(DynamoStore::client_from_env().await, table);
+    let app = App::new(config, Arc::new(store)).expect("app");
+    let request = lambda_http::request::from_str(&event("sms-auth.json").to_string()).expect("a v2 event");
+    let response = shared::api::sms_auth(&app, request).await.expect("handled");
+    assert_eq!(response.status(), 200);
+    let body: Value = serde_json::from_slice(response.body().as_ref()).expect("JSON body");
+    let code = sandbox.messages_to(PHONE).first().expect("the SMS was sent").code.clone();
+    (body["auth_req_id"].as_str().unwrap().to_owned(), body["nonce"].as_str().unwrap().to_owned(), code)
+}
+
+/// One instance: the shipped event (placeholder ids) finds nothing, a wrongly typed body is
+/// refused, the real ids and code verify and open a session (cookie included), a replay finds
+/// nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verifies_a_number_on_one_warm_instance() {
+    let table = support::fresh_table("sms-token").await;
+    // The plain form of the secret.
+    let secret_arn = support::create_secret(CLIENT_SECRET).await;
+    let sandbox = support::start_sandbox().await;
+    let emulator = Emulator::start().await.expect("emulator starts");
+    let mut function =
+        support::spawn(BINARY, "sms-token", &emulator, support::function_env(&sandbox, &table, &secret_arn));
+    let (auth_req_id, nonce, code) = start_verification(&sandbox, &table).await;
+    let cold_start = support::cold_start(&emulator, &mut function).await;
+    println!("sms-token cold start (debug build, secret from Secrets Manager): {cold_start:?}");
+
+    let shipped = emulator.invoke(&event("sms-token.json"), INVOKE_TIMEOUT).await.expect("answered");
+    assert_error(&shipped, 404, "verification_not_found");
+    let wrong_type = emulator.invoke(&event("sms-token-wrong-type.json"), INVOKE_TIMEOUT).await.unwrap();
+    assert_error(&wrong_type, 400, "invalid_request");
+
+    let request = json!({ "code": code, "auth_req_id": auth_req_id, "client_id": CLIENT, "nonce": nonce });
+    let token_event = apigw::with_json_body(event("sms-token.json"), &request);
+    let verified = emulator.invoke(&token_event, INVOKE_TIMEOUT).await.unwrap();
+    assert_eq!(verified["statusCode"], 200, "{}", verified["body"]);
+    assert_eq!(verified["isBase64Encoded"], false);
+    assert_eq!(apigw::header(&verified, "content-type"), Some("application/json"));
+    assert_eq!(apigw::header(&verified, "cache-control"), Some("no-store"));
+    assert_eq!(apigw::header(&verified, "set-cookie"), None, "API Gateway v2 takes cookies in `cookies`");
+    let body = apigw::body_json(&verified);
+    assert_eq!(body["phone_number"], PHONE);
+    assert_eq!(body["phone_number_verified"], true);
+    assert_eq!(body["auth_server"], json!({ "id": "sandbox", "url": sandbox.url() }));
+    assert!(body["sub"].as_str().is_some_and(|sub| !sub.is_empty()));
+    let session = body["session"].as_str().expect("session").to_owned();
+    assert!(session.len() >= 40, "a 256-bit token");
+    let cookies = apigw::cookies(&verified);
+    assert_eq!(cookies.len(), 1, "one cookie");
+    let cookie = &cookies[0];
+    assert!(cookie.starts_with(&format!("sms_session={session};")), "the cookie carries the session");
+    for attribute in ["Path=/", "Max-Age=3600", "HttpOnly", "Secure", "SameSite=Lax"] {
+        assert!(cookie.split("; ").any(|part| part == attribute), "cookie attribute {attribute} missing");
+    }
+
+    let replay = emulator.invoke(&token_event, INVOKE_TIMEOUT).await.unwrap();
+    assert_error(&replay, 404, "verification_not_found");
+    assert!(function.try_wait().unwrap().is_none(), "the instance keeps running between invocations");
+    assert_eq!(emulator.init_error(), None);
+
+    let done = |out: &str| out.matches("\"event\":\"sms_token_").count() >= 4;
+    assert!(function.wait_for_stdout(INVOKE_TIMEOUT, done).await, "4 summary lines");
+    let events: Vec<String> = function
+        .json_logs()
+        .iter()
+        .filter_map(|line| line["event"].as_str().filter(|e| e.starts_with("sms_token_")).map(str::to_owned))
+        .collect();
+    assert_eq!(
+        events,
+        [
+            "sms_token_verification_not_found",
+            "sms_token_invalid_request",
+            "sms_token_verified",
+            "sms_token_verification_not_found"
+        ]
+    );
+    support::assert_output_free_of(
+        &function,
+        &[
+            ("client secret", CLIENT_SECRET),
+            ("auth_req_id", &auth_req_id),
+            ("session token", &session),
+            ("nonce", &nonce),
+        ],
+    );
+}
+
+/// A `CLIENT_SECRET_ARN` that names no secret stops the cold start: one `startup_failed` line that
+/// names the ARN, and a non-zero exit before the first poll (Lambda reports `Runtime.ExitError`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_secret_stops_the_cold_start() {
+    support::moto_endpoint();
+    let sandbox = support::start_sandbox().await;
+    let emulator = Emulator::start().await.expect("emulator starts");
+    let missing_arn = format!(
+        "arn:aws:secretsmanager:us-east-1:123456789012:secret:sms-verify/missing-{}",
+        uuid::Uuid::new_v4().simple()
+    );
+    let env = support::function_env(&sandbox, "sms-token-no-table-needed", &missing_arn);
+    let mut function = support::spawn(BINARY, "sms-token", &emulator, env);
+
+    let status = function.wait_exit(support::COLD_START_LIMIT).await.expect("the process exits");
+    assert!(!status.success(), "exit status {status}");
+    assert!(function.wait_for_stdout(INVOKE_TIMEOUT, |out| out.contains("startup_failed")).await);
+    let failures = function.json_logs_with_event("startup_failed");
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    let error = failures[0]["error"].as_str().unwrap_or_default();
+    assert!(error.contains(&missing_arn), "{error}");
+    assert_eq!(emulator.polls(), 0, "a failed instance never asks for work");
+}

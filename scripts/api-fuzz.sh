@@ -1,0 +1,232 @@
+#!/usr/bin/env bash
+# Checks the running API against its contract, openapi.yaml: starts local-api (in-memory store,
+# sandbox auth server, both on free 127.0.0.1 ports), runs schemathesis against it, stops it.
+#
+# What schemathesis does: sends the spec's examples (real successes with `sandbox-client`), then
+# boundary values, then generated valid and invalid bodies, then stateful sequences that feed the
+# `auth_req_id` and `nonce` of a `/sms/auth` answer to `/sms/token` (the spec's link). Every
+# answer must be no 5xx (the sandbox upstream is healthy, so none may occur here), a status the
+# spec lists for that operation, with the listed content type, headers and body schema.
+#
+# Reproducible and bounded: a fixed seed, one worker, no example database; --max-examples per
+# operation is chosen so the run sends well over 1,000 requests (checked from the recorded
+# requests), in well under a minute here; a hard time limit stops it regardless. Only 127.0.0.1
+# is contacted: proxies are bypassed, redirects are not followed, and schemathesis 4 has no
+# telemetry or report upload (the reports it writes here are local files).
+#
+# Exits non-zero if schemathesis finds any failure, if local-api logs a panic or dies, if any
+# answer is a 5xx, if any request went elsewhere than the local-api, or if fewer than
+# API_FUZZ_MIN_REQUESTS requests were sent.
+#
+# Knobs (environment): API_FUZZ_MAX_EXAMPLES (300), API_FUZZ_SEED (20251129),
+# API_FUZZ_TIME_LIMIT (seconds, 300), API_FUZZ_MIN_REQUESTS (1000).
+# Artifacts (git-ignored): .tmp/api-fuzz.*/ holds local-api.log, schemathesis.log and
+# requests.har (every request and answer, for reproducing by hand).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+MAX_EXAMPLES="${API_FUZZ_MAX_EXAMPLES:-300}"
+SEED="${API_FUZZ_SEED:-20251129}"
+TIME_LIMIT="${API_FUZZ_TIME_LIMIT:-300}"
+MIN_REQUESTS="${API_FUZZ_MIN_REQUESTS:-1000}"
+CHECKS="not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance,response_headers_conformance"
+
+VENV="$(scripts/python-tools.sh)"
+PYTHON="$VENV/bin/python"
+SCHEMATHESIS="$VENV/bin/schemathesis"
+
+echo "api-fuzz: building local-api" >&2
+cargo build --quiet -p local-api
+LOCAL_API="${CARGO_TARGET_DIR:-$ROOT/target}/debug/local-api"
+
+mkdir -p "$ROOT/.tmp"
+WORK="$(mktemp -d "$ROOT/.tmp/api-fuzz.XXXXXX")"
+SERVER_LOG="$WORK/local-api.log"
+HAR="$WORK/requests.har"
+
+API_PID=""
+SCHEMATHESIS_PID=""
+TAIL_PID=""
+stop_schemathesis() {
+    local pid
+    for pid in "$SCHEMATHESIS_PID" "$TAIL_PID"; do
+        if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
+            kill "$pid" 2>/dev/null || true
+            wait "$pid" 2>/dev/null || true
+        fi
+    done
+    SCHEMATHESIS_PID=""
+    TAIL_PID=""
+}
+stop_api() {
+    if [[ -n "$API_PID" ]] && kill -0 "$API_PID" 2>/dev/null; then
+        kill "$API_PID" 2>/dev/null || true
+        for _ in $(seq 50); do
+            kill -0 "$API_PID" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -9 "$API_PID" 2>/dev/null || true
+        wait "$API_PID" 2>/dev/null || true
+    fi
+    API_PID=""
+}
+cleanup() {
+    stop_schemathesis
+    stop_api
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# Two distinct free loopback ports (the kernel picks them; a race with another process is retried).
+free_ports() {
+    "$PYTHON" - <<'EOF'
+import socket
+socks = []
+for _ in range(2):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    socks.append(s)
+print(" ".join(str(s.getsockname()[1]) for s in socks))
+for s in socks:
+    s.close()
+EOF
+}
+
+port_open() {
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+start_api() {
+    local attempt
+    for attempt in 1 2 3; do
+        read -r PORT SANDBOX_PORT <<<"$(free_ports)"
+        # No TABLE_NAME: the in-memory store. No CLIENT_SECRET: the sandbox's own secret.
+        env -u TABLE_NAME -u CLIENT_SECRET -u RUST_LOG PORT="$PORT" SANDBOX_PORT="$SANDBOX_PORT" \
+            "$LOCAL_API" >"$SERVER_LOG" 2>&1 &
+        API_PID=$!
+        for _ in $(seq 300); do
+            if ! kill -0 "$API_PID" 2>/dev/null; then
+                break
+            fi
+            if port_open "$PORT"; then
+                echo "api-fuzz: local-api (pid $API_PID) on http://127.0.0.1:$PORT, sandbox on :$SANDBOX_PORT" >&2
+                return 0
+            fi
+            sleep 0.1
+        done
+        echo "api-fuzz: local-api did not come up (attempt $attempt); its log:" >&2
+        cat "$SERVER_LOG" >&2
+        stop_api
+    done
+    return 1
+}
+
+start_api
+BASE_URL="http://127.0.0.1:$PORT"
+
+# schemathesis writes its caches (.hypothesis, .schemathesis) into the working directory: WORK.
+# Proxies are cleared and bypassed so requests go straight to 127.0.0.1.
+SCHEMATHESIS_CMD=(
+    "$SCHEMATHESIS" --no-color run "$ROOT/openapi.yaml"
+    --url "$BASE_URL"
+    --phases "examples,coverage,fuzzing,stateful"
+    --checks "$CHECKS"
+    --max-examples "$MAX_EXAMPLES"
+    --seed "$SEED"
+    --workers 1
+    --generation-database none
+    --request-timeout 10
+    --max-redirects 0
+    --report har --report-har-path "$HAR"
+)
+echo "api-fuzz: ${SCHEMATHESIS_CMD[*]}" >&2
+# In the background, so a signal to this script stops it at once (timeout passes it on); its
+# output is followed live from the log.
+: >"$WORK/schemathesis.log"
+(
+    cd "$WORK" &&
+        exec env -u HTTP_PROXY -u HTTPS_PROXY -u ALL_PROXY -u http_proxy -u https_proxy -u all_proxy \
+            NO_PROXY='*' no_proxy='*' SCHEMATHESIS_TELEMETRY=false \
+            timeout --kill-after=10 "$TIME_LIMIT" "${SCHEMATHESIS_CMD[@]}"
+) >"$WORK/schemathesis.log" 2>&1 </dev/null &
+SCHEMATHESIS_PID=$!
+tail -n +1 -f --pid="$SCHEMATHESIS_PID" "$WORK/schemathesis.log" &
+TAIL_PID=$!
+STATUS=0
+wait "$SCHEMATHESIS_PID" || STATUS=$?
+SCHEMATHESIS_PID=""
+wait "$TAIL_PID" || true
+TAIL_PID=""
+if [[ $STATUS -eq 124 || $STATUS -eq 137 ]]; then
+    echo "api-fuzz: schemathesis did not finish within ${TIME_LIMIT}s" >&2
+fi
+
+API_ALIVE=1
+kill -0 "$API_PID" 2>/dev/null || API_ALIVE=0
+stop_api
+
+# What was actually sent, from schemathesis' own record of every request and answer.
+set +e
+"$PYTHON" - "$HAR" "$MIN_REQUESTS" "$BASE_URL" <<'EOF'
+import collections, json, sys
+
+har_path, minimum, base_url = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+try:
+    entries = json.load(open(har_path))["log"]["entries"]
+except (OSError, ValueError, KeyError) as err:
+    print(f"api-fuzz: no request record ({err})")
+    sys.exit(1)
+by_route = collections.Counter()
+server_errors = []
+elsewhere = [e["request"]["url"] for e in entries if not e["request"]["url"].startswith(base_url + "/")]
+for entry in entries:
+    method = entry["request"]["method"]
+    path = "/" + entry["request"]["url"].split("/", 3)[-1].split("?")[0]
+    response = entry.get("response") or {}
+    status = response.get("status") or 0
+    try:
+        body = json.loads((response.get("content") or {}).get("text") or "")
+        error = body.get("error", "") if isinstance(body, dict) else ""
+    except ValueError:
+        error = ""
+    by_route[(path, method, status, str(error))] += 1
+    if status >= 500 or status == 0:
+        server_errors.append(f"{method} {path} -> {status}")
+print(f"api-fuzz: {len(entries)} requests sent to local-api, by answer:")
+for (path, method, status, error), count in sorted(by_route.items()):
+    print(f"  {method:7} {path:11} {status:3} {error:26} x{count}")
+failed = False
+if elsewhere:
+    print(f"api-fuzz: {len(elsewhere)} requests went elsewhere than {base_url}: {elsewhere[:5]}")
+    failed = True
+if server_errors:
+    print(f"api-fuzz: {len(server_errors)} answers were 5xx or missing: " + "; ".join(server_errors[:10]))
+    failed = True
+if len(entries) < minimum:
+    print(f"api-fuzz: fewer than {minimum} requests were sent")
+    failed = True
+sys.exit(1 if failed else 0)
+EOF
+COUNT_STATUS=$?
+set -e
+
+if grep -qE "thread '[^']*' panicked at" "$SERVER_LOG"; then
+    echo "api-fuzz: local-api panicked; see $SERVER_LOG:" >&2
+    grep -m5 -E "thread '[^']*' panicked at" "$SERVER_LOG" >&2
+    STATUS=1
+fi
+if [[ $API_ALIVE -eq 0 ]]; then
+    echo "api-fuzz: local-api exited during the run; see $SERVER_LOG" >&2
+    STATUS=1
+fi
+[[ $COUNT_STATUS -eq 0 ]] || STATUS=1
+
+echo "api-fuzz: artifacts in ${WORK#"$ROOT"/}" >&2
+if [[ $STATUS -ne 0 ]]; then
+    echo "api-fuzz: FAILED" >&2
+    exit 1
+fi
+echo "api-fuzz: passed"

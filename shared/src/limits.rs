@@ -1,0 +1,293 @@
+//! Limits against SMS pumping and code guessing, and the one place that decides them.
+//!
+//! Every SMS costs money and every code can be guessed, so before the upstream is asked to send
+//! anything the backend checks, per client:
+//! - sends per phone in a short window (3 per 10 min) and per day (10), and a resend delay that
+//!   grows with each send of the day (30 s, 60 s, 120 s, … capped at 30 min);
+//! - starts per source IP per hour (50; IPv6 counted per /64);
+//! - consecutive wrong codes per phone across verifications (20, then locked for a day; a new code
+//!   does not reset the count, a verified number does);
+//! - wrong codes per verification (5).
+//!
+//! Defaults follow `../shared/reference/abuse-and-limits.md` (Twilio Verify, Auth0, NIST 800-63B).
+//! The counters live in the state store; both stores call the `judge_*` functions here, so the
+//! in-memory and the DynamoDB store decide alike.
+
+use std::net::IpAddr;
+
+use serde::Deserialize;
+
+pub const DAY_SECS: u64 = 86_400;
+pub const HOUR_SECS: u64 = 3_600;
+
+/// The limits of one client, every value resolved.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    pub max_wrong_codes: u32,
+    pub max_failures_per_phone: u32,
+    pub sends_per_phone_window: u32,
+    pub send_window_secs: u64,
+    pub sends_per_phone_day: u32,
+    /// Delay before the 2nd, 3rd, … send of a day to one phone; the last value repeats.
+    pub resend_delays_secs: Vec<u64>,
+    pub starts_per_ip_hour: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_wrong_codes: 5,
+            max_failures_per_phone: 20,
+            sends_per_phone_window: 3,
+            send_window_secs: 600,
+            sends_per_phone_day: 10,
+            resend_delays_secs: vec![30, 60, 120, 300, 600, 1800],
+            starts_per_ip_hour: 50,
+        }
+    }
+}
+
+/// The limits as written in the config: every key optional; a client's keys override the
+/// top-level `limits`, which override the defaults.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    pub max_wrong_codes: Option<u32>,
+    pub max_failures_per_phone: Option<u32>,
+    pub sends_per_phone_window: Option<u32>,
+    pub send_window_secs: Option<u64>,
+    pub sends_per_phone_day: Option<u32>,
+    pub resend_delays_secs: Option<Vec<u64>>,
+    pub starts_per_ip_hour: Option<u32>,
+}
+
+impl RawLimits {
+    /// `self` over `base`, field by field.
+    pub fn over(&self, base: &Limits) -> Limits {
+        Limits {
+            max_wrong_codes: self.max_wrong_codes.unwrap_or(base.max_wrong_codes),
+            max_failures_per_phone: self.max_failures_per_phone.unwrap_or(base.max_failures_per_phone),
+            sends_per_phone_window: self.sends_per_phone_window.unwrap_or(base.sends_per_phone_window),
+            send_window_secs: self.send_window_secs.unwrap_or(base.send_window_secs),
+            sends_per_phone_day: self.sends_per_phone_day.unwrap_or(base.sends_per_phone_day),
+            resend_delays_secs: self
+                .resend_delays_secs
+                .clone()
+                .unwrap_or_else(|| base.resend_delays_secs.clone()),
+            starts_per_ip_hour: self.starts_per_ip_hour.unwrap_or(base.starts_per_ip_hour),
+        }
+    }
+}
+
+impl Limits {
+    /// What is wrong with these limits, for the config error (`at` names where they came from).
+    pub fn problems(&self, at: &str) -> Vec<String> {
+        let rules = [
+            ((1..=10).contains(&self.max_wrong_codes), "max_wrong_codes", "must be 1 to 10"),
+            (
+                self.max_failures_per_phone >= self.max_wrong_codes,
+                "max_failures_per_phone",
+                "must be at least max_wrong_codes",
+            ),
+            (self.sends_per_phone_window >= 1, "sends_per_phone_window", "must be at least 1"),
+            ((60..=DAY_SECS).contains(&self.send_window_secs), "send_window_secs", "must be 60 to 86400"),
+            (
+                self.sends_per_phone_day >= self.sends_per_phone_window,
+                "sends_per_phone_day",
+                "must be at least sends_per_phone_window",
+            ),
+            (
+                !self.resend_delays_secs.is_empty() && self.resend_delays_secs.iter().all(|d| *d <= DAY_SECS),
+                "resend_delays_secs",
+                "must list 1 or more delays of at most 86400 s",
+            ),
+            (self.starts_per_ip_hour >= 1, "starts_per_ip_hour", "must be at least 1"),
+        ];
+        rules.iter().filter(|(ok, ..)| !ok).map(|(_, key, rule)| format!("`{at}.{key}` {rule}")).collect()
+    }
+
+    /// The delay required after the `sends_today`-th send of the day before the next one.
+    fn resend_delay(&self, sends_today: u32) -> u64 {
+        let index = (sends_today.max(1) as usize - 1).min(self.resend_delays_secs.len() - 1);
+        self.resend_delays_secs[index]
+    }
+}
+
+/// Which limit said no.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Limit {
+    PhoneLocked,
+    PhoneDaily,
+    PhoneWindow,
+    ResendDelay,
+    IpHourly,
+}
+
+impl Limit {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::PhoneLocked => "phone_failures",
+            Self::PhoneDaily => "phone_daily_sends",
+            Self::PhoneWindow => "phone_window_sends",
+            Self::ResendDelay => "resend_delay",
+            Self::IpHourly => "ip_hourly_starts",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateLimited {
+    pub limit: Limit,
+    /// Seconds until the limit allows the request again (at least 1).
+    pub retry_after: u64,
+}
+
+impl RateLimited {
+    fn new(limit: Limit, retry_after: u64) -> Self {
+        Self { limit, retry_after: retry_after.max(1) }
+    }
+}
+
+/// The per-phone counters as they stand at `now` (a store maps its record onto this; counts of
+/// a window or day that has ended read as 0).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PhoneCounters {
+    pub window_sends: u32,
+    pub day_sends: u32,
+    pub last_sent_at: Option<u64>,
+    /// Consecutive wrong codes; they count until `failures_reset_at`.
+    pub failures: u32,
+    pub failures_reset_at: u64,
+}
+
+impl PhoneCounters {
+    pub fn live_failures(&self, now: u64) -> u32 {
+        if self.failures_reset_at > now { self.failures } else { 0 }
+    }
+}
+
+/// Window and day numbers (start of time / length), the keys fixed-window counters are filed under.
+pub fn window_index(now: u64, window_secs: u64) -> u64 {
+    now / window_secs
+}
+
+/// May one more SMS go to this phone? The one rule for sends, applied by every store.
+pub fn judge_send(phone: &PhoneCounters, limits: &Limits, now: u64) -> Result<(), RateLimited> {
+    if phone.live_failures(now) >= limits.max_failures_per_phone {
+        return Err(RateLimited::new(Limit::PhoneLocked, phone.failures_reset_at - now));
+    }
+    if phone.day_sends >= limits.sends_per_phone_day {
+        let day_end = (window_index(now, DAY_SECS) + 1) * DAY_SECS;
+        return Err(RateLimited::new(Limit::PhoneDaily, day_end - now));
+    }
+    if phone.window_sends >= limits.sends_per_phone_window {
+        let window_end = (window_index(now, limits.send_window_secs) + 1) * limits.send_window_secs;
+        return Err(RateLimited::new(Limit::PhoneWindow, window_end - now));
+    }
+    if let Some(last) = phone.last_sent_at.filter(|_| phone.day_sends > 0) {
+        let next = last + limits.resend_delay(phone.day_sends);
+        if next > now {
+            return Err(RateLimited::new(Limit::ResendDelay, next - now));
+        }
+    }
+    Ok(())
+}
+
+/// May this source IP start one more verification this hour?
+pub fn judge_ip(starts_this_hour: u32, limits: &Limits, now: u64) -> Result<(), RateLimited> {
+    if starts_this_hour >= limits.starts_per_ip_hour {
+        let hour_end = (window_index(now, HOUR_SECS) + 1) * HOUR_SECS;
+        return Err(RateLimited::new(Limit::IpHourly, hour_end - now));
+    }
+    Ok(())
+}
+
+/// The part of a source address that identifies one client network: the whole IPv4 address, or
+/// the /64 of an IPv6 address (one subscriber gets a whole /64).
+pub fn ip_bucket(ip: &str) -> Option<String> {
+    match ip.trim().parse::<IpAddr>().ok()? {
+        IpAddr::V4(v4) => Some(v4.to_string()),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => Some(v4.to_string()),
+            None => {
+                let s = v6.segments();
+                Some(format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3]))
+            }
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: u64 = 1_800_000_000;
+
+    #[test]
+    fn sends_are_limited_per_window_and_day_and_spaced_by_a_growing_delay() {
+        let limits = Limits::default();
+        let fresh = PhoneCounters::default();
+        assert_eq!(judge_send(&fresh, &limits, NOW), Ok(()));
+
+        let just_sent =
+            PhoneCounters { window_sends: 1, day_sends: 1, last_sent_at: Some(NOW - 10), ..fresh.clone() };
+        assert_eq!(judge_send(&just_sent, &limits, NOW), Err(RateLimited::new(Limit::ResendDelay, 20)));
+        let later = PhoneCounters { last_sent_at: Some(NOW - 30), ..just_sent.clone() };
+        assert_eq!(judge_send(&later, &limits, NOW), Ok(()));
+        let second =
+            PhoneCounters { day_sends: 2, window_sends: 2, last_sent_at: Some(NOW - 30), ..fresh.clone() };
+        assert_eq!(judge_send(&second, &limits, NOW).unwrap_err().retry_after, 30, "the delay doubles");
+        let many =
+            PhoneCounters { day_sends: 9, window_sends: 0, last_sent_at: Some(NOW - 1000), ..fresh.clone() };
+        assert_eq!(judge_send(&many, &limits, NOW).unwrap_err().retry_after, 800, "capped at 30 min");
+
+        let window_full =
+            PhoneCounters { window_sends: 3, day_sends: 3, last_sent_at: Some(NOW - 3600), ..fresh.clone() };
+        assert_eq!(judge_send(&window_full, &limits, NOW).unwrap_err().limit, Limit::PhoneWindow);
+        let day_full = PhoneCounters { day_sends: 10, ..fresh.clone() };
+        assert_eq!(judge_send(&day_full, &limits, NOW).unwrap_err().limit, Limit::PhoneDaily);
+    }
+
+    #[test]
+    fn consecutive_failures_lock_the_phone_until_they_expire() {
+        let limits = Limits::default();
+        let locked = PhoneCounters { failures: 20, failures_reset_at: NOW + 500, ..PhoneCounters::default() };
+        assert_eq!(judge_send(&locked, &limits, NOW), Err(RateLimited::new(Limit::PhoneLocked, 500)));
+        let expired = PhoneCounters { failures_reset_at: NOW, ..locked };
+        assert_eq!(judge_send(&expired, &limits, NOW), Ok(()));
+    }
+
+    #[test]
+    fn ip_starts_are_limited_per_hour() {
+        let limits = Limits::default();
+        assert_eq!(judge_ip(49, &limits, NOW), Ok(()));
+        let limited = judge_ip(50, &limits, NOW).unwrap_err();
+        assert_eq!(limited.limit, Limit::IpHourly);
+        assert!(limited.retry_after <= HOUR_SECS);
+    }
+
+    #[test]
+    fn ipv6_is_counted_per_64() {
+        assert_eq!(ip_bucket("2001:db8:1:2:aaaa::1"), ip_bucket("2001:db8:1:2:bbbb::2"));
+        assert_ne!(ip_bucket("2001:db8:1:2::1"), ip_bucket("2001:db8:1:3::1"));
+        assert_eq!(ip_bucket("203.0.113.7").as_deref(), Some("203.0.113.7"));
+        assert_eq!(ip_bucket("::ffff:203.0.113.7").as_deref(), Some("203.0.113.7"));
+        assert_eq!(ip_bucket("not an ip"), None);
+    }
+
+    #[test]
+    fn client_limits_override_top_level_limits_field_by_field() {
+        let top =
+            RawLimits { sends_per_phone_day: Some(20), ..RawLimits::default() }.over(&Limits::default());
+        let client = RawLimits { max_wrong_codes: Some(3), ..RawLimits::default() }.over(&top);
+        assert_eq!(
+            (client.max_wrong_codes, client.sends_per_phone_day, client.starts_per_ip_hour),
+            (3, 20, 50)
+        );
+        assert!(client.problems("clients[0].limits").is_empty());
+        let bad = Limits { max_wrong_codes: 0, resend_delays_secs: vec![], ..Limits::default() };
+        let problems = bad.problems("limits");
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems[0].starts_with("`limits.max_wrong_codes` must be 1 to 10"), "{problems:?}");
+    }
+}
