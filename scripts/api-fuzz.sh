@@ -2,23 +2,28 @@
 # Checks the running API against its contract, openapi.yaml: starts local-api (in-memory store,
 # sandbox auth server, both on free 127.0.0.1 ports), runs schemathesis against it, stops it.
 #
+# First a short walk-through (a verification with the code read from the sandbox's outbox, a
+# replay, a second SMS too soon, wrong codes to the end, a non-JSON and an oversized body), each
+# answer checked with schemathesis' checks: fuzzing cannot reach a right code.
+#
 # What schemathesis does: sends the spec's examples (real successes with `sandbox-client`), then
 # boundary values, then generated valid and invalid bodies, then stateful sequences that feed the
 # `auth_req_id` and `nonce` of a `/sms/auth` answer to `/sms/token` (the spec's link). Every
 # answer must be no 5xx (the sandbox upstream is healthy, so none may occur here), a status the
 # spec lists for that operation, with the listed content type, headers and body schema.
 #
-# Reproducible and bounded: a fixed seed, one worker, no example database; --max-examples per
-# operation is chosen so the run sends well over 1,000 requests (checked from the recorded
-# requests), in well under a minute here; a hard time limit stops it regardless. Only 127.0.0.1
-# is contacted: proxies are bypassed, redirects are not followed, and schemathesis 4 has no
-# telemetry or report upload (the reports it writes here are local files).
+# Reproducible and bounded: a fixed seed, one worker, no example database (the service's own
+# rate limits run on the clock, so the stateful phase's length still varies a little);
+# --max-examples per operation is chosen so the run sends well over 1,000 requests (checked from
+# the recorded requests), in one to two minutes on 2 cores; a hard time limit stops it
+# regardless. Only 127.0.0.1 is contacted: proxies are bypassed, redirects are not followed, and
+# schemathesis 4 has no telemetry or report upload (the reports it writes here are local files).
 #
-# Exits non-zero if schemathesis finds any failure, if local-api logs a panic or dies, if any
-# answer is a 5xx, if any request went elsewhere than the local-api, or if fewer than
-# API_FUZZ_MIN_REQUESTS requests were sent.
+# Exits non-zero if the walk-through or schemathesis finds any failure, if local-api logs a
+# panic or dies, if any answer is a 5xx, if any request went elsewhere than the local-api, or if
+# fewer than API_FUZZ_MIN_REQUESTS requests were sent.
 #
-# Knobs (environment): API_FUZZ_MAX_EXAMPLES (300), API_FUZZ_SEED (20251129),
+# Knobs (environment): API_FUZZ_MAX_EXAMPLES (400), API_FUZZ_SEED (20251129),
 # API_FUZZ_TIME_LIMIT (seconds, 300), API_FUZZ_MIN_REQUESTS (1000).
 # Artifacts (git-ignored): .tmp/api-fuzz.*/ holds local-api.log, schemathesis.log and
 # requests.har (every request and answer, for reproducing by hand).
@@ -27,7 +32,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
-MAX_EXAMPLES="${API_FUZZ_MAX_EXAMPLES:-300}"
+MAX_EXAMPLES="${API_FUZZ_MAX_EXAMPLES:-400}"
 SEED="${API_FUZZ_SEED:-20251129}"
 TIME_LIMIT="${API_FUZZ_TIME_LIMIT:-300}"
 MIN_REQUESTS="${API_FUZZ_MIN_REQUESTS:-1000}"
@@ -127,6 +132,62 @@ start_api() {
 start_api
 BASE_URL="http://127.0.0.1:$PORT"
 
+# A walk-through first, on the fresh instance: the answers fuzzing cannot reach (a right code
+# needs the SMS, which the sandbox's outbox holds), each checked with schemathesis' own checks.
+WALK_STATUS=0
+"$PYTHON" - "$ROOT/openapi.yaml" "$BASE_URL" "http://127.0.0.1:$SANDBOX_PORT" <<'EOF' || WALK_STATUS=$?
+import json, sys, urllib.parse
+
+import requests
+import schemathesis
+from schemathesis import checks
+
+spec, base_url, sandbox_url = sys.argv[1:4]
+schema = schemathesis.openapi.from_path(spec)
+CHECKS = [checks.not_a_server_error, checks.status_code_conformance, checks.content_type_conformance,
+          checks.response_headers_conformance, checks.response_schema_conformance]
+session = requests.Session()
+session.trust_env = False  # no proxies: 127.0.0.1 only
+
+def call(path, body, *expected, headers=None):
+    """POSTs body, checks the answer against the spec and that it is one of `expected`."""
+    case = schema[path]["POST"].Case(body=body, media_type="application/json")
+    response = case.call(base_url=base_url, session=session, headers=headers, allow_redirects=False, timeout=10)
+    case.validate_response(response, checks=CHECKS)
+    content_type = (response.headers.get("content-type") or [""])[0]
+    answer = response.json() if content_type.startswith("application/json") else {}
+    if (response.status_code, answer.get("error")) not in expected:
+        sys.exit(f"api-fuzz: walk-through: POST {path} {json.dumps(body)[:200]} answered "
+                 f"{response.status_code} {response.text[:300]}; expected one of {expected}")
+    print(f"  POST {path:10} {response.status_code} {answer.get('error') or ''}")
+    return answer
+
+def start(phone):
+    started = call("/sms/auth", {"client_id": "sandbox-client", "login_hint": phone}, (200, None))
+    flow = {"auth_req_id": started["auth_req_id"], "nonce": started["nonce"], "client_id": "sandbox-client"}
+    outbox = session.get(f"{sandbox_url}/sandbox/messages?to={urllib.parse.quote(phone)}", timeout=10).json()
+    code = outbox[0]["code"]
+    return flow, code, ("0000" if code != "0000" else "1111")
+
+print("api-fuzz: walk-through, each answer checked against openapi.yaml:")
+# One wrong code, then the right one; the same again; a second SMS too soon.
+flow, code, wrong = start("+447400123499")
+call("/sms/token", {**flow, "code": wrong}, (400, "invalid_code"))
+call("/sms/token", {**flow, "code": code}, (200, None))
+call("/sms/token", {**flow, "code": code}, (404, "verification_not_found"))
+call("/sms/auth", {"client_id": "sandbox-client", "login_hint": "+44 7400 123499"}, (429, "rate_limited"))
+# Wrong codes until the verification is dead.
+flow, code, wrong = start("+447400123498")
+for _ in range(10):
+    answer = call("/sms/token", {**flow, "code": wrong}, (400, "invalid_code"), (429, "too_many_attempts"))
+    if answer["error"] == "too_many_attempts" or answer["data"]["attempts_left"] == 0:
+        break
+call("/sms/token", {**flow, "code": code}, (429, "too_many_attempts"))
+# Bodies refused before any work.
+call("/sms/log", {"data": {"step": "walk-through"}}, (415, "unsupported_media_type"), headers={"Content-Type": "text/plain"})
+call("/sms/auth", {"client_id": "x" * 9000, "login_hint": "+447400123497"}, (413, "payload_too_large"))
+EOF
+
 # schemathesis writes its caches (.hypothesis, .schemathesis) into the working directory: WORK.
 # Proxies are cleared and bypassed so requests go straight to 127.0.0.1.
 SCHEMATHESIS_CMD=(
@@ -223,6 +284,10 @@ if [[ $API_ALIVE -eq 0 ]]; then
     STATUS=1
 fi
 [[ $COUNT_STATUS -eq 0 ]] || STATUS=1
+if [[ $WALK_STATUS -ne 0 ]]; then
+    echo "api-fuzz: the walk-through failed (above)" >&2
+    STATUS=1
+fi
 
 echo "api-fuzz: artifacts in ${WORK#"$ROOT"/}" >&2
 if [[ $STATUS -ne 0 ]]; then

@@ -19,6 +19,7 @@ use serde::Deserialize;
 
 pub const DAY_SECS: u64 = 86_400;
 pub const HOUR_SECS: u64 = 3_600;
+const MAX_RESEND_DELAYS: usize = 20;
 
 /// The limits of one client, every value resolved.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -97,9 +98,11 @@ impl Limits {
                 "must be at least sends_per_phone_window",
             ),
             (
-                !self.resend_delays_secs.is_empty() && self.resend_delays_secs.iter().all(|d| *d <= DAY_SECS),
+                // DynamoDB writes one condition per delay: keep the expression well under its 4 KB.
+                (1..=MAX_RESEND_DELAYS).contains(&self.resend_delays_secs.len())
+                    && self.resend_delays_secs.iter().all(|d| *d <= DAY_SECS),
                 "resend_delays_secs",
-                "must list 1 or more delays of at most 86400 s",
+                "must list 1 to 20 delays of at most 86400 s",
             ),
             (self.starts_per_ip_hour >= 1, "starts_per_ip_hour", "must be at least 1"),
         ];
