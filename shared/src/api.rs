@@ -137,9 +137,9 @@ pub async fn sms_log(request: Request) -> HandlerResult {
             let data = redact::sanitize(&body.data).to_string();
             tracing::info!(event = "sms_client_log", request_id = summary.request_id.as_deref(), data);
             let mut response = Response::new(Body::Text("OK".into()));
-            response
-                .headers_mut()
-                .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+            let headers = response.headers_mut();
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             response
         }
         Err(err) => error_response(&err, &summary),

@@ -129,6 +129,7 @@ async fn sms_log_events() {
     assert_eq!(response.status(), 200);
     assert_eq!(response.body().as_ref(), b"OK");
     assert!(header(&response, header::CONTENT_TYPE).starts_with("text/plain"));
+    assert_eq!(header(&response, header::CACHE_CONTROL), "no-store");
 
     let response = api::sms_log(event("sms-log-missing-data.json")).await.unwrap();
     assert_eq!(response.status(), 400);
