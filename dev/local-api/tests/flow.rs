@@ -214,6 +214,16 @@ async fn auth_upstream_failures_map_to_502_and_504(store: StoreKind) {
     });
     let reply = system.post("/sms/auth", start.clone()).await;
     assert_eq!(reply.status, 502, "a garbage 200 is an upstream failure: {}", reply.text);
+    system.sandbox.inject(Fault {
+        endpoint: Endpoint::Auth,
+        status: Some(200),
+        body: Some(r#"{"expires_in": 120, "interval": 5}"#.into()),
+        content_type: Some("application/json".into()),
+        times: Some(1),
+        ..Fault::default()
+    });
+    let reply = system.post("/sms/auth", start.clone()).await;
+    assert_eq!(reply.status, 502, "a 200 without auth_req_id is an upstream failure: {}", reply.text);
     let started = system.start_verification(PHONE).await;
     assert_eq!(system.token(&started, &system.code_for(PHONE)).await.status, 200);
 }
