@@ -13,6 +13,7 @@ pub mod crypto;
 pub mod error;
 pub mod flow;
 pub mod limits;
+pub mod metrics;
 pub mod phone;
 pub mod redact;
 pub mod store;

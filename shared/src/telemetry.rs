@@ -27,6 +27,7 @@ pub fn init() {
         .with_ansi(false)
         .with_env_filter(filter)
         .try_init();
+    crate::metrics::enable();
 }
 
 /// What one request did, gathered as the flow runs and logged once at the end.
@@ -86,6 +87,7 @@ impl Summary {
             request_id = self.request_id.as_deref(),
             duration_ms,
         );
+        crate::metrics::record_request(self.endpoint, outcome, duration_ms);
     }
 }
 

@@ -1,0 +1,143 @@
+//! Request metrics in CloudWatch Embedded Metric Format (EMF): one JSON line per request on
+//! stdout, which CloudWatch Logs turns into metrics without any API call from the function.
+//!
+//! Dimensions are bounded: the endpoint and the outcome (a success word or one of the API's
+//! error codes), never a phone, an IP or an id. The namespace comes from `METRICS_NAMESPACE`
+//! (default `SmsVerify`).
+
+use std::{
+    sync::{
+        OnceLock,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use serde_json::{Value, json};
+
+pub const DEFAULT_NAMESPACE: &str = "SmsVerify";
+
+/// Outcomes that may become a dimension value; anything else (an upstream's own error code) is
+/// counted as `upstream_rejected`, so the number of metric series stays bounded.
+const KNOWN_OUTCOMES: &[&str] = &[
+    "sent",
+    "verified",
+    "logged",
+    "invalid_request",
+    "invalid_phone_number",
+    "unknown_server",
+    "invalid_client",
+    "verification_not_found",
+    "invalid_code",
+    "too_many_attempts",
+    "verification_in_progress",
+    "phone_not_verified",
+    "country_not_allowed",
+    "payload_too_large",
+    "unsupported_media_type",
+    "rate_limited",
+    "upstream_error",
+    "upstream_timeout",
+    "service_unavailable",
+    "internal_error",
+];
+
+static ENABLED: AtomicBool = AtomicBool::new(false);
+
+/// Turns emission on; called by [`crate::telemetry::init`], so only real processes (Lambda
+/// functions, `local-api`) print metrics, and library tests stay quiet.
+pub fn enable() {
+    ENABLED.store(true, Ordering::Relaxed);
+}
+
+fn namespace() -> &'static str {
+    static NAMESPACE: OnceLock<String> = OnceLock::new();
+    NAMESPACE.get_or_init(|| {
+        std::env::var("METRICS_NAMESPACE")
+            .ok()
+            .filter(|n| !n.trim().is_empty())
+            .unwrap_or(DEFAULT_NAMESPACE.into())
+    })
+}
+
+/// The dimension value for an outcome.
+pub fn bounded_outcome(outcome: &str) -> &str {
+    KNOWN_OUTCOMES.iter().find(|known| **known == outcome).copied().unwrap_or("upstream_rejected")
+}
+
+/// The EMF document for one request: `Requests` (Count) and `Duration` (Milliseconds), by
+/// endpoint and outcome, and by endpoint alone.
+pub fn request_metrics(
+    namespace: &str,
+    endpoint: &str,
+    outcome: &str,
+    duration_ms: f64,
+    timestamp_ms: u128,
+) -> Value {
+    json!({
+        "_aws": {
+            "Timestamp": timestamp_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": namespace,
+                "Dimensions": [["Endpoint", "Outcome"], ["Endpoint"]],
+                "Metrics": [
+                    { "Name": "Requests", "Unit": "Count" },
+                    { "Name": "Duration", "Unit": "Milliseconds" }
+                ]
+            }]
+        },
+        "Endpoint": endpoint,
+        "Outcome": bounded_outcome(outcome),
+        "Requests": 1,
+        "Duration": duration_ms,
+    })
+}
+
+/// Prints one request's metrics line, when enabled.
+pub fn record_request(endpoint: &str, outcome: &str, duration_ms: f64) {
+    if !ENABLED.load(Ordering::Relaxed) {
+        return;
+    }
+    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
+    println!("{}", request_metrics(namespace(), endpoint, outcome, duration_ms, now_ms));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The format's rules: an `_aws` block with a millisecond timestamp and one directive whose
+    /// namespace is a string, whose dimension names and metric names are all top-level members
+    /// (dimensions with string values, metrics with numbers), and whose dimensions are bounded.
+    #[test]
+    fn request_metrics_follow_the_embedded_metric_format() {
+        let line = request_metrics("SmsVerify", "sms_token", "invalid_code", 12.5, 1_795_925_411_000);
+        let aws = &line["_aws"];
+        assert_eq!(aws["Timestamp"], 1_795_925_411_000_u64);
+        let directive = &aws["CloudWatchMetrics"][0];
+        assert_eq!(directive["Namespace"], "SmsVerify");
+        for set in directive["Dimensions"].as_array().unwrap() {
+            let set = set.as_array().unwrap();
+            assert!(!set.is_empty() && set.len() <= 30);
+            for name in set {
+                assert!(line[name.as_str().unwrap()].is_string(), "dimension {name} is a top-level string");
+            }
+        }
+        for metric in directive["Metrics"].as_array().unwrap() {
+            let name = metric["Name"].as_str().unwrap();
+            assert!(line[name].is_number(), "metric {name} is a top-level number");
+            assert!(["Count", "Milliseconds"].contains(&metric["Unit"].as_str().unwrap()));
+        }
+        assert_eq!(
+            (line["Endpoint"].clone(), line["Outcome"].clone()),
+            (json!("sms_token"), json!("invalid_code"))
+        );
+    }
+
+    #[test]
+    fn outcomes_are_bounded() {
+        assert_eq!(bounded_outcome("verified"), "verified");
+        assert_eq!(bounded_outcome("rate_limited"), "rate_limited");
+        assert_eq!(bounded_outcome("some_upstream_code"), "upstream_rejected");
+    }
+}
