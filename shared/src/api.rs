@@ -206,7 +206,7 @@ fn check_optional_field(name: &str, value: Option<&str>, max_chars: usize) -> Re
 
 /// Codes are short runs of ASCII digits; anything else never reaches the upstream or the count.
 fn check_code_format(code: &str) -> Result<(), ApiError> {
-    if (4..=10).contains(&code.len()) && code.bytes().all(|b| b.is_ascii_digit()) {
+    if crate::config::is_code(code) {
         Ok(())
     } else {
         Err(ApiError::invalid_request("field `code`: must be 4 to 10 ASCII digits"))

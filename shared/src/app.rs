@@ -7,7 +7,7 @@ use aws_config::{BehaviorVersion, SdkConfig};
 
 use crate::{
     ciba::CibaClient,
-    config::{Config, ConfigError, Secret},
+    config::{Config, ConfigError, Secret, env_var},
     store::{DynamoStore, StateStore},
 };
 
@@ -56,11 +56,10 @@ impl App {
 /// secret named by `CLIENT_SECRET_ARN`: either the plain secret, or a JSON object with a
 /// `client_secret` key. `None` when neither is set (the config file must then hold it).
 pub async fn client_secret_from_env(sdk: &SdkConfig) -> Result<Option<Secret>, StartupError> {
-    let non_empty = |name| std::env::var(name).ok().filter(|v: &String| !v.trim().is_empty());
-    if let Some(secret) = non_empty("CLIENT_SECRET") {
+    if let Some(secret) = env_var("CLIENT_SECRET") {
         return Ok(Some(Secret::new(secret)));
     }
-    let Some(arn) = non_empty("CLIENT_SECRET_ARN") else {
+    let Some(arn) = env_var("CLIENT_SECRET_ARN") else {
         return Ok(None);
     };
     let fail = |cause: String| StartupError::Secret { arn: arn.clone(), cause };
@@ -87,5 +86,5 @@ pub async fn client_secret_from_env(sdk: &SdkConfig) -> Result<Option<Secret>, S
 
 /// `TABLE_NAME`, when set and not empty.
 pub fn table_name_from_env() -> Option<String> {
-    std::env::var("TABLE_NAME").ok().filter(|name| !name.trim().is_empty())
+    env_var("TABLE_NAME")
 }

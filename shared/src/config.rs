@@ -128,16 +128,16 @@ impl Config {
     /// [`crate::app::client_secret_from_env`]) replaces the top-level `client_secret`, so the
     /// file never has to hold a secret; `SESSION_TTL_SECS` replaces `session_ttl_secs`.
     pub fn from_env(client_secret: Option<Secret>) -> Result<Self, ConfigError> {
-        let json = match (env::var("CONFIG_JSON"), env::var("CONFIG_FILE")) {
-            (Ok(json), _) if !json.trim().is_empty() => json,
-            (_, Ok(path)) if !path.trim().is_empty() => read_file(Path::new(&path))?,
-            _ => {
+        let json = match (env_var("CONFIG_JSON"), env_var("CONFIG_FILE")) {
+            (Some(json), _) => json,
+            (None, Some(path)) => read_file(Path::new(&path))?,
+            (None, None) => {
                 return Err(ConfigError::new(
                     "no configuration: set CONFIG_JSON to the config JSON, or CONFIG_FILE to the path of a config file",
                 ));
             }
         };
-        let json = match env::var("SESSION_TTL_SECS").ok().filter(|v| !v.trim().is_empty()) {
+        let json = match env_var("SESSION_TTL_SECS") {
             Some(ttl) => with_session_ttl(&json, &ttl)?,
             None => json,
         };
@@ -163,6 +163,16 @@ impl Config {
             None => self.auth_servers.first(),
         }
     }
+}
+
+/// An environment variable that is set and not blank; a blank one counts as unset.
+pub fn env_var(name: &str) -> Option<String> {
+    env::var(name).ok().filter(|value| !value.trim().is_empty())
+}
+
+/// The shape of a one-time code: 4 to 10 ASCII digits.
+pub fn is_code(code: &str) -> bool {
+    (4..=10).contains(&code.len()) && code.bytes().all(|b| b.is_ascii_digit())
 }
 
 fn with_session_ttl(json: &str, ttl: &str) -> Result<String, ConfigError> {
@@ -386,7 +396,7 @@ impl RawConfig {
                     }),
                     Err(why) => problems.push(format!("`{here}.phone`: {why}")),
                 }
-                if !(4..=10).contains(&test.code.len()) || !test.code.bytes().all(|b| b.is_ascii_digit()) {
+                if !is_code(&test.code) {
                     problems.push(format!("`{here}.code` must be 4 to 10 digits"));
                 }
             }

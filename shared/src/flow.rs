@@ -155,12 +155,13 @@ pub async fn start(app: &App, request: StartRequest, summary: &mut Summary) -> R
         }
         started
     };
-    summary.flow_id = Some(flow_id(&started.auth_req_id));
+    let flow_id = flow_id(&started.auth_req_id);
+    summary.flow_id = Some(flow_id.clone());
 
     let nonce = crypto::new_nonce();
     let verification = Verification {
         key: verification_key(&started.auth_req_id),
-        flow_id: flow_id(&started.auth_req_id),
+        flow_id,
         nonce_digest: crypto::digest("nonce", &nonce),
         client_id: client.client_id.clone(),
         server_id: server.id.clone(),

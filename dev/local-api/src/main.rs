@@ -52,7 +52,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some(path) => config::read_file(path)?,
         None => local_config(sandbox.as_ref().map(Sandbox::url))?,
     };
-    let secret = std::env::var("CLIENT_SECRET").ok().filter(|s| !s.is_empty()).map(Secret::new);
+    let secret = config::env_var("CLIENT_SECRET").map(Secret::new);
     let config = Config::parse(&config, secret)?;
 
     let (store, store_name): (Arc<dyn StateStore>, String) = match shared::app::table_name_from_env() {
