@@ -21,6 +21,7 @@ use lambda_http::{Body, Response};
 use serde_json::{Map, Value, json};
 use shared::{App, api, error::ApiError};
 use tokio::net::TcpListener;
+use tower_http::services::ServeDir;
 
 /// API Gateway refuses payloads over 10 MB; locally 1 MiB is plenty to exercise the handlers'
 /// own, much smaller, limits.
@@ -29,6 +30,9 @@ const MAX_GATEWAY_BODY_BYTES: usize = 1024 * 1024;
 /// The embedded config of `local-api` without `--config`: one SMS client on the sandbox.
 pub const LOCAL_CONFIG: &str = include_str!("../local-config.json");
 
+/// The demo web page (`web/` in the repository), served at `/` as static files.
+pub const WEB_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../web");
+
 type Shared = Arc<App>;
 
 pub fn router(app: Shared) -> Router {
@@ -36,7 +40,11 @@ pub fn router(app: Shared) -> Router {
         .route("/sms/auth", post(sms_auth))
         .route("/sms/token", post(sms_token))
         .route("/sms/log", post(sms_log))
-        .fallback(|| async { to_axum(api::api_error_response(&ApiError::not_found())) })
+        // Everything else is the demo page's static files; a path that is neither is the API's
+        // JSON 404.
+        .fallback_service(ServeDir::new(WEB_DIR).not_found_service(axum::routing::any(|| async {
+            to_axum(api::api_error_response(&ApiError::not_found()))
+        })))
         .method_not_allowed_fallback(|| async {
             to_axum(api::api_error_response(&ApiError::method_not_allowed()))
         })
