@@ -1,4 +1,4 @@
-//! The HTTP side of the three endpoints: `lambda_http::Request` in, `Response` out.
+//! The HTTP side of the endpoints: `lambda_http::Request` in, `Response` out.
 //!
 //! Each handler parses and bounds the body, calls the flow, maps the result to the seed's response
 //! shape (or the one error shape), and logs one summary line. The same functions run inside
@@ -14,10 +14,12 @@ use serde_json::{Value, json};
 
 use crate::{
     App,
-    config::Secret,
+    config::{Config, Secret},
+    crypto,
     error::ApiError,
-    flow::{self, CompleteRequest, StartRequest},
-    redact,
+    flow::{self, CompleteRequest, StartRequest, store_error},
+    phone, redact,
+    store::{StateStore, now_epoch_secs, session_key},
     telemetry::Summary,
 };
 
@@ -50,6 +52,8 @@ struct SmsTokenBody {
 #[derive(Deserialize)]
 struct SmsLogBody {
     data: Value,
+    /// The `flow_id` from `/sms/auth`, joining the client's lines to the flow's.
+    flow_id: Option<String>,
 }
 
 /// `POST /sms/auth` → 200 `{auth_server, auth_req_id, nonce}`.
@@ -79,6 +83,7 @@ pub async fn sms_auth(app: &App, request: Request) -> HandlerResult {
                 "auth_server": started.auth_server,
                 "auth_req_id": started.auth_req_id.expose(),
                 "nonce": started.nonce,
+                "flow_id": started.flow_id,
             });
             json_response(StatusCode::OK, &body)
         }
@@ -103,6 +108,7 @@ pub async fn sms_token(app: &App, request: Request) -> HandlerResult {
             client_id: body.client_id,
             nonce: body.nonce,
             server_id: body.server_id,
+            source_ip: source_ip(&request),
         };
         flow::complete(app, complete, &mut summary).await
     }
@@ -114,11 +120,7 @@ pub async fn sms_token(app: &App, request: Request) -> HandlerResult {
             body.insert("auth_server".into(), json!(verified.auth_server));
             body.insert("session".into(), json!(verified.session_token.expose()));
             let mut response = json_response(StatusCode::OK, &Value::Object(body));
-            let cookie = format!(
-                "{SESSION_COOKIE}={}; Path=/; Max-Age={}; HttpOnly; Secure; SameSite=Lax",
-                verified.session_token.expose(),
-                verified.session_ttl_secs
-            );
+            let cookie = session_cookie(verified.session_token.expose(), verified.session_ttl_secs);
             if let Ok(value) = HeaderValue::from_str(&cookie) {
                 response.headers_mut().insert(header::SET_COOKIE, value);
             }
@@ -128,14 +130,18 @@ pub async fn sms_token(app: &App, request: Request) -> HandlerResult {
     })
 }
 
-/// `POST /sms/log` → 200 `OK`: the client's flow data as one sanitised log line.
+/// `POST /sms/log` → 200 `OK`: the client's flow data as one sanitised `sms_client_log` line.
 pub async fn sms_log(request: Request) -> HandlerResult {
     let mut summary = Summary::new("sms_log");
     summary.request_id = request_id(&request);
-    Ok(match parse_json::<SmsLogBody>(&request, MAX_LOG_BODY_BYTES) {
+    let result = parse_json::<SmsLogBody>(&request, MAX_LOG_BODY_BYTES).and_then(|body| {
+        check_optional_flow_id(body.flow_id.as_deref())?;
+        Ok(body)
+    });
+    Ok(match result {
         Ok(body) => {
-            let data = redact::sanitize(&body.data).to_string();
-            tracing::info!(event = "sms_client_log", request_id = summary.request_id.as_deref(), data);
+            summary.flow_id = body.flow_id;
+            summary.emit_client_log(&redact::sanitize(&body.data).to_string());
             let mut response = Response::new(Body::Text("OK".into()));
             let headers = response.headers_mut();
             headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
@@ -144,6 +150,137 @@ pub async fn sms_log(request: Request) -> HandlerResult {
         }
         Err(err) => error_response(&err, &summary),
     })
+}
+
+/// A flow id is what `/sms/auth` returned: 16 lowercase hex digits. Anything else could be used
+/// to forge or flood the flow's lines, so it is refused rather than logged.
+fn check_optional_flow_id(flow_id: Option<&str>) -> Result<(), ApiError> {
+    match flow_id {
+        Some(id) if !crate::flow::is_flow_id(id) => {
+            Err(ApiError::invalid_request("field `flow_id`: must be the flow_id returned by /sms/auth"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// `GET /sms/clients` → 200: the auth servers and SMS clients a page may offer. Ids, titles and
+/// allowed countries only: nothing here is secret, and it changes only with a deployment.
+pub async fn sms_clients(config: &Config, request: Request) -> HandlerResult {
+    let mut summary = Summary::new("sms_clients");
+    summary.request_id = request_id(&request);
+    let servers: Vec<Value> = config
+        .auth_servers
+        .iter()
+        .enumerate()
+        .map(|(i, server)| json!({ "id": server.id, "default": i == 0 }))
+        .collect();
+    let clients: Vec<Value> = config
+        .sms_clients
+        .iter()
+        .map(|client| {
+            json!({
+                "client_id": client.client_id,
+                "title": client.title,
+                "allowed_countries": client.allowed_countries,
+            })
+        })
+        .collect();
+    summary.emit(200, "listed");
+    let mut response = json_response(StatusCode::OK, &json!({ "auth_servers": servers, "clients": clients }));
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
+    Ok(response)
+}
+
+/// `GET /user/info` → 200: the verified session read back (its userinfo, client, server, when it
+/// was verified and when it expires); 401 without a live session.
+pub async fn user_info(config: &Config, store: &dyn StateStore, request: Request) -> HandlerResult {
+    let mut summary = Summary::new("user_info");
+    summary.request_id = request_id(&request);
+    let result = async {
+        let token = session_token(&request)?;
+        let found = summary.store(store.get_session(&session_key(&token), now_epoch_secs())).await;
+        let session = found.map_err(store_error)?.ok_or_else(unknown_session)?;
+        summary.flow_id = Some(session.flow_id.clone());
+        summary.client_id = Some(session.client_id.clone());
+        summary.server_id = Some(session.server_id.clone());
+        summary.phone_masked = Some(phone::mask(&session.phone));
+        let client_title = config.sms_client(&session.client_id).map(|client| client.title.clone());
+        Ok(json!({
+            "userinfo": session.userinfo,
+            "client_id": session.client_id,
+            "client_title": client_title,
+            "server_id": session.server_id,
+            "verified_at": session.verified_at,
+            "expires_at": session.expires_at,
+        }))
+    }
+    .await;
+    Ok(match result {
+        Ok(body) => {
+            summary.emit(200, "read");
+            json_response(StatusCode::OK, &body)
+        }
+        Err(err) => error_response(&err, &summary),
+    })
+}
+
+/// `POST /user/logout` → 204: ends the session (deletes it) and clears the cookie. Ending a
+/// session that has already ended is not an error; calling without any session token is (401).
+pub async fn user_logout(store: &dyn StateStore, request: Request) -> HandlerResult {
+    let mut summary = Summary::new("user_logout");
+    summary.request_id = request_id(&request);
+    let result = async {
+        let token = session_token(&request)?;
+        summary.store(store.delete_session(&session_key(&token))).await.map_err(store_error)
+    }
+    .await;
+    Ok(match result {
+        Ok(()) => {
+            summary.emit(204, "logged_out");
+            let mut response = Response::new(Body::Empty);
+            *response.status_mut() = StatusCode::NO_CONTENT;
+            let headers = response.headers_mut();
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            headers.insert(header::SET_COOKIE, HeaderValue::from_str(&session_cookie("", 0))?);
+            response
+        }
+        Err(err) => error_response(&err, &summary),
+    })
+}
+
+/// The session token from `Authorization: Bearer …`, else from the session cookie. A value that
+/// cannot be a session token (see [`crypto::new_token`]) never reaches the store.
+fn session_token(request: &Request) -> Result<String, ApiError> {
+    let headers = request.headers();
+    let bearer = headers.get(header::AUTHORIZATION).and_then(|value| value.to_str().ok()).and_then(|value| {
+        let (scheme, token) = value.trim().split_once(' ')?;
+        scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_owned())
+    });
+    // API Gateway hands cookies over as one `Cookie` header, pairs separated by `;`.
+    let cookie = || {
+        headers.get_all(header::COOKIE).iter().filter_map(|value| value.to_str().ok()).find_map(|value| {
+            value.split(';').find_map(|pair| {
+                let (name, token) = pair.trim().split_once('=')?;
+                (name == SESSION_COOKIE).then(|| token.to_owned())
+            })
+        })
+    };
+    let token = bearer.or_else(cookie).ok_or_else(|| {
+        ApiError::unauthorized("no session: send Authorization: Bearer <session> or the session cookie")
+    })?;
+    if !crypto::is_token(&token) {
+        return Err(unknown_session());
+    }
+    Ok(token)
+}
+
+fn unknown_session() -> ApiError {
+    ApiError::unauthorized("the session is unknown or has expired: verify the phone number again")
+}
+
+/// The session cookie: for browser clients, unreadable to scripts, sent back only to this API.
+fn session_cookie(token: &str, max_age_secs: u64) -> String {
+    format!("{SESSION_COOKIE}={token}; Path=/; Max-Age={max_age_secs}; HttpOnly; Secure; SameSite=Lax")
 }
 
 /// Reads the body as JSON of type `T`, naming the offending field in the error. Unknown fields
@@ -254,6 +391,10 @@ pub fn api_error_response(err: &ApiError) -> Response<Body> {
     let mut response = json_response(status, &body);
     if let Some(seconds) = err.retry_after {
         response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    if err.error == "unauthorized" {
+        // RFC 6750: a 401 names the scheme the client should use.
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     }
     response
 }

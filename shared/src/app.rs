@@ -41,15 +41,27 @@ impl App {
     /// named by `TABLE_NAME`. The SDK finds region and credentials, and honours the
     /// `AWS_ENDPOINT_URL_*` overrides.
     pub async fn from_env() -> Result<Self, StartupError> {
-        let table = table_name_from_env().ok_or(StartupError::MissingEnv {
-            name: "TABLE_NAME",
-            why: "name the DynamoDB table that holds verifications and sessions",
-        })?;
+        let table = required_table_name()?;
         let sdk = aws_config::load_defaults(BehaviorVersion::latest()).await;
         let config = Config::from_env(client_secret_from_env(&sdk).await?)?;
         let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), table);
         Self::new(config, Arc::new(store))
     }
+}
+
+/// The store of the functions that only read or end sessions (`/user/info`, logout): the
+/// DynamoDB table named by `TABLE_NAME`, without the config's client secret or an upstream client.
+pub async fn session_store_from_env() -> Result<DynamoStore, StartupError> {
+    let table = required_table_name()?;
+    let sdk = aws_config::load_defaults(BehaviorVersion::latest()).await;
+    Ok(DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), table))
+}
+
+fn required_table_name() -> Result<String, StartupError> {
+    table_name_from_env().ok_or(StartupError::MissingEnv {
+        name: "TABLE_NAME",
+        why: "name the DynamoDB table that holds verifications and sessions",
+    })
 }
 
 /// The client secret from `CLIENT_SECRET`, or read once (at cold start) from the Secrets Manager

@@ -128,28 +128,20 @@ impl Config {
     /// [`crate::app::client_secret_from_env`]) replaces the top-level `client_secret`, so the
     /// file never has to hold a secret; `SESSION_TTL_SECS` replaces `session_ttl_secs`.
     pub fn from_env(client_secret: Option<Secret>) -> Result<Self, ConfigError> {
-        let json = match (env_var("CONFIG_JSON"), env_var("CONFIG_FILE")) {
-            (Some(json), _) => json,
-            (None, Some(path)) => read_file(Path::new(&path))?,
-            (None, None) => {
-                return Err(ConfigError::new(
-                    "no configuration: set CONFIG_JSON to the config JSON, or CONFIG_FILE to the path of a config file",
-                ));
-            }
-        };
-        let json = match env_var("SESSION_TTL_SECS") {
-            Some(ttl) => with_session_ttl(&json, &ttl)?,
-            None => json,
-        };
-        Self::parse(&json, client_secret)
+        Self::parse(&config_json_from_env()?, client_secret)
+    }
+
+    /// Loads the config for a function that never calls the upstream (`/user/info`,
+    /// `/sms/clients`, logout): the same document and checks, but no client secret is needed, so
+    /// the function needs no access to it. Its clients' secrets are empty and never used.
+    pub fn from_env_without_secrets() -> Result<Self, ConfigError> {
+        RawConfig::read(&config_json_from_env()?)?.validate(None, Secrets::NotNeeded)
     }
 
     /// Parses and validates a config document. Every problem found is listed in the error, each
     /// with the key to fix.
     pub fn parse(json: &str, client_secret: Option<Secret>) -> Result<Self, ConfigError> {
-        let raw: RawConfig = serde_json::from_str(json)
-            .map_err(|e| ConfigError::new(format!("config is not valid JSON of the expected shape: {e}")))?;
-        raw.validate(client_secret)
+        RawConfig::read(json)?.validate(client_secret, Secrets::Needed)
     }
 
     pub fn sms_client(&self, client_id: &str) -> Option<&SmsClient> {
@@ -237,6 +229,30 @@ struct RawAuthServer {
     login_hint_format: LoginHintFormat,
 }
 
+/// The config document from `CONFIG_JSON` or `CONFIG_FILE`, with `SESSION_TTL_SECS` applied.
+fn config_json_from_env() -> Result<String, ConfigError> {
+    let json = match (env_var("CONFIG_JSON"), env_var("CONFIG_FILE")) {
+        (Some(json), _) => json,
+        (None, Some(path)) => read_file(Path::new(&path))?,
+        (None, None) => {
+            return Err(ConfigError::new(
+                "no configuration: set CONFIG_JSON to the config JSON, or CONFIG_FILE to the path of a config file",
+            ));
+        }
+    };
+    match env_var("SESSION_TTL_SECS") {
+        Some(ttl) => with_session_ttl(&json, &ttl),
+        None => Ok(json),
+    }
+}
+
+/// Whether the loading function calls the upstream, and so needs every client's secret.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Secrets {
+    Needed,
+    NotNeeded,
+}
+
 /// Per-server overrides of the upstream endpoint URLs; the Keycloak layout otherwise.
 #[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -305,7 +321,12 @@ mod defaults {
 }
 
 impl RawConfig {
-    fn validate(self, secret_override: Option<Secret>) -> Result<Config, ConfigError> {
+    fn read(json: &str) -> Result<Self, ConfigError> {
+        serde_json::from_str(json)
+            .map_err(|e| ConfigError::new(format!("config is not valid JSON of the expected shape: {e}")))
+    }
+
+    fn validate(self, secret_override: Option<Secret>, secrets: Secrets) -> Result<Config, ConfigError> {
         let mut problems = Vec::new();
 
         if self.realm.trim().is_empty() || self.realm.contains('/') {
@@ -355,7 +376,12 @@ impl RawConfig {
             if !client_ids.insert(client_id.clone()) {
                 problems.push(format!("`{at}`: client_id \"{client_id}\" is used by two pvn_sms clients"));
             }
-            let Some(client_secret) = client.client_secret.or_else(|| default_secret.clone()) else {
+            let client_secret = match (client.client_secret.or_else(|| default_secret.clone()), secrets) {
+                (Some(secret), _) => Some(secret),
+                (None, Secrets::NotNeeded) => Some(Secret::new("")),
+                (None, Secrets::Needed) => None,
+            };
+            let Some(client_secret) = client_secret else {
                 problems.push(format!(
                     "`{at}` has no `client_secret`: set it on the client, as top-level `client_secret`, or in the CLIENT_SECRET environment variable"
                 ));

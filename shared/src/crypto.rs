@@ -30,6 +30,11 @@ pub fn new_token() -> String {
     URL_SAFE_NO_PAD.encode(random_bytes::<32>())
 }
 
+/// Whether `value` has the shape of a [`new_token`] (so it is worth looking up).
+pub fn is_token(value: &str) -> bool {
+    value.len() == 43 && value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 /// Hex SHA-256 of `value` within a domain, so digests of different kinds never collide.
 pub fn digest(domain: &str, value: &str) -> String {
     let mut hasher = Sha256::new();
@@ -37,6 +42,15 @@ pub fn digest(domain: &str, value: &str) -> String {
     hasher.update([0u8]);
     hasher.update(value.as_bytes());
     hex::encode(hasher.finalize())
+}
+
+/// A short key for a caller's network (see [`crate::limits::ip_bucket`]) that logs can group by.
+///
+/// Keyed with the client secret: a plain hash of an IPv4 address is reversed by hashing all 2³²
+/// of them, this one cannot be without the secret. Stable across instances and deployments that
+/// share the secret, so a pumping source stays one key.
+pub fn source_key(client_secret: &crate::config::Secret, ip_bucket: &str) -> String {
+    digest(&format!("source\0{}", client_secret.expose()), ip_bucket)[..16].to_owned()
 }
 
 /// Compares two digests (or any two secrets) without leaking where they differ.

@@ -126,6 +126,11 @@ impl ApiError {
         Self::new(413, "payload_too_large", format!("the request body exceeds {limit} bytes"))
     }
 
+    /// No session token, or one that is unknown or expired: one answer for all.
+    pub fn unauthorized(message: &str) -> Self {
+        Self::new(401, "unauthorized", message)
+    }
+
     pub fn not_found() -> Self {
         Self::new(404, "not_found", "no such route")
     }

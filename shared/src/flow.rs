@@ -36,7 +36,7 @@ use crate::{
         self, Claim, ClaimOutcome, Lease, Progress, SendReservation, Session, StoreError, Verification,
         now_epoch_secs, session_key, verification_key,
     },
-    telemetry::Summary,
+    telemetry::{Summary, UpstreamCall},
 };
 
 /// Upstream errors after which the upstream request can never succeed (Keycloak cancels a CIBA
@@ -77,6 +77,8 @@ pub struct Started {
     pub auth_server: ServerRef,
     pub auth_req_id: Secret,
     pub nonce: String,
+    /// Not a secret: what the client sends with its `/sms/log` data to join the flow's lines.
+    pub flow_id: String,
 }
 
 #[derive(Debug, Clone)]
@@ -86,6 +88,7 @@ pub struct CompleteRequest {
     pub client_id: String,
     pub nonce: String,
     pub server_id: Option<String>,
+    pub source_ip: Option<String>,
 }
 
 #[derive(Debug)]
@@ -101,6 +104,11 @@ pub fn flow_id(auth_req_id: &str) -> String {
     crypto::digest("flow", auth_req_id)[..16].to_owned()
 }
 
+/// Whether `id` has the shape of a [`flow_id`].
+pub fn is_flow_id(id: &str) -> bool {
+    id.len() == 16 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 /// `/sms/auth`: sends the SMS and records the pending verification.
 pub async fn start(app: &App, request: StartRequest, summary: &mut Summary) -> Result<Started, ApiError> {
     let (client, server) = client_and_server(app, &request.client_id, request.server_id.as_deref(), summary)?;
@@ -114,6 +122,7 @@ pub async fn start(app: &App, request: StartRequest, summary: &mut Summary) -> R
     }
     let phone_key = store::phone_key(&client.client_id, phone.e164());
     let now = now_epoch_secs();
+    let network = note_source(summary, client, request.source_ip.as_deref());
 
     let test_number = client.test_numbers.iter().any(|t| t.phone == phone.e164());
     let started = if test_number {
@@ -128,23 +137,23 @@ pub async fn start(app: &App, request: StartRequest, summary: &mut Summary) -> R
     } else {
         let reservation = SendReservation {
             phone_key: phone_key.clone(),
-            ip_key: request
-                .source_ip
-                .as_deref()
-                .and_then(ip_bucket)
-                .map(|b| store::ip_key(&client.client_id, &b)),
+            ip_key: network.as_deref().map(|bucket| store::ip_key(&client.client_id, bucket)),
             limits: client.limits.clone(),
             now,
         };
-        if let Err(limited) = app.store.reserve_send(&reservation).await.map_err(store_error)? {
+        if let Err(limited) =
+            summary.store(app.store.reserve_send(&reservation)).await.map_err(store_error)?
+        {
             summary.limit = Some(limited.limit.name());
             return Err(ApiError::rate_limited(limited));
         }
         let scope = request.scope.as_deref().or(client.scope.as_deref()).unwrap_or(FALLBACK_SCOPE);
         let login_hint = phone.login_hint(server.login_hint_format);
-        let started = app
-            .ciba
-            .start(server, client, login_hint, scope, &client.sms_template)
+        let started = summary
+            .upstream(
+                UpstreamCall::Auth,
+                app.ciba.start(server, client, login_hint, scope, &client.sms_template),
+            )
             .await
             .inspect_err(|err| summary.upstream_status = err.status())?;
         summary.upstream_status = Some(200);
@@ -161,7 +170,7 @@ pub async fn start(app: &App, request: StartRequest, summary: &mut Summary) -> R
     let nonce = crypto::new_nonce();
     let verification = Verification {
         key: verification_key(&started.auth_req_id),
-        flow_id,
+        flow_id: flow_id.clone(),
         nonce_digest: crypto::digest("nonce", &nonce),
         client_id: client.client_id.clone(),
         server_id: server.id.clone(),
@@ -176,9 +185,9 @@ pub async fn start(app: &App, request: StartRequest, summary: &mut Summary) -> R
         progress: Progress::AwaitingCode,
         lease: None,
     };
-    app.store.put_verification(&verification).await.map_err(store_error)?;
+    summary.store(app.store.put_verification(&verification)).await.map_err(store_error)?;
 
-    Ok(Started { auth_server: server.into(), auth_req_id: Secret::new(started.auth_req_id), nonce })
+    Ok(Started { auth_server: server.into(), auth_req_id: Secret::new(started.auth_req_id), nonce, flow_id })
 }
 
 /// `/sms/token`: verifies the code upstream and turns the verification into a session.
@@ -188,6 +197,7 @@ pub async fn complete(
     summary: &mut Summary,
 ) -> Result<Verified, ApiError> {
     let (client, server) = client_and_server(app, &request.client_id, request.server_id.as_deref(), summary)?;
+    note_source(summary, client, request.source_ip.as_deref());
     let auth_req_id = &request.auth_req_id;
     let key = verification_key(auth_req_id.expose());
     summary.flow_id = Some(flow_id(auth_req_id.expose()));
@@ -204,16 +214,19 @@ pub async fn complete(
         now,
         max_failures_per_phone: client.limits.max_failures_per_phone,
     };
-    let verification = match app.store.claim_verification(&key, &claim).await.map_err(store_error)? {
-        ClaimOutcome::Claimed(verification) => verification,
-        ClaimOutcome::NotFound => return Err(ApiError::verification_not_found()),
-        ClaimOutcome::Busy { retry_after } => return Err(ApiError::verification_in_progress(retry_after)),
-        ClaimOutcome::Exhausted => return Err(ApiError::too_many_attempts()),
-        ClaimOutcome::PhoneLocked { retry_after } => {
-            summary.limit = Some(Limit::PhoneLocked.name());
-            return Err(ApiError::rate_limited(RateLimited { limit: Limit::PhoneLocked, retry_after }));
-        }
-    };
+    let verification =
+        match summary.store(app.store.claim_verification(&key, &claim)).await.map_err(store_error)? {
+            ClaimOutcome::Claimed(verification) => verification,
+            ClaimOutcome::NotFound => return Err(ApiError::verification_not_found()),
+            ClaimOutcome::Busy { retry_after } => {
+                return Err(ApiError::verification_in_progress(retry_after));
+            }
+            ClaimOutcome::Exhausted => return Err(ApiError::too_many_attempts()),
+            ClaimOutcome::PhoneLocked { retry_after } => {
+                summary.limit = Some(Limit::PhoneLocked.name());
+                return Err(ApiError::rate_limited(RateLimited { limit: Limit::PhoneLocked, retry_after }));
+            }
+        };
     if let Ok(phone) = PhoneNumber::parse(&verification.phone) {
         summary.phone_masked = Some(phone.masked());
         summary.country_code = Some(phone.country_code());
@@ -246,7 +259,9 @@ pub async fn complete(
         verified_at: now,
         expires_at: now + session_ttl_secs,
     };
-    if let Err(err) = app.store.complete_verification(&verification, &lease.id, &session).await {
+    let completed =
+        attempt.summary.store(app.store.complete_verification(&verification, &lease.id, &session));
+    if let Err(err) = completed.await {
         return Err(attempt.completion_failed(auth_req_id, err).await);
     }
 
@@ -268,13 +283,15 @@ async fn verify_upstream(
     // 2. Submit the code, unless an earlier attempt already got it accepted.
     let mut ready_token = None;
     if progress == Progress::AwaitingCode {
-        match ciba.submit_code(server, auth_req_id, code, deadline).await {
+        let submitted = ciba.submit_code(server, auth_req_id, code, deadline);
+        match attempt.summary.upstream(UpstreamCall::Callback, submitted).await {
             Ok(()) => {}
             Err(err) if err.is_retryable() => return Err(attempt.pause(&Progress::AwaitingCode, err).await),
             // "No longer pending" may mean an earlier callback went through but its answer was
             // lost (a time-out): then the token is ready, and the user must not pay for our failure.
             Err(err) if ends_upstream_request(&err) => {
-                match ciba.token_once(server, client, auth_req_id, deadline).await {
+                let probe = ciba.token_once(server, client, auth_req_id, deadline);
+                match attempt.summary.upstream(UpstreamCall::Token, probe).await {
                     Ok(token) => ready_token = Some(token),
                     Err(_) => return Err(attempt.wrong_code(&err).await),
                 }
@@ -298,7 +315,8 @@ async fn verify_upstream(
         }
         (None, _) => {
             let interval = attempt.verification.poll_interval_secs;
-            match ciba.token(server, client, auth_req_id, interval, deadline).await {
+            let token = ciba.token(server, client, auth_req_id, interval, deadline);
+            match attempt.summary.upstream(UpstreamCall::Token, token).await {
                 Ok(token) => token,
                 Err(err) => return Err(attempt.fail(&Progress::CodeAccepted, err).await),
             }
@@ -306,7 +324,9 @@ async fn verify_upstream(
     };
 
     // 4. Read what the upstream verified.
-    let userinfo = match ciba.userinfo(server, &access_token, deadline).await {
+    let userinfo =
+        attempt.summary.upstream(UpstreamCall::Userinfo, ciba.userinfo(server, &access_token, deadline));
+    let userinfo = match userinfo.await {
         Ok(userinfo) => userinfo,
         Err(err) => {
             let sealed = crypto::seal(auth_req_id.expose(), access_token.expose());
@@ -360,7 +380,15 @@ fn client_and_server<'a>(
     Ok((client, server))
 }
 
-fn store_error(err: StoreError) -> ApiError {
+/// Logs the caller's network as a keyed digest (for the pumping query) and returns the network,
+/// which the per-network limit counts.
+fn note_source(summary: &mut Summary, client: &SmsClient, source_ip: Option<&str>) -> Option<String> {
+    let network = source_ip.and_then(ip_bucket)?;
+    summary.source = Some(crypto::source_key(&client.client_secret, &network));
+    Some(network)
+}
+
+pub fn store_error(err: StoreError) -> ApiError {
     match err {
         // Our lease ran out and another call took the verification over.
         StoreError::LeaseLost => ApiError::verification_in_progress(1),
@@ -390,8 +418,11 @@ impl Attempt<'_> {
     async fn wrong_code(&mut self, err: &UpstreamError) -> ApiError {
         self.summary.upstream_status = err.status();
         let ends = ends_upstream_request(err);
-        let counted =
-            self.app.store.record_wrong_code(self.verification, self.lease_id, ends, now_epoch_secs()).await;
+        let store = &self.app.store;
+        let counted = self
+            .summary
+            .store(store.record_wrong_code(self.verification, self.lease_id, ends, now_epoch_secs()))
+            .await;
         match counted {
             Ok(attempts_left) => {
                 self.summary.attempts_left = Some(attempts_left);
@@ -432,17 +463,23 @@ impl Attempt<'_> {
         store_error(err)
     }
 
-    async fn release(&self, progress: &Progress) {
-        let released =
-            self.app.store.release_verification(&self.verification.key, self.lease_id, progress).await;
+    async fn release(&mut self, progress: &Progress) {
+        let store = &self.app.store;
+        let released = self
+            .summary
+            .store(store.release_verification(&self.verification.key, self.lease_id, progress))
+            .await;
         if let Err(err) = released {
             // The lease still expires on its own, after which a retry resumes from the last save.
             tracing::warn!(error = %err, "could not release the verification lease");
         }
     }
 
-    async fn discard(&self) {
-        if let Err(err) = self.app.store.discard_verification(&self.verification.key, self.lease_id).await {
+    async fn discard(&mut self) {
+        let store = &self.app.store;
+        if let Err(err) =
+            self.summary.store(store.discard_verification(&self.verification.key, self.lease_id)).await
+        {
             tracing::warn!(error = %err, "could not discard an ended verification");
         }
     }

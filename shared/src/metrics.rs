@@ -15,6 +15,8 @@ use std::{
 
 use serde_json::{Value, json};
 
+use crate::telemetry::Timings;
+
 pub const DEFAULT_NAMESPACE: &str = "SmsVerify";
 
 /// Outcomes that may become a dimension value; anything else (an upstream's own error code) is
@@ -23,6 +25,12 @@ const KNOWN_OUTCOMES: &[&str] = &[
     "sent",
     "verified",
     "logged",
+    "read",
+    "logged_out",
+    "listed",
+    "unauthorized",
+    "not_found",
+    "method_not_allowed",
     "invalid_request",
     "invalid_phone_number",
     "unknown_server",
@@ -66,40 +74,54 @@ pub fn bounded_outcome(outcome: &str) -> &str {
 }
 
 /// The EMF document for one request: `Requests` (Count) and `Duration` (Milliseconds), by
-/// endpoint and outcome, and by endpoint alone.
+/// endpoint and outcome, and by endpoint alone; plus `StoreDuration` and `UpstreamDuration` when
+/// the request used the store or the upstream (a metric is declared only with a value).
 pub fn request_metrics(
     namespace: &str,
     endpoint: &str,
     outcome: &str,
     duration_ms: f64,
+    timings: &Timings,
     timestamp_ms: u128,
 ) -> Value {
-    json!({
-        "_aws": {
-            "Timestamp": timestamp_ms,
-            "CloudWatchMetrics": [{
-                "Namespace": namespace,
-                "Dimensions": [["Endpoint", "Outcome"], ["Endpoint"]],
-                "Metrics": [
-                    { "Name": "Requests", "Unit": "Count" },
-                    { "Name": "Duration", "Unit": "Milliseconds" }
-                ]
-            }]
-        },
+    let mut metrics = vec![
+        json!({ "Name": "Requests", "Unit": "Count" }),
+        json!({ "Name": "Duration", "Unit": "Milliseconds" }),
+    ];
+    let mut line = json!({
         "Endpoint": endpoint,
         "Outcome": bounded_outcome(outcome),
         "Requests": 1,
         "Duration": duration_ms,
-    })
+    });
+    let parts = [
+        ("StoreDuration", (timings.store_ms > 0.0).then_some(timings.store_ms)),
+        ("UpstreamDuration", timings.upstream_ms()),
+    ];
+    for (name, value) in parts {
+        if let Some(value) = value {
+            metrics.push(json!({ "Name": name, "Unit": "Milliseconds" }));
+            line[name] = json!(value);
+        }
+    }
+    line["_aws"] = json!({
+        "Timestamp": timestamp_ms,
+        "CloudWatchMetrics": [{
+            "Namespace": namespace,
+            "Dimensions": [["Endpoint", "Outcome"], ["Endpoint"]],
+            "Metrics": metrics,
+        }]
+    });
+    line
 }
 
 /// Prints one request's metrics line, when enabled.
-pub fn record_request(endpoint: &str, outcome: &str, duration_ms: f64) {
+pub fn record_request(endpoint: &str, outcome: &str, duration_ms: f64, timings: &Timings) {
     if !ENABLED.load(Ordering::Relaxed) {
         return;
     }
     let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
-    println!("{}", request_metrics(namespace(), endpoint, outcome, duration_ms, now_ms));
+    println!("{}", request_metrics(namespace(), endpoint, outcome, duration_ms, timings, now_ms));
 }
 
 #[cfg(test)]
@@ -111,7 +133,9 @@ mod tests {
     /// (dimensions with string values, metrics with numbers), and whose dimensions are bounded.
     #[test]
     fn request_metrics_follow_the_embedded_metric_format() {
-        let line = request_metrics("SmsVerify", "sms_token", "invalid_code", 12.5, 1_795_925_411_000);
+        let timings = Timings { store_ms: 3.5, upstream_callback_ms: Some(4.0), ..Timings::default() };
+        let line =
+            request_metrics("SmsVerify", "sms_token", "invalid_code", 12.5, &timings, 1_795_925_411_000);
         let aws = &line["_aws"];
         assert_eq!(aws["Timestamp"], 1_795_925_411_000_u64);
         let directive = &aws["CloudWatchMetrics"][0];
@@ -132,6 +156,24 @@ mod tests {
             (line["Endpoint"].clone(), line["Outcome"].clone()),
             (json!("sms_token"), json!("invalid_code"))
         );
+        assert_eq!(
+            (line["StoreDuration"].clone(), line["UpstreamDuration"].clone()),
+            (json!(3.5), json!(4.0))
+        );
+    }
+
+    /// A metric without a value is not declared (CloudWatch would reject the document's metric).
+    #[test]
+    fn only_measured_parts_are_declared() {
+        let line = request_metrics("SmsVerify", "sms_log", "logged", 0.2, &Timings::default(), 1);
+        let names: Vec<&str> = line["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["Name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["Requests", "Duration"]);
+        assert!(line.get("StoreDuration").is_none() && line.get("UpstreamDuration").is_none());
     }
 
     #[test]

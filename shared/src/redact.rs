@@ -22,6 +22,8 @@ const SECRET_KEYS: &[&str] = &[
     "nonce",
     "authorization",
 ];
+/// Keys that end like a secret key but name something harmless the client flow reports.
+const SAFE_KEYS: &[&str] = &["error_code", "country_code", "status_code", "http_code"];
 const REDACTED: &str = "[redacted]";
 const MAX_DEPTH: usize = 16;
 const MAX_STRING_CHARS: usize = 1024;
@@ -50,13 +52,18 @@ fn sanitize_at(value: &Value, depth: usize) -> Value {
             }
             Value::Object(out)
         }
+        // A number can be a phone too (`"phone": 447400123456`).
+        Value::Number(n) if n.as_u64().is_some_and(|n| (1_000_000..=999_999_999_999_999).contains(&n)) => {
+            Value::String(phone::mask(&n.to_string()))
+        }
         other => other.clone(),
     }
 }
 
 fn is_secret_key(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
-    SECRET_KEYS.iter().any(|secret| key == *secret || key.ends_with(&format!("_{secret}")))
+    !SAFE_KEYS.contains(&key.as_str())
+        && SECRET_KEYS.iter().any(|secret| key == *secret || key.ends_with(&format!("_{secret}")))
 }
 
 fn strip_controls(s: &str) -> String {
@@ -103,6 +110,19 @@ mod tests {
         }
         assert_eq!(out["nested"][0]["deeper"]["ok"], 1);
         assert_eq!(out["step"], "token");
+        // What a client reports about a failure stays readable.
+        let out =
+            sanitize(&json!({ "error_code": "invalid_code", "country_code": 44, "sms_code": "123456" }));
+        assert_eq!(
+            out,
+            json!({ "error_code": "invalid_code", "country_code": 44, "sms_code": "[redacted]" })
+        );
+    }
+
+    #[test]
+    fn phone_numbers_written_as_numbers_are_masked() {
+        let out = sanitize(&json!({ "msisdn": 447400123456_u64, "elapsed_ms": 5120 }));
+        assert_eq!(out, json!({ "msisdn": "44********56", "elapsed_ms": 5120 }));
     }
 
     #[test]

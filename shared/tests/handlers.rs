@@ -140,3 +140,130 @@ async fn sms_log_events() {
     assert_eq!(response.status(), 413);
     assert_eq!(body_json(&response)["error"], "payload_too_large");
 }
+
+/// Verifies `PHONE` through the `sms-auth.json` and `sms-token.json` events; the session token.
+async fn verified_session(sandbox: &Sandbox, app: &App) -> String {
+    let started = body_json(&api::sms_auth(app, event("sms-auth.json")).await.unwrap());
+    let code = sandbox.messages_to(PHONE)[0].code.clone();
+    let request = with_body(
+        event("sms-token.json"),
+        json!({ "code": code, "auth_req_id": started["auth_req_id"], "client_id": "sandbox-client", "nonce": started["nonce"] }),
+    );
+    let verified = body_json(&api::sms_token(app, request).await.unwrap());
+    verified["session"].as_str().expect("a session").to_owned()
+}
+
+/// The event with its session token (bearer or cookie, as shipped) replaced by `token`.
+fn with_session(mut request: Request, token: &str) -> Request {
+    let headers = request.headers_mut();
+    if headers.contains_key(header::AUTHORIZATION) {
+        headers.insert(header::AUTHORIZATION, format!("Bearer {token}").parse().unwrap());
+    } else {
+        let cookie = headers.get(header::COOKIE).expect("the event has a cookie").to_str().unwrap();
+        let replaced = cookie.replace(
+            "sms_session=q0mFv3Zk8wXh1YtR5nB2sC7dL9eJ4uA6gP0iK3oM8zQ",
+            &format!("sms_session={token}"),
+        );
+        headers.insert(header::COOKIE, replaced.parse().unwrap());
+    }
+    request
+}
+
+fn assert_unauthorized(response: &Response<Body>, message: &str) {
+    let body = body_json(response);
+    assert_eq!(response.status(), 401, "{body}");
+    assert_eq!((body["error"].as_str(), body["status"].as_u64()), (Some("unauthorized"), Some(401)));
+    assert!(body["message"].as_str().unwrap().contains(message), "{body}");
+    assert_eq!(header(response, header::WWW_AUTHENTICATE), "Bearer");
+}
+
+#[tokio::test]
+async fn user_info_events_read_the_verified_session_back() {
+    let (sandbox, app) = setup().await;
+    let session = verified_session(&sandbox, &app).await;
+    for name in ["user-info.json", "user-info-cookie.json"] {
+        let response = api::user_info(&app.config, app.store.as_ref(), with_session(event(name), &session))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{name}");
+        assert_eq!(header(&response, header::CACHE_CONTROL), "no-store");
+        let body = body_json(&response);
+        assert_eq!(body["userinfo"]["phone_number"], PHONE, "{name}: {body}");
+        assert_eq!(body["userinfo"]["phone_number_verified"], true);
+        assert_eq!(
+            (body["client_id"].as_str(), body["client_title"].as_str()),
+            (Some("sandbox-client"), Some("SMS"))
+        );
+        assert_eq!(body["server_id"], "sandbox");
+        let (verified_at, expires_at) =
+            (body["verified_at"].as_u64().unwrap(), body["expires_at"].as_u64().unwrap());
+        assert_eq!(expires_at - verified_at, 3600, "the configured session lifetime");
+        assert!(!body.to_string().contains(&session), "the token is not echoed");
+    }
+}
+
+#[tokio::test]
+async fn user_info_without_a_live_session_is_401() {
+    let (_sandbox, app) = setup().await;
+    // As shipped, the events carry a well-formed token no session has.
+    for name in ["user-info.json", "user-info-cookie.json"] {
+        let response = api::user_info(&app.config, app.store.as_ref(), event(name)).await.unwrap();
+        assert_unauthorized(&response, "unknown or has expired");
+    }
+    let mut missing = event("user-info.json");
+    missing.headers_mut().remove(header::AUTHORIZATION);
+    assert_unauthorized(
+        &api::user_info(&app.config, app.store.as_ref(), missing).await.unwrap(),
+        "no session",
+    );
+    for malformed in ["Bearer", "Bearer short", "Basic dXNlcjpwYXNz", "Bearer a\u{7f}b"] {
+        let mut request = event("user-info.json");
+        if let Ok(value) = malformed.parse() {
+            request.headers_mut().insert(header::AUTHORIZATION, value);
+        }
+        let response = api::user_info(&app.config, app.store.as_ref(), request).await.unwrap();
+        assert_eq!(response.status(), 401, "{malformed:?}");
+    }
+}
+
+#[tokio::test]
+async fn user_logout_event_ends_the_session() {
+    let (sandbox, app) = setup().await;
+    let session = verified_session(&sandbox, &app).await;
+    let response = api::user_logout(app.store.as_ref(), with_session(event("user-logout.json"), &session))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    assert!(response.body().is_empty());
+    let cookie = header(&response, header::SET_COOKIE);
+    assert!(cookie.starts_with("sms_session=;") && cookie.contains("Max-Age=0"), "{cookie}");
+    let after =
+        api::user_info(&app.config, app.store.as_ref(), with_session(event("user-info.json"), &session))
+            .await
+            .unwrap();
+    assert_unauthorized(&after, "unknown or has expired");
+    // Ending it again is not an error; without any token it is.
+    let again = api::user_logout(app.store.as_ref(), with_session(event("user-logout.json"), &session))
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 204);
+    let mut missing = event("user-logout.json");
+    missing.headers_mut().remove(header::AUTHORIZATION);
+    assert_unauthorized(&api::user_logout(app.store.as_ref(), missing).await.unwrap(), "no session");
+}
+
+#[tokio::test]
+async fn sms_clients_event_lists_ids_and_titles_only() {
+    let (_sandbox, app) = setup().await;
+    let response = api::sms_clients(&app.config, event("sms-clients.json")).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(header(&response, header::CACHE_CONTROL), "public, max-age=300");
+    let body = body_json(&response);
+    assert_eq!(
+        body,
+        json!({
+            "auth_servers": [{ "id": "sandbox", "default": true }],
+            "clients": [{ "client_id": "sandbox-client", "title": "SMS", "allowed_countries": null }]
+        })
+    );
+}

@@ -14,7 +14,7 @@ use axum::{
     extract::{ConnectInfo, Request as AxumRequest, State},
     http::{HeaderMap, Method},
     response::Response as AxumResponse,
-    routing::post,
+    routing::{get, post},
 };
 use base64::{Engine, engine::general_purpose::STANDARD};
 use lambda_http::{Body, Response};
@@ -35,16 +35,42 @@ pub const WEB_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../web");
 
 type Shared = Arc<App>;
 
+/// An axum handler for one route: the request becomes the API Gateway event of `$route_key`, the
+/// `shared::api` handler answers it with the app as `$app`.
+macro_rules! lambda_route {
+    ($route_key:literal, |$app:ident, $request:ident| $call:expr) => {
+        |State($app): State<Shared>, ConnectInfo(peer): ConnectInfo<SocketAddr>, req: AxumRequest| async move {
+            match to_lambda(req, peer, $route_key).await {
+                Ok($request) => respond($call.await),
+                Err(response) => response,
+            }
+        }
+    };
+}
+
+/// The routes of `template.yaml`'s HTTP API, each with its function's handler.
 pub fn router(app: Shared) -> Router {
     Router::new()
-        .route("/sms/auth", post(sms_auth))
-        .route("/sms/token", post(sms_token))
-        .route("/sms/log", post(sms_log))
+        .route("/sms/auth", post(lambda_route!("POST /sms/auth", |app, r| api::sms_auth(&app, r))))
+        .route("/sms/token", post(lambda_route!("POST /sms/token", |app, r| api::sms_token(&app, r))))
+        .route("/sms/log", post(lambda_route!("POST /sms/log", |_app, r| api::sms_log(r))))
+        .route(
+            "/sms/clients",
+            get(lambda_route!("GET /sms/clients", |app, r| api::sms_clients(&app.config, r))),
+        )
+        .route(
+            "/user/info",
+            get(lambda_route!("GET /user/info", |app, r| api::user_info(&app.config, app.store.as_ref(), r))),
+        )
+        .route(
+            "/user/logout",
+            post(lambda_route!("POST /user/logout", |app, r| api::user_logout(app.store.as_ref(), r))),
+        )
         // Everything else is the demo page's static files; a path that is neither is the API's
         // JSON 404.
-        .fallback_service(ServeDir::new(WEB_DIR).not_found_service(axum::routing::any(|| async {
-            to_axum(api::api_error_response(&ApiError::not_found()))
-        })))
+        .fallback_service(ServeDir::new(WEB_DIR).call_fallback_on_method_not_allowed(true).not_found_service(
+            axum::routing::any(|| async { to_axum(api::api_error_response(&ApiError::not_found())) }),
+        ))
         .method_not_allowed_fallback(|| async {
             to_axum(api::api_error_response(&ApiError::method_not_allowed()))
         })
@@ -60,35 +86,6 @@ pub async fn serve(
     axum::serve(listener, router(app).into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown)
         .await
-}
-
-async fn sms_auth(
-    State(app): State<Shared>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    req: AxumRequest,
-) -> AxumResponse {
-    match to_lambda(req, peer, "POST /sms/auth").await {
-        Ok(request) => respond(api::sms_auth(&app, request).await),
-        Err(response) => response,
-    }
-}
-
-async fn sms_token(
-    State(app): State<Shared>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    req: AxumRequest,
-) -> AxumResponse {
-    match to_lambda(req, peer, "POST /sms/token").await {
-        Ok(request) => respond(api::sms_token(&app, request).await),
-        Err(response) => response,
-    }
-}
-
-async fn sms_log(ConnectInfo(peer): ConnectInfo<SocketAddr>, req: AxumRequest) -> AxumResponse {
-    match to_lambda(req, peer, "POST /sms/log").await {
-        Ok(request) => respond(api::sms_log(request).await),
-        Err(response) => response,
-    }
 }
 
 /// Builds the API Gateway HTTP API v2 event for this request and lets `lambda_http` parse it.

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use common::{CLIENT, Instance, PHONE, StoreKind, System, sandbox_config, wrong};
 use sandbox_auth::{Endpoint, Fault, SandboxConfig};
-use serde_json::json;
+use serde_json::{Value, json};
 
 for_each_store!(
     verifies_a_number_end_to_end,
@@ -34,6 +34,8 @@ for_each_store!(
     malformed_bodies_are_400_naming_the_problem,
     sms_log_accepts_any_json_data,
     unknown_routes_and_methods,
+    session_is_read_back_then_ended_by_logout,
+    sessions_of_two_verifications_are_apart,
 );
 
 /// The access patterns promise two DynamoDB calls on `/sms/auth` (the limits' reservation, the
@@ -529,4 +531,63 @@ async fn unreachable_store_is_503() {
         reply.text
     );
     assert!(!reply.text.contains("127.0.0.1"), "internal causes stay in the logs");
+}
+
+/// What `/user/info` says about `session` (bearer), as (status, body).
+async fn user_info(system: &System, session: &str) -> (u16, Value) {
+    let response =
+        system.http.get(format!("{}/user/info", system.base)).bearer_auth(session).send().await.unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+async fn verified_session(system: &System, phone: &str) -> String {
+    let started = system.start_verification(phone).await;
+    let reply = system.token(&started, &system.code_for(phone)).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    reply.json()["session"].as_str().unwrap().to_owned()
+}
+
+async fn session_is_read_back_then_ended_by_logout(store: StoreKind) {
+    let system = System::start(store).await;
+    let session = verified_session(&system, PHONE).await;
+
+    let (status, info) = user_info(&system, &session).await;
+    assert_eq!(status, 200, "{info}");
+    assert_eq!(info["userinfo"]["phone_number"], PHONE);
+    assert_eq!((info["client_id"].as_str(), info["client_title"].as_str()), (Some(CLIENT), Some("SMS")));
+    assert!(info["expires_at"].as_u64().unwrap() > info["verified_at"].as_u64().unwrap());
+    // The browser's way: the cookie, as set by /sms/token.
+    let by_cookie = system
+        .http
+        .get(format!("{}/user/info", system.base))
+        .header("cookie", format!("theme=dark; sms_session={session}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_cookie.status(), 200);
+
+    let logout =
+        system.http.post(format!("{}/user/logout", system.base)).bearer_auth(&session).send().await.unwrap();
+    assert_eq!(logout.status(), 204);
+    let (status, body) = user_info(&system, &session).await;
+    assert_eq!((status, body["error"].as_str()), (401, Some("unauthorized")), "{body}");
+    let (status, _) = user_info(&system, "not-a-session").await;
+    assert_eq!(status, 401);
+    let anonymous = system.http.get(format!("{}/user/info", system.base)).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+    assert_eq!(anonymous.headers()["www-authenticate"], "Bearer");
+}
+
+/// Ending one session leaves another (another phone's, or the same phone verified again) alone.
+async fn sessions_of_two_verifications_are_apart(store: StoreKind) {
+    let system = System::start(store).await;
+    let first = verified_session(&system, PHONE).await;
+    let second = verified_session(&system, "+447400123457").await;
+    assert_ne!(first, second);
+    let logout =
+        system.http.post(format!("{}/user/logout", system.base)).bearer_auth(&first).send().await.unwrap();
+    assert_eq!(logout.status(), 204);
+    assert_eq!(user_info(&system, &first).await.0, 401);
+    let (status, info) = user_info(&system, &second).await;
+    assert_eq!((status, info["userinfo"]["phone_number"].as_str()), (200, Some("+447400123457")));
 }

@@ -3,12 +3,14 @@
 
 #![allow(dead_code)]
 
+pub mod logs;
+
 use std::{
     io::{BufRead, BufReader},
     net::SocketAddr,
     process::{Child, Command, Stdio},
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicUsize, Ordering},
     },
 };
@@ -28,6 +30,7 @@ use shared::{
 use tokio::{net::TcpListener, sync::oneshot};
 
 /// Runs each named `async fn case(store: StoreKind)` once per state store, as its own test.
+#[allow(unused_macros)] // not every test file runs per store
 macro_rules! for_each_store {
     ($($case:ident),* $(,)?) => {
         mod memory {
@@ -276,6 +279,8 @@ pub struct Instance {
     pub base: String,
     /// The `local_api_started` log line.
     pub started: Value,
+    /// Every line it wrote to stdout after the start line, as CloudWatch would collect them.
+    output: Arc<Mutex<Vec<String>>>,
 }
 
 impl Instance {
@@ -299,8 +304,31 @@ impl Instance {
             }
         };
         // Keep reading its log so the process never blocks on a full pipe.
-        std::thread::spawn(move || lines.for_each(drop));
-        Self { child, base: started["url"].as_str().expect("url").to_owned(), started }
+        let output = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&output);
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Self { child, base: started["url"].as_str().expect("url").to_owned(), started, output }
+    }
+
+    /// The lines written so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.output.lock().unwrap().clone()
+    }
+
+    /// Waits (at most 10 s) until `check` holds for the lines written so far, and returns them.
+    pub async fn wait_for_lines(&self, check: impl Fn(&[String]) -> bool) -> Vec<String> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let lines = self.lines();
+            if check(&lines) || std::time::Instant::now() > deadline {
+                return lines;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
     }
 }
 

@@ -1,0 +1,38 @@
+//! The real `sms-clients` binary as Lambda runs it, against a local Lambda Runtime API, with only
+//! the config (no table, no client secret). Run by `scripts/test.sh`.
+
+#[path = "../../sms-auth/tests/support/mod.rs"]
+mod support;
+
+use lambda_emulator::{Emulator, apigw};
+use serde_json::json;
+use support::{CLIENT, INVOKE_TIMEOUT, event};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_sms-clients");
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lists_servers_and_clients_from_the_config_alone() {
+    let sandbox = support::start_sandbox().await;
+    let emulator = Emulator::start().await.expect("emulator starts");
+    let mut config = support::config(&sandbox);
+    config["clients"][0]["allowed_countries"] = json!(["GB", "IE"]);
+    let env = vec![
+        ("CONFIG_JSON".to_owned(), config.to_string()),
+        ("AWS_LAMBDA_LOG_FORMAT".to_owned(), "JSON".to_owned()),
+        ("AWS_LAMBDA_LOG_LEVEL".to_owned(), "INFO".to_owned()),
+    ];
+    let mut function = support::spawn(BINARY, "sms-clients", &emulator, env);
+    let cold_start = support::cold_start(&emulator, &mut function).await;
+    println!("sms-clients cold start (debug build): {cold_start:?}");
+
+    let response = emulator.invoke(&event("sms-clients.json"), INVOKE_TIMEOUT).await.expect("answered");
+    assert_eq!(response["statusCode"], 200, "{response}");
+    assert_eq!(
+        apigw::body_json(&response),
+        json!({
+            "auth_servers": [{ "id": "sandbox", "default": true }],
+            "clients": [{ "client_id": CLIENT, "title": "SMS", "allowed_countries": ["GB", "IE"] }]
+        })
+    );
+    assert_eq!(emulator.init_error(), None);
+}

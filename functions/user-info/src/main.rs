@@ -1,0 +1,19 @@
+//! Lambda function for `GET /user/info`: reads a verified session back. It needs the config (for
+//! client titles) and read access to the table; no client secret and no upstream.
+
+use lambda_http::{Error, Request, run, service_fn};
+use shared::{app::session_store_from_env, config::Config};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    shared::telemetry::init();
+    let config = Config::from_env_without_secrets()
+        .map_err(shared::StartupError::from)
+        .inspect_err(shared::telemetry::startup_failed)?;
+    let store = session_store_from_env().await.inspect_err(shared::telemetry::startup_failed)?;
+    let (config, store) = (&config, &store);
+    run(service_fn(
+        move |request: Request| async move { shared::api::user_info(config, store, request).await },
+    ))
+    .await
+}

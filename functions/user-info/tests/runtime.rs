@@ -1,0 +1,83 @@
+//! The real `user-info` binary as Lambda runs it, against a local Lambda Runtime API: it starts
+//! with the config and the table only (no client secret: it never calls the upstream), and reads
+//! back a session that `/sms/auth` and `/sms/token` (run in this process on the same moto table)
+//! created. Run by `scripts/test.sh`, which starts moto.
+
+#[path = "../../sms-auth/tests/support/mod.rs"]
+mod support;
+
+use std::sync::Arc;
+
+use lambda_emulator::{Emulator, apigw};
+use serde_json::{Value, json};
+use shared::{
+    App,
+    config::{Config, Secret},
+    store::DynamoStore,
+};
+use support::{CLIENT, CLIENT_SECRET, INVOKE_TIMEOUT, PHONE, assert_error, event};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_user-info");
+
+/// The request of the repository's event `name`, with `body` instead of its own when given.
+fn request(name: &str, body: Option<Value>) -> lambda_http::Request {
+    let mut request = event(name);
+    if let Some(body) = body {
+        request["body"] = Value::String(body.to_string());
+    }
+    lambda_http::request::from_str(&request.to_string()).expect("a v2 event")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_a_verified_session_without_the_client_secret() {
+    let sandbox = support::start_sandbox().await;
+    let table = support::fresh_table("user-info").await;
+
+    // A verified session on the table, made the way sms-auth and sms-token make it.
+    let config = Config::parse(&support::config(&sandbox).to_string(), Some(Secret::new(CLIENT_SECRET)))
+        .expect("valid config");
+    let app = App::new(config, Arc::new(DynamoStore::new(DynamoStore::client_from_env().await, &table)))
+        .expect("app");
+    let started = shared::api::sms_auth(&app, request("sms-auth.json", None)).await.unwrap();
+    let started: Value = serde_json::from_slice(started.body().as_ref()).unwrap();
+    let code = sandbox.messages_to(PHONE)[0].code.clone();
+    let body = json!({ "code": code, "auth_req_id": started["auth_req_id"], "client_id": CLIENT, "nonce": started["nonce"] });
+    let verified = shared::api::sms_token(&app, request("sms-token.json", Some(body))).await.unwrap();
+    let verified: Value = serde_json::from_slice(verified.body().as_ref()).unwrap();
+    let session = verified["session"].as_str().expect("a session").to_owned();
+
+    // The function: config and table, nothing else.
+    let emulator = Emulator::start().await.expect("emulator starts");
+    let env = vec![
+        ("CONFIG_JSON".to_owned(), support::config(&sandbox).to_string()),
+        ("TABLE_NAME".to_owned(), table.clone()),
+        ("AWS_LAMBDA_LOG_FORMAT".to_owned(), "JSON".to_owned()),
+        ("AWS_LAMBDA_LOG_LEVEL".to_owned(), "INFO".to_owned()),
+    ];
+    let mut function = support::spawn(BINARY, "user-info", &emulator, env);
+    let cold_start = support::cold_start(&emulator, &mut function).await;
+    println!("user-info cold start (debug build): {cold_start:?}");
+
+    let mut with_session = event("user-info.json");
+    with_session["headers"]["authorization"] = json!(format!("Bearer {session}"));
+    let response = emulator.invoke(&with_session, INVOKE_TIMEOUT).await.expect("answered");
+    assert_eq!(response["statusCode"], 200, "{response}");
+    let info = apigw::body_json(&response);
+    assert_eq!(info["userinfo"]["phone_number"], PHONE, "{info}");
+    assert_eq!((info["client_id"].as_str(), info["client_title"].as_str()), (Some(CLIENT), Some("SMS")));
+
+    // As shipped, the event's token belongs to no session.
+    let unknown = emulator.invoke(&event("user-info.json"), INVOKE_TIMEOUT).await.expect("answered");
+    assert_error(&unknown, 401, "unauthorized");
+    assert_eq!(apigw::header(&unknown, "www-authenticate"), Some("Bearer"));
+    assert_eq!(emulator.init_error(), None);
+
+    assert!(function.wait_for_stdout(INVOKE_TIMEOUT, |out| out.contains("user_info_unauthorized")).await);
+    let read = function.json_logs_with_event("user_info_read");
+    assert_eq!(read.len(), 1, "{read:?}");
+    assert_eq!(
+        (read[0]["phone"].as_str(), read[0]["cold_start"].as_bool()),
+        (Some("+44********56"), Some(true))
+    );
+    support::assert_output_free_of(&function, &[("session token", &session), ("phone number", PHONE)]);
+}

@@ -1,0 +1,14 @@
+//! Lambda function for `POST /user/logout`: ends a verified session. It needs only the table
+//! (delete on session items); no config, no client secret, no upstream.
+
+use lambda_http::{Error, Request, run, service_fn};
+use shared::app::session_store_from_env;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    shared::telemetry::init();
+    let store = session_store_from_env().await.inspect_err(shared::telemetry::startup_failed)?;
+    let store = &store;
+    run(service_fn(move |request: Request| async move { shared::api::user_logout(store, request).await }))
+        .await
+}

@@ -1,0 +1,37 @@
+//! The real `user-logout` binary as Lambda runs it, against a local Lambda Runtime API, with only
+//! the table (no config, no client secret). Run by `scripts/test.sh`, which starts moto.
+
+#[path = "../../sms-auth/tests/support/mod.rs"]
+mod support;
+
+use lambda_emulator::{Emulator, apigw};
+use support::{INVOKE_TIMEOUT, assert_error, event};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_user-logout");
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ends_sessions_with_only_the_table() {
+    let table = support::fresh_table("user-logout").await;
+    let emulator = Emulator::start().await.expect("emulator starts");
+    let env = vec![
+        ("TABLE_NAME".to_owned(), table),
+        ("AWS_LAMBDA_LOG_FORMAT".to_owned(), "JSON".to_owned()),
+        ("AWS_LAMBDA_LOG_LEVEL".to_owned(), "INFO".to_owned()),
+    ];
+    let mut function = support::spawn(BINARY, "user-logout", &emulator, env);
+    let cold_start = support::cold_start(&emulator, &mut function).await;
+    println!("user-logout cold start (debug build): {cold_start:?}");
+
+    // Ending a session that is already gone is done, and the cookie is cleared.
+    let response = emulator.invoke(&event("user-logout.json"), INVOKE_TIMEOUT).await.expect("answered");
+    assert_eq!(response["statusCode"], 204, "{response}");
+    let cookies = response["cookies"].as_array().expect("cookies");
+    assert!(cookies.iter().any(|c| c.as_str().is_some_and(|c| c.starts_with("sms_session=;"))), "{response}");
+
+    let mut anonymous = event("user-logout.json");
+    anonymous["headers"].as_object_mut().unwrap().remove("authorization");
+    let response = emulator.invoke(&anonymous, INVOKE_TIMEOUT).await.expect("answered");
+    assert_error(&response, 401, "unauthorized");
+    assert_eq!(apigw::header(&response, "www-authenticate"), Some("Bearer"));
+    assert_eq!(emulator.init_error(), None);
+}
