@@ -35,7 +35,7 @@ rm -rf .tmp/sam-build
 sam build --template template.yaml --build-dir .tmp/sam-build --parameter-overrides "Architecture=$arch"
 
 echo "sam-check: built functions ($arch)"
-for function in SmsAuthFunction SmsTokenFunction SmsLogFunction; do
+for function in SmsAuthFunction SmsTokenFunction SmsLogFunction SmsClientsFunction UserInfoFunction UserLogoutFunction; do
     binary=".tmp/sam-build/$function/bootstrap"
     [[ -x "$binary" ]] || { echo "sam-check: $binary is missing" >&2; exit 1; }
     "$VENV/bin/python" - "$function" "$binary" <<'PY'
