@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh machine: installs and starts what the tests need (a moto
 # server for DynamoDB and Secrets Manager, in a git-ignored virtualenv), runs every Rust test
-# against it and stops it, then the API contract check (schemathesis against openapi.yaml on a
-# running local-api) and the deploy checks (sam validate --lint, sam build).
+# against it and stops it, then the demo page in headless Chromium (playwright-core from npm),
+# the API contract check (schemathesis against openapi.yaml on a running local-api) and the
+# deploy checks (sam validate --lint, sam build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,5 +16,6 @@ unset AWS_PROFILE AWS_SESSION_TOKEN
 export RUST_TEST_THREADS="${RUST_TEST_THREADS:-8}"
 
 scripts/with-moto.sh cargo test --workspace --locked "$@"
+scripts/browser-test.sh
 scripts/api-fuzz.sh
 scripts/sam-check.sh
