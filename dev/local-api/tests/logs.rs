@@ -43,7 +43,10 @@ async fn no_line_carries_a_secret_and_every_request_logs_one_summary() {
 
     // The verified flow's lines are joined by the flow id, with the masked phone, its country,
     // the source key and where the time went.
-    let flow: Vec<&Value> = summaries.iter().filter(|line| line["flow_id"] == run.flow_id.as_str()).collect();
+    let flow: Vec<&Value> = summaries
+        .iter()
+        .filter(|line| line["flow_id"] == run.flow_id.as_str() && line["endpoint"] != "user_info")
+        .collect();
     let events: Vec<&str> = flow.iter().map(|line| line["event"].as_str().unwrap()).collect();
     assert_eq!(
         events,
@@ -74,6 +77,20 @@ async fn no_line_carries_a_secret_and_every_request_logs_one_summary() {
     }
     assert_eq!(verified["source"], sent["source"], "one caller, one source key");
     assert_eq!(flow[1]["attempts_left"], 4, "{}", flow[1]);
+
+    // The session's reads and its end name the flow too; refusals name no one.
+    let reads = run.events_named("user_info_read");
+    assert_eq!(reads.len(), 2, "{reads:?}");
+    for read in &reads {
+        assert_eq!(
+            (read["flow_id"].as_str(), read["phone"].as_str()),
+            (Some(run.flow_id.as_str()), Some("+44********56"))
+        );
+    }
+    assert_eq!(run.events_named("user_info_unauthorized").len(), 2);
+    assert_eq!(run.events_named("user_logout_logged_out").len(), 1);
+    assert_eq!(run.events_named("user_logout_unauthorized").len(), 1);
+    assert_eq!(run.events_named("sms_clients_listed").len(), 1);
 
     // The client's line: sanitised data, the flow id it sent.
     let client = run.events_named("sms_client_log");

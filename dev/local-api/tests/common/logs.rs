@@ -100,6 +100,26 @@ pub async fn run_every_endpoint() -> CapturedRun {
     let session = verified["session"].as_str().expect("session").to_owned();
     secrets.extend([auth_req_id.clone(), nonce.clone(), code.clone(), wrong(&code), session.clone()]);
 
+    // The session: listed clients, read back (bearer, then cookie), ended, then refused.
+    let get = |path: &str, session: Option<&str>| {
+        let mut request = http.get(format!("{base}{path}"));
+        if let Some(session) = session {
+            request = request.bearer_auth(session);
+        }
+        async move { request.send().await.expect("local-api answers").status().as_u16() }
+    };
+    assert_eq!(get("/sms/clients", None).await, 200);
+    assert_eq!(get("/user/info", Some(&session)).await, 200);
+    let by_cookie = http.get(format!("{base}/user/info")).header("cookie", format!("sms_session={session}"));
+    assert_eq!(by_cookie.send().await.unwrap().status(), 200);
+    let logout = http.post(format!("{base}/user/logout")).bearer_auth(&session).send().await.unwrap();
+    assert_eq!(logout.status(), 204);
+    assert_eq!(get("/user/info", Some(&session)).await, 401);
+    assert_eq!(get("/user/info", None).await, 401);
+    let anonymous_logout = http.post(format!("{base}/user/logout")).send().await.unwrap();
+    assert_eq!(anonymous_logout.status(), 401);
+    requests += 7;
+
     // A second flow spent on wrong codes until the verification is used up.
     let (status, other) = post("/sms/auth", json!({ "client_id": CLIENT, "login_hint": OTHER_PHONE })).await;
     assert_eq!(status, 200, "{other}");
