@@ -207,6 +207,6 @@ fn round_ms(ms: f64) -> f64 {
 
 /// Logs why a Lambda instance could not start, as one structured line (the error text is written
 /// for the operator: it names the setting to fix).
-pub fn startup_failed(err: &crate::StartupError) {
+pub fn startup_failed(err: &impl std::fmt::Display) {
     tracing::error!(event = "startup_failed", error = %err);
 }

@@ -7,9 +7,7 @@ use shared::config::Config;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     shared::telemetry::init();
-    let config = Config::from_env_without_secrets()
-        .map_err(shared::StartupError::from)
-        .inspect_err(shared::telemetry::startup_failed)?;
+    let config = Config::from_env_without_secrets().inspect_err(shared::telemetry::startup_failed)?;
     let config = &config;
     run(service_fn(move |request: Request| async move { shared::api::sms_clients(config, request).await }))
         .await

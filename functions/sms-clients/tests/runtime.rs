@@ -16,11 +16,7 @@ async fn lists_servers_and_clients_from_the_config_alone() {
     let emulator = Emulator::start().await.expect("emulator starts");
     let mut config = support::config(&sandbox);
     config["clients"][0]["allowed_countries"] = json!(["GB", "IE"]);
-    let env = vec![
-        ("CONFIG_JSON".to_owned(), config.to_string()),
-        ("AWS_LAMBDA_LOG_FORMAT".to_owned(), "JSON".to_owned()),
-        ("AWS_LAMBDA_LOG_LEVEL".to_owned(), "INFO".to_owned()),
-    ];
+    let env = support::env_with_logging(&[("CONFIG_JSON", &config.to_string())]);
     let mut function = support::spawn(BINARY, "sms-clients", &emulator, env);
     let cold_start = support::cold_start(&emulator, &mut function).await;
     println!("sms-clients cold start (debug build): {cold_start:?}");

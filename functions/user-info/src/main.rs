@@ -7,9 +7,7 @@ use shared::{app::session_store_from_env, config::Config};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     shared::telemetry::init();
-    let config = Config::from_env_without_secrets()
-        .map_err(shared::StartupError::from)
-        .inspect_err(shared::telemetry::startup_failed)?;
+    let config = Config::from_env_without_secrets().inspect_err(shared::telemetry::startup_failed)?;
     let store = session_store_from_env().await.inspect_err(shared::telemetry::startup_failed)?;
     let (config, store) = (&config, &store);
     run(service_fn(

@@ -48,12 +48,8 @@ async fn reads_a_verified_session_without_the_client_secret() {
 
     // The function: config and table, nothing else.
     let emulator = Emulator::start().await.expect("emulator starts");
-    let env = vec![
-        ("CONFIG_JSON".to_owned(), support::config(&sandbox).to_string()),
-        ("TABLE_NAME".to_owned(), table.clone()),
-        ("AWS_LAMBDA_LOG_FORMAT".to_owned(), "JSON".to_owned()),
-        ("AWS_LAMBDA_LOG_LEVEL".to_owned(), "INFO".to_owned()),
-    ];
+    let config = support::config(&sandbox).to_string();
+    let env = support::env_with_logging(&[("CONFIG_JSON", &config), ("TABLE_NAME", &table)]);
     let mut function = support::spawn(BINARY, "user-info", &emulator, env);
     let cold_start = support::cold_start(&emulator, &mut function).await;
     println!("user-info cold start (debug build): {cold_start:?}");

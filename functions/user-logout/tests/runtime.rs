@@ -13,11 +13,7 @@ const BINARY: &str = env!("CARGO_BIN_EXE_user-logout");
 async fn ends_sessions_with_only_the_table() {
     let table = support::fresh_table("user-logout").await;
     let emulator = Emulator::start().await.expect("emulator starts");
-    let env = vec![
-        ("TABLE_NAME".to_owned(), table),
-        ("AWS_LAMBDA_LOG_FORMAT".to_owned(), "JSON".to_owned()),
-        ("AWS_LAMBDA_LOG_LEVEL".to_owned(), "INFO".to_owned()),
-    ];
+    let env = support::env_with_logging(&[("TABLE_NAME", &table)]);
     let mut function = support::spawn(BINARY, "user-logout", &emulator, env);
     let cold_start = support::cold_start(&emulator, &mut function).await;
     println!("user-logout cold start (debug build): {cold_start:?}");

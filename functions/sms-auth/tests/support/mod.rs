@@ -97,6 +97,16 @@ pub fn function_env(sandbox: &Sandbox, table: &str, secret_arn: &str) -> Vec<(St
     .collect()
 }
 
+/// `vars` and the function's `LoggingConfig` as the template sets it (JSON, INFO): the
+/// environment of a function that needs no secret.
+pub fn env_with_logging(vars: &[(&str, &str)]) -> Vec<(String, String)> {
+    vars.iter()
+        .copied()
+        .chain([("AWS_LAMBDA_LOG_FORMAT", "JSON"), ("AWS_LAMBDA_LOG_LEVEL", "INFO")])
+        .map(|(name, value)| (name.to_owned(), value.to_owned()))
+        .collect()
+}
+
 /// Starts `binary` as function `name` against `emulator`. `CLIENT_SECRET` and `CONFIG_FILE` are
 /// removed from the inherited environment, so the secret can only come from Secrets Manager.
 pub fn spawn(binary: &str, name: &str, emulator: &Emulator, env: Vec<(String, String)>) -> FunctionProcess {
