@@ -3,14 +3,19 @@
 # sandbox auth server, both on free 127.0.0.1 ports), runs schemathesis against it, stops it.
 #
 # First a short walk-through (a verification with the code read from the sandbox's outbox, a
-# replay, a second SMS too soon, wrong codes to the end, a non-JSON and an oversized body), each
-# answer checked with schemathesis' checks: fuzzing cannot reach a right code.
+# replay, a second SMS too soon; the session it opened read back by bearer token and by cookie,
+# ended, then refused; the clients list; wrong codes to the end, a non-JSON and an oversized
+# body), each answer checked with schemathesis' checks: fuzzing cannot reach a right code, so it
+# never holds a session either.
 #
 # What schemathesis does: sends the spec's examples (real successes with `sandbox-client`), then
-# boundary values, then generated valid and invalid bodies, then stateful sequences that feed the
-# `auth_req_id` and `nonce` of a `/sms/auth` answer to `/sms/token` (the spec's link). Every
-# answer must be no 5xx (the sandbox upstream is healthy, so none may occur here), a status the
-# spec lists for that operation, with the listed content type, headers and body schema.
+# boundary values, then generated valid and invalid bodies and, on `/user/info` and
+# `/user/logout`, generated `Authorization: Bearer` headers and `sms_session` cookies (from the
+# security schemes), then stateful sequences that feed the `auth_req_id` and `nonce` of a
+# `/sms/auth` answer to `/sms/token` (the spec's link). Every answer must be no 5xx (the sandbox
+# upstream is healthy, so none may occur here), a status the spec lists for that operation, with
+# the listed content type, headers and body schema. A generated token is never a live session:
+# `/user/info` must answer it `401` (a 2xx fails the run), `/user/logout` `401` or `204`.
 #
 # Reproducible and bounded: a fixed seed, one worker, no example database (the service's own
 # rate limits run on the clock, so the stateful phase's length still varies a little);
@@ -20,13 +25,14 @@
 # schemathesis 4 has no telemetry or report upload (the reports it writes here are local files).
 #
 # Exits non-zero if the walk-through or schemathesis finds any failure, if local-api logs a
-# panic or dies, if any answer is a 5xx, if any request went elsewhere than the local-api, or if
-# fewer than API_FUZZ_MIN_REQUESTS requests were sent.
+# panic or dies, if any answer is a 5xx, if `/user/info` ever let schemathesis in, if any request
+# went elsewhere than the local-api, if an operation of the spec got no request, or if fewer than
+# API_FUZZ_MIN_REQUESTS requests were sent.
 #
 # Knobs (environment): API_FUZZ_MAX_EXAMPLES (400), API_FUZZ_SEED (20251129),
 # API_FUZZ_TIME_LIMIT (seconds, 300), API_FUZZ_MIN_REQUESTS (1000).
-# Artifacts (git-ignored): .tmp/api-fuzz.*/ holds local-api.log, schemathesis.log and
-# requests.har (every request and answer, for reproducing by hand).
+# Artifacts (git-ignored): .tmp/api-fuzz.*/ holds local-api.log, schemathesis.toml,
+# schemathesis.log and requests.har (every request and answer, for reproducing by hand).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -136,7 +142,7 @@ BASE_URL="http://127.0.0.1:$PORT"
 # needs the SMS, which the sandbox's outbox holds), each checked with schemathesis' own checks.
 WALK_STATUS=0
 "$PYTHON" - "$ROOT/openapi.yaml" "$BASE_URL" "http://127.0.0.1:$SANDBOX_PORT" <<'EOF' || WALK_STATUS=$?
-import json, sys, urllib.parse
+import http.cookiejar, json, sys, urllib.parse
 
 import requests
 import schemathesis
@@ -148,19 +154,34 @@ CHECKS = [checks.not_a_server_error, checks.status_code_conformance, checks.cont
           checks.response_headers_conformance, checks.response_schema_conformance]
 session = requests.Session()
 session.trust_env = False  # no proxies: 127.0.0.1 only
+# No cookie jar (/sms/token and /user/logout set the session cookie): each request sends exactly
+# the cookies it names.
+session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
 
-def call(path, body, *expected, headers=None):
-    """POSTs body, checks the answer against the spec and that it is one of `expected`."""
-    case = schema[path]["POST"].Case(body=body, media_type="application/json")
-    response = case.call(base_url=base_url, session=session, headers=headers, allow_redirects=False, timeout=10)
+def send(method, path, *expected, body=None, headers=None, cookies=None):
+    """Sends one request (a JSON body if `body` is given, and `headers` and `cookies`), checks the
+    answer against the spec and that its (status, error code) is one of `expected`. Returns the
+    JSON answer, {} for none."""
+    kwargs = {} if body is None else {"body": body, "media_type": "application/json"}
+    case = schema[path][method].Case(**kwargs)
+    response = case.call(base_url=base_url, session=session, headers=headers, cookies=cookies,
+                         allow_redirects=False, timeout=10)
     case.validate_response(response, checks=CHECKS)
     content_type = (response.headers.get("content-type") or [""])[0]
     answer = response.json() if content_type.startswith("application/json") else {}
     if (response.status_code, answer.get("error")) not in expected:
-        sys.exit(f"api-fuzz: walk-through: POST {path} {json.dumps(body)[:200]} answered "
+        sent = "" if body is None else " " + json.dumps(body)[:200]
+        sys.exit(f"api-fuzz: walk-through: {method} {path}{sent} answered "
                  f"{response.status_code} {response.text[:300]}; expected one of {expected}")
-    print(f"  POST {path:10} {response.status_code} {answer.get('error') or ''}")
+    print(f"  {method:4} {path:12} {response.status_code} {answer.get('error') or ''}")
     return answer
+
+def call(path, body, *expected, headers=None):
+    """POSTs body as JSON: `send` for the flow's endpoints."""
+    return send("POST", path, *expected, body=body, headers=headers)
+
+def fail(message):
+    sys.exit(f"api-fuzz: walk-through: {message}")
 
 def start(phone):
     started = call("/sms/auth", {"client_id": "sandbox-client", "login_hint": phone}, (200, None))
@@ -173,9 +194,29 @@ print("api-fuzz: walk-through, each answer checked against openapi.yaml:")
 # One wrong code, then the right one; the same again; a second SMS too soon.
 flow, code, wrong = start("+447400123499")
 call("/sms/token", {**flow, "code": wrong}, (400, "invalid_code"))
-call("/sms/token", {**flow, "code": code}, (200, None))
+verified = call("/sms/token", {**flow, "code": code}, (200, None))
 call("/sms/token", {**flow, "code": code}, (404, "verification_not_found"))
 call("/sms/auth", {"client_id": "sandbox-client", "login_hint": "+44 7400 123499"}, (429, "rate_limited"))
+# The session /sms/token opened: read back by bearer token and by cookie (the claims it stored are
+# the ones /sms/token answered), ended, then gone; ending it again is fine; no token at all is not.
+bearer = {"Authorization": f"Bearer {verified['session']}"}
+cookie = {"sms_session": verified["session"]}
+info = send("GET", "/user/info", (200, None), headers=bearer)
+claims = {k: v for k, v in verified.items() if k not in ("auth_server", "session")}
+if info["userinfo"] != claims or info["client_id"] != "sandbox-client" or info["server_id"] != "sandbox":
+    fail(f"GET /user/info read back {json.dumps(info)[:300]}, not the session of {json.dumps(claims)[:300]}")
+if send("GET", "/user/info", (200, None), cookies=cookie) != info:
+    fail("GET /user/info by cookie answered otherwise than by bearer token")
+send("POST", "/user/logout", (204, None), headers=bearer)
+send("GET", "/user/info", (401, "unauthorized"), headers=bearer)
+send("GET", "/user/info", (401, "unauthorized"), cookies=cookie)
+send("POST", "/user/logout", (204, None), cookies=cookie)
+send("GET", "/user/info", (401, "unauthorized"))
+send("POST", "/user/logout", (401, "unauthorized"))
+# The public list: local-api's one client on the sandbox.
+listed = send("GET", "/sms/clients", (200, None))
+if [c["client_id"] for c in listed["clients"]] != ["sandbox-client"]:
+    fail(f"GET /sms/clients listed {json.dumps(listed)[:300]}")
 # Wrong codes until the verification is dead.
 flow, code, wrong = start("+447400123498")
 for _ in range(10):
@@ -190,8 +231,18 @@ EOF
 
 # schemathesis writes its caches (.hypothesis, .schemathesis) into the working directory: WORK.
 # Proxies are cleared and bypassed so requests go straight to 127.0.0.1.
+# Stateful sequences follow the spec's own links only: schemathesis would also infer links from
+# field names (`client_id` in a /user/info answer feeding /sms/auth), which makes /user/info, a
+# 401 without a session, the only entry point and starves the /sms/auth -> /sms/token link.
+cat >"$WORK/schemathesis.toml" <<'TOML'
+[phases.stateful.inference]
+algorithms = []
+TOML
+# Its warning that /user/info and /user/logout "returned only 401" is expected: it has no session.
+# No output sanitising: the HAR keeps the generated Authorization headers and cookies (random,
+# never a live session), so a request to /user/* can be replayed from it.
 SCHEMATHESIS_CMD=(
-    "$SCHEMATHESIS" --no-color run "$ROOT/openapi.yaml"
+    "$SCHEMATHESIS" --no-color --config-file "$WORK/schemathesis.toml" run "$ROOT/openapi.yaml"
     --url "$BASE_URL"
     --phases "examples,coverage,fuzzing,stateful"
     --checks "$CHECKS"
@@ -202,6 +253,7 @@ SCHEMATHESIS_CMD=(
     --request-timeout 10
     --max-redirects 0
     --report har --report-har-path "$HAR"
+    --output-sanitize false
 )
 echo "api-fuzz: ${SCHEMATHESIS_CMD[*]}" >&2
 # In the background, so a signal to this script stops it at once (timeout passes it on); its
@@ -231,10 +283,14 @@ stop_api
 
 # What was actually sent, from schemathesis' own record of every request and answer.
 set +e
-"$PYTHON" - "$HAR" "$MIN_REQUESTS" "$BASE_URL" <<'EOF'
+"$PYTHON" - "$HAR" "$MIN_REQUESTS" "$BASE_URL" "$ROOT/openapi.yaml" <<'EOF'
 import collections, json, sys
 
-har_path, minimum, base_url = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+import yaml
+
+har_path, minimum, base_url, spec = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+operations = {(path, method.upper()) for path, item in yaml.safe_load(open(spec))["paths"].items()
+              for method in item if method in ("get", "put", "post", "delete", "patch", "head", "options")}
 try:
     entries = json.load(open(har_path))["log"]["entries"]
 except (OSError, ValueError, KeyError) as err:
@@ -258,8 +314,18 @@ for entry in entries:
         server_errors.append(f"{method} {path} -> {status}")
 print(f"api-fuzz: {len(entries)} requests sent to local-api, by answer:")
 for (path, method, status, error), count in sorted(by_route.items()):
-    print(f"  {method:7} {path:11} {status:3} {error:26} x{count}")
+    print(f"  {method:7} {path:12} {status:3} {error:26} x{count}")
 failed = False
+# schemathesis never holds a session (it cannot read the SMS), so a 2xx here is a way in.
+let_in = sum(n for (path, method, status, _), n in by_route.items()
+             if (path, method) == ("/user/info", "GET") and 200 <= status < 300)
+if let_in:
+    print(f"api-fuzz: GET /user/info answered 2xx to {let_in} generated requests, without a session")
+    failed = True
+untested = sorted(operations - {(path, method) for path, method, _, _ in by_route})
+if untested:
+    print("api-fuzz: operations of the spec that got no request: " + ", ".join(f"{m} {p}" for p, m in untested))
+    failed = True
 if elsewhere:
     print(f"api-fuzz: {len(elsewhere)} requests went elsewhere than {base_url}: {elsewhere[:5]}")
     failed = True

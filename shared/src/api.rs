@@ -225,13 +225,20 @@ pub async fn user_info(config: &Config, store: &dyn StateStore, request: Request
 }
 
 /// `POST /user/logout` → 204: ends the session (deletes it) and clears the cookie. Ending a
-/// session that has already ended is not an error; calling without any session token is (401).
+/// session that has already ended (or never was) is not an error, so a retry is safe and a
+/// corrupt cookie can always be cleared; calling without any session token is (401).
 pub async fn user_logout(store: &dyn StateStore, request: Request) -> HandlerResult {
     let mut summary = Summary::new("user_logout");
     summary.request_id = request_id(&request);
     let result = async {
-        let token = session_token(&request)?;
-        summary.store(store.delete_session(&session_key(&token))).await.map_err(store_error)
+        match presented_session(&request) {
+            Presented::Token(token) => {
+                summary.store(store.delete_session(&session_key(&token))).await.map_err(store_error)
+            }
+            // A value that can be no session names nothing to end; its cookie is still cleared.
+            Presented::Malformed => Ok(()),
+            Presented::Nothing => session_token(&request).map(drop),
+        }
     }
     .await;
     Ok(match result {
@@ -248,30 +255,54 @@ pub async fn user_logout(store: &dyn StateStore, request: Request) -> HandlerRes
     })
 }
 
-/// The session token from `Authorization: Bearer …`, else from the session cookie. A value that
-/// cannot be a session token (see [`crypto::new_token`]) never reaches the store.
-fn session_token(request: &Request) -> Result<String, ApiError> {
+/// What a request presents as its session: `Authorization: Bearer …` if sent (an explicit
+/// credential wins), else the session cookie.
+enum Presented {
+    Nothing,
+    /// Something that cannot be a session token (see [`crypto::new_token`]): never looked up.
+    Malformed,
+    Token(String),
+}
+
+fn presented_session(request: &Request) -> Presented {
     let headers = request.headers();
     let bearer = headers.get(header::AUTHORIZATION).and_then(|value| value.to_str().ok()).and_then(|value| {
         let (scheme, token) = value.trim().split_once(' ')?;
-        scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_owned())
+        scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
     });
-    // API Gateway hands cookies over as one `Cookie` header, pairs separated by `;`.
-    let cookie = || {
-        headers.get_all(header::COOKIE).iter().filter_map(|value| value.to_str().ok()).find_map(|value| {
-            value.split(';').find_map(|pair| {
-                let (name, token) = pair.trim().split_once('=')?;
-                (name == SESSION_COOKIE).then(|| token.to_owned())
-            })
-        })
-    };
-    let token = bearer.or_else(cookie).ok_or_else(|| {
-        ApiError::unauthorized("no session: send Authorization: Bearer <session> or the session cookie")
-    })?;
-    if !crypto::is_token(&token) {
-        return Err(unknown_session());
+    if let Some(token) = bearer {
+        return if crypto::is_token(token) {
+            Presented::Token(token.to_owned())
+        } else {
+            Presented::Malformed
+        };
     }
-    Ok(token)
+    // API Gateway hands cookies over as one `Cookie` header, pairs separated by `;`. A browser
+    // may hold a stale duplicate: the first pair that can be a token is the one to try.
+    let cookies: Vec<&str> = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().strip_prefix(SESSION_COOKIE)?.strip_prefix('='))
+        .map(|token| token.trim_matches('"'))
+        .collect();
+    match cookies.iter().find(|token| crypto::is_token(token)) {
+        Some(token) => Presented::Token((*token).to_owned()),
+        None if cookies.is_empty() => Presented::Nothing,
+        None => Presented::Malformed,
+    }
+}
+
+/// The session token a session endpoint needs, or its `401`.
+fn session_token(request: &Request) -> Result<String, ApiError> {
+    match presented_session(request) {
+        Presented::Token(token) => Ok(token),
+        Presented::Malformed => Err(unknown_session()),
+        Presented::Nothing => Err(ApiError::unauthorized(
+            "no session: send Authorization: Bearer <session> or the session cookie",
+        )),
+    }
 }
 
 fn unknown_session() -> ApiError {

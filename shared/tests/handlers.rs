@@ -202,6 +202,18 @@ async fn user_info_events_read_the_verified_session_back() {
     }
 }
 
+/// A browser may send a stale duplicate of the cookie first: the pair that can be a session wins.
+#[tokio::test]
+async fn user_info_finds_the_session_among_duplicate_cookies() {
+    let (sandbox, app) = setup().await;
+    let session = verified_session(&sandbox, &app).await;
+    let mut request = event("user-info-cookie.json");
+    let cookies = format!("sms_session=stale; theme=dark; sms_session={session}");
+    request.headers_mut().insert(header::COOKIE, cookies.parse().unwrap());
+    let response = api::user_info(&app.config, app.store.as_ref(), request).await.unwrap();
+    assert_eq!(response.status(), 200);
+}
+
 #[tokio::test]
 async fn user_info_without_a_live_session_is_401() {
     let (_sandbox, app) = setup().await;
@@ -242,6 +254,13 @@ async fn user_logout_event_ends_the_session() {
             .await
             .unwrap();
     assert_unauthorized(&after, "unknown or has expired");
+    // A value that can be no session ends nothing, and its cookie is cleared all the same.
+    let mut corrupt = event("user-logout.json");
+    corrupt.headers_mut().remove(header::AUTHORIZATION);
+    corrupt.headers_mut().insert(header::COOKIE, "sms_session=not-a-token".parse().unwrap());
+    let response = api::user_logout(app.store.as_ref(), corrupt).await.unwrap();
+    assert_eq!(response.status(), 204);
+    assert!(header(&response, header::SET_COOKIE).starts_with("sms_session=;"));
     // Ending it again is not an error; without any token it is.
     let again = api::user_logout(app.store.as_ref(), with_session(event("user-logout.json"), &session))
         .await
