@@ -1,8 +1,15 @@
 #!/usr/bin/env bash
 # The deploy checks, offline: the SAM template passes `sam validate --lint`, and `sam build`
-# builds every function with cargo-lambda (release profile) into .tmp/sam-build. Prints each
-# function's binary and zip size. Builds for arm64 (the template's default) when this machine
-# has, or can install, Rust's aarch64 target; otherwise for x86_64, and says so.
+# builds every function with cargo-lambda into .tmp/sam-build, each a `bootstrap` for the right
+# architecture. Builds for arm64 (the template's default) when this machine has, or can install,
+# Rust's aarch64 target; otherwise for x86_64, and says so.
+#
+# The check overrides the release profile with a quick one (no LTO, no optimisation, many codegen
+# units): what it checks is the template, cargo-lambda, the cross-compilation and the linking,
+# which the profile does not change, while the deployment profile (Cargo.toml: opt-level "z",
+# fat LTO, one codegen unit) links each of the six functions for minutes on 2 cores. The
+# deployed binaries' sizes are measured by scripts/bench.sh (BENCHMARKS.md, "Sizes").
+# SAM_CHECK_DEPLOY_PROFILE=1 builds with the deployment profile instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,20 +37,25 @@ if ! rustup target list --installed | grep -qx aarch64-unknown-linux-gnu \
         "building for x86_64 instead of the template's default arm64"
 fi
 
-echo "sam-check: sam build (Architecture=$arch)"
+if [[ "${SAM_CHECK_DEPLOY_PROFILE:-}" != 1 ]]; then
+    export CARGO_PROFILE_RELEASE_OPT_LEVEL=0 CARGO_PROFILE_RELEASE_LTO=off CARGO_PROFILE_RELEASE_CODEGEN_UNITS=256
+fi
+echo "sam-check: sam build (Architecture=$arch${CARGO_PROFILE_RELEASE_LTO:+, quick check profile})"
 rm -rf .tmp/sam-build
 sam build --template template.yaml --build-dir .tmp/sam-build --parameter-overrides "Architecture=$arch"
 
 echo "sam-check: built functions ($arch)"
+case "$arch" in arm64) machine=183 ;; *) machine=62 ;; esac # ELF e_machine: EM_AARCH64, EM_X86_64
 for function in SmsAuthFunction SmsTokenFunction SmsLogFunction SmsClientsFunction UserInfoFunction UserLogoutFunction; do
     binary=".tmp/sam-build/$function/bootstrap"
     [[ -x "$binary" ]] || { echo "sam-check: $binary is missing" >&2; exit 1; }
-    "$VENV/bin/python" - "$function" "$binary" <<'PY'
-import io, os, sys, zipfile
-name, path = sys.argv[1], sys.argv[2]
-buffer = io.BytesIO()
-with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-    archive.write(path, "bootstrap")
-print(f"  {name:<17} binary {os.path.getsize(path) / 1e6:5.2f} MB   zip {len(buffer.getvalue()) / 1e6:5.2f} MB")
+    "$VENV/bin/python" - "$function" "$binary" "$machine" <<'PY'
+import os, struct, sys
+name, path, machine = sys.argv[1], sys.argv[2], int(sys.argv[3])
+with open(path, "rb") as binary:
+    header = binary.read(20)
+if header[:4] != b"\x7fELF" or struct.unpack_from("<H", header, 18)[0] != machine:
+    sys.exit(f"sam-check: {path} is not an ELF executable for machine {machine}")
+print(f"  {name:<19} {path}  {os.path.getsize(path) / 1e6:6.2f} MB")
 PY
 done

@@ -31,7 +31,7 @@ use crate::{
     crypto,
     error::ApiError,
     limits::{Limit, RateLimited, ip_bucket},
-    phone::PhoneNumber,
+    phone::{self, PhoneNumber},
     store::{
         self, Claim, ClaimOutcome, Lease, Progress, SendReservation, Session, StoreError, Verification,
         now_epoch_secs, session_key, verification_key,
@@ -227,10 +227,8 @@ pub async fn complete(
                 return Err(ApiError::rate_limited(RateLimited { limit: Limit::PhoneLocked, retry_after }));
             }
         };
-    if let Ok(phone) = PhoneNumber::parse(&verification.phone) {
-        summary.phone_masked = Some(phone.masked());
-        summary.country_code = Some(phone.country_code());
-    }
+    summary.phone_masked = Some(phone::mask(&verification.phone));
+    summary.country_code = phone::country_code_of(&verification.phone);
     let lifetime_left = std::time::Duration::from_secs(verification.expires_at.saturating_sub(now));
     let deadline = Instant::now() + budget.min(lifetime_left);
     let mut attempt =

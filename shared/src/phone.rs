@@ -78,6 +78,17 @@ impl PhoneNumber {
     }
 }
 
+/// The country calling code of an E.164 number that [`PhoneNumber::parse`] accepted before (the
+/// state store keeps only the E.164 text): calling codes are prefix-free, so it is the one
+/// 1–3 digit prefix libphonenumber's metadata knows. A map lookup, not the pattern matching of a
+/// second parse (BENCHMARKS.md, "Tuning log").
+pub fn country_code_of(e164: &str) -> Option<u16> {
+    let digits = e164.strip_prefix('+').filter(|d| d.starts_with(|c: char| matches!(c, '1'..='9')))?;
+    (1..=3)
+        .filter_map(|len| digits.get(..len)?.parse::<u16>().ok())
+        .find(|code| phonenumber::metadata::DATABASE.by_code(code).is_some())
+}
+
 /// Masks any phone-like string, keeping the `+`, the first two and last two digits.
 pub fn mask(number: &str) -> String {
     let chars: Vec<char> = number.chars().collect();
@@ -153,5 +164,27 @@ mod tests {
         assert_eq!(format!("{phone:?}"), "PhoneNumber(+44********56)");
         assert_eq!(format!("{phone}"), "+44********56");
         assert_eq!(mask("+1234"), "+****");
+    }
+
+    #[test]
+    fn reads_the_country_code_of_a_stored_number_as_a_parse_does() {
+        for number in [
+            "+447400123456",
+            "+14155552671",
+            "+79123456789",
+            "+8613812345678",
+            "+353851234567",
+            "+3584012345678",
+            "+971501234567",
+            "+2348031234567",
+            "+6421234567",
+            "+881612345678",
+        ] {
+            let parsed = PhoneNumber::parse(number).unwrap_or_else(|e| panic!("{number}: {e}"));
+            assert_eq!(country_code_of(parsed.e164()), Some(parsed.country_code()), "{number}");
+        }
+        for not_stored in ["", "+", "447400123456", "+0123", "+\u{a0}44"] {
+            assert_eq!(country_code_of(not_stored), None, "{not_stored:?}");
+        }
     }
 }

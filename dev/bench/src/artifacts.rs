@@ -28,7 +28,8 @@ fn zip_entry_size(zip: &[u8], name: &str) -> Option<u64> {
     let u32_at = |at: usize| Some(u32::from_le_bytes(zip.get(at..at + 4)?.try_into().ok()?) as usize);
     // End of central directory: signature PK\x05\x06, within the last 64 KiB + 22 bytes.
     let search_from = zip.len().saturating_sub(65_557);
-    let eocd = (search_from..zip.len().saturating_sub(21)).rev().find(|&at| u32_at(at) == Some(0x0605_4b50))?;
+    let eocd =
+        (search_from..zip.len().saturating_sub(21)).rev().find(|&at| u32_at(at) == Some(0x0605_4b50))?;
     let entries = u16_at(eocd + 10)?;
     let mut at = u32_at(eocd + 16)?;
     for _ in 0..entries {
@@ -63,8 +64,10 @@ pub fn criterion_estimates(dir: &Path) -> Vec<Estimate> {
     let mut estimates: Vec<Estimate> = found
         .into_iter()
         .filter_map(|new| {
-            let meta: Value = serde_json::from_str(&fs::read_to_string(new.join("benchmark.json")).ok()?).ok()?;
-            let est: Value = serde_json::from_str(&fs::read_to_string(new.join("estimates.json")).ok()?).ok()?;
+            let meta: Value =
+                serde_json::from_str(&fs::read_to_string(new.join("benchmark.json")).ok()?).ok()?;
+            let est: Value =
+                serde_json::from_str(&fs::read_to_string(new.join("estimates.json")).ok()?).ok()?;
             let median = &est["median"];
             Some(Estimate {
                 id: meta["full_id"].as_str()?.to_owned(),

@@ -20,7 +20,9 @@ use serde_json::{Value, json};
 
 use crate::{procfs, server::service_config, stats::Spread};
 
-pub const FUNCTIONS: [&str; 3] = ["sms-auth", "sms-token", "sms-log"];
+/// Every function of the stack, in `functions/`.
+pub const FUNCTIONS: [&str; 6] =
+    ["sms-auth", "sms-token", "sms-log", "sms-clients", "user-info", "user-logout"];
 const CLIENT: &str = "sandbox-client";
 const CLIENT_SECRET: &str = "sandbox-secret";
 const INVOKE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -93,6 +95,13 @@ impl Setup {
         self.event("sms-token.json", &body)
     }
 
+    /// `user-info` or `user-logout` with the session as bearer token.
+    fn session_event(&self, function: &str, session: &str) -> Value {
+        let mut event = apigw::load_event(self.events_dir.join(format!("{function}.json")));
+        event["headers"]["authorization"] = Value::String(format!("Bearer {session}"));
+        event
+    }
+
     fn log_event(&self) -> Value {
         let body = json!({ "data": {
             "flow_id": "0123456789abcdef",
@@ -108,16 +117,27 @@ impl Setup {
 
     /// Starts `function` against a new emulator, as Lambda starts an instance: the runtime's
     /// environment, the deployment's variables (config inline, secret, table), no `RUST_LOG`.
-    fn spawn(&self, function: &str, emulator: &Emulator, sandbox: &Sandbox) -> Result<FunctionProcess, String> {
+    fn spawn(
+        &self,
+        function: &str,
+        emulator: &Emulator,
+        sandbox: &Sandbox,
+    ) -> Result<FunctionProcess, String> {
         let mut command = Command::new(self.binary(function));
         command.env_remove("RUST_LOG").env_remove("CLIENT_SECRET_ARN").env_remove("CONFIG_FILE");
         command.envs(emulator.function_env(function));
         command.env("AWS_LAMBDA_LOG_FORMAT", "JSON").env("AWS_LAMBDA_LOG_LEVEL", "INFO");
-        if function != "sms-log" {
+        // What the deployment template gives each function.
+        if matches!(function, "sms-auth" | "sms-token" | "sms-clients" | "user-info") {
             let mut config = service_config(&sandbox_base(sandbox));
             config.as_object_mut().map(|c| c.remove("client_secret"));
             command.env("CONFIG_JSON", config.to_string());
-            command.env("CLIENT_SECRET", CLIENT_SECRET).env("TABLE_NAME", &self.table);
+        }
+        if matches!(function, "sms-auth" | "sms-token") {
+            command.env("CLIENT_SECRET", CLIENT_SECRET);
+        }
+        if matches!(function, "sms-auth" | "sms-token" | "user-info" | "user-logout") {
+            command.env("TABLE_NAME", &self.table);
         }
         FunctionProcess::spawn_command(command)
             .map_err(|e| format!("spawn {}: {e}", self.binary(function).display()))
@@ -137,7 +157,15 @@ fn sandbox_base(sandbox: &Sandbox) -> String {
 
 pub async fn start_sandbox() -> Result<Sandbox, String> {
     Sandbox::start(
-        SandboxConfig { quiet: true, interval: Some(1), ..SandboxConfig::default() },
+        // Codes live 10 minutes (the most a verification may): a warm run starts all its
+        // verifications before it completes the first.
+        SandboxConfig {
+            quiet: true,
+            interval: Some(1),
+            expires_in: 600,
+            code_ttl_secs: 600,
+            ..SandboxConfig::default()
+        },
         SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
     )
     .await
@@ -164,7 +192,7 @@ impl Instance {
     async fn invoke(&self, event: &Value) -> Result<Value, String> {
         let response = self.emulator.invoke(event, INVOKE_TIMEOUT).await.map_err(|e| e.to_string())?;
         match response["statusCode"].as_u64() {
-            Some(200) => Ok(response),
+            Some(200..=299) => Ok(response),
             _ => Err(format!("unexpected response: {response}")),
         }
     }
@@ -189,26 +217,81 @@ fn code_for(sandbox: &Sandbox, phone: &str) -> Result<String, String> {
         .ok_or_else(|| format!("no SMS to {phone} in the sandbox outbox"))
 }
 
+/// Warm sms-auth and sms-token instances that prepare what another function's event needs: a
+/// verification to complete, or a verified session.
+struct Helpers<'a> {
+    setup: &'a Setup,
+    sandbox: &'a Sandbox,
+    auth: Instance,
+    token: Instance,
+}
+
+impl<'a> Helpers<'a> {
+    async fn start(setup: &'a Setup, sandbox: &'a Sandbox) -> Result<Helpers<'a>, String> {
+        let auth = Instance::start(setup, "sms-auth", sandbox).await?;
+        let token = Instance::start(setup, "sms-token", sandbox).await?;
+        Ok(Helpers { setup, sandbox, auth, token })
+    }
+
+    /// A started verification and the event that completes it.
+    async fn token_event(&self) -> Result<Value, String> {
+        let started = self.auth.start_flow(self.setup).await?;
+        Ok(self.setup.token_event(&started, &code_for(self.sandbox, &started.phone)?))
+    }
+
+    /// A new verified session's token.
+    async fn session(&self) -> Result<String, String> {
+        let response = self.token.invoke(&self.token_event().await?).await?;
+        session_of(&response)
+    }
+
+    /// The first event of a cold start of `function`, and what it does.
+    async fn first_event(&self, function: &str) -> Result<Value, String> {
+        Ok(match function {
+            "sms-auth" => self.setup.auth_event(&self.setup.next_phone()),
+            "sms-token" => self.token_event().await?,
+            "user-info" | "user-logout" => self.setup.session_event(function, &self.session().await?),
+            "sms-log" => self.setup.log_event(),
+            _ => apigw::load_event(self.setup.events_dir.join(format!("{function}.json"))),
+        })
+    }
+}
+
+fn session_of(token_response: &Value) -> Result<String, String> {
+    apigw::body_json(token_response)["session"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| format!("no session in {token_response}"))
+}
+
+fn first_event_description(function: &str) -> &'static str {
+    match function {
+        "sms-auth" => "a real /sms/auth: 2 DynamoDB calls (moto), 1 upstream call",
+        "sms-token" => "a real /sms/token: 3 DynamoDB calls, 3 upstream calls",
+        "user-info" => "a verified session read back: 1 DynamoDB call",
+        "user-logout" => "a verified session ended (204): 1 DynamoDB call",
+        "sms-clients" => "the client list, from the config",
+        _ => "a client log line",
+    }
+}
+
 /// `starts` cold starts of each function. Every start gets a new emulator with its first event
-/// already queued, as an on-demand cold start has: sms-auth a real start (moto + sandbox), sms-token
-/// the completion of a verification a warm sms-auth instance started, sms-log a client log.
-pub async fn cold_starts(setup: &Setup, starts: usize) -> Result<Vec<ColdStarts>, String> {
+/// already queued, as an on-demand cold start has; the event is a real one (see
+/// [`first_event_description`]), prepared by warm helper instances.
+pub async fn cold_starts(
+    setup: &Setup,
+    functions: &[String],
+    starts: usize,
+) -> Result<Vec<ColdStarts>, String> {
     let sandbox = start_sandbox().await?;
-    let helper = Instance::start(setup, "sms-auth", &sandbox).await?;
+    let helpers = Helpers::start(setup, &sandbox).await?;
     let mut results = Vec::new();
-    for function in FUNCTIONS {
+    for function in functions.iter().map(String::as_str) {
         let mut polls = Vec::new();
         let mut responses = Vec::new();
         let mut rss = Vec::new();
         for _ in 0..starts {
-            let event = match function {
-                "sms-auth" => setup.auth_event(&setup.next_phone()),
-                "sms-token" => {
-                    let started = helper.start_flow(setup).await?;
-                    setup.token_event(&started, &code_for(&sandbox, &started.phone)?)
-                }
-                _ => setup.log_event(),
-            };
+            let event = helpers.first_event(function).await?;
             let emulator = Emulator::start().await.map_err(|e| format!("start the emulator: {e}"))?;
             let mut process = setup.spawn(function, &emulator, &sandbox)?;
             let spawned = process.spawned_at();
@@ -218,10 +301,9 @@ pub async fn cold_starts(setup: &Setup, starts: usize) -> Result<Vec<ColdStarts>
             };
             let ((response, responded_at), first_poll) =
                 tokio::join!(responded, emulator.wait_first_poll(INVOKE_TIMEOUT));
-            let response = response.map_err(|e| {
-                format!("{function} cold start: {e}; stderr:\n{}", process.stderr())
-            })?;
-            if response["statusCode"] != 200 {
+            let response =
+                response.map_err(|e| format!("{function} cold start: {e}; stderr:\n{}", process.stderr()))?;
+            if !response["statusCode"].as_u64().is_some_and(|status| (200..300).contains(&status)) {
                 return Err(format!("{function} cold start answered {response}"));
             }
             let first_poll = first_poll.ok_or_else(|| format!("{function} never polled"))?;
@@ -236,18 +318,15 @@ pub async fn cold_starts(setup: &Setup, starts: usize) -> Result<Vec<ColdStarts>
             first_poll: Spread::of_durations(&polls),
             first_response: Spread::of_durations(&responses),
             rss_after_first_kib: rss.get(rss.len() / 2).copied().unwrap_or(0),
-            what: match function {
-                "sms-auth" => "a real /sms/auth: 2 DynamoDB calls (moto), 1 upstream call",
-                "sms-token" => "a real /sms/token: 3 DynamoDB calls, 3 upstream calls",
-                _ => "a client log line",
-            },
+            what: first_event_description(function),
         });
     }
     Ok(results)
 }
 
 /// One warm instance per function serving `flows` invocations in a row: sms-auth starts `flows`
-/// verifications, then sms-token completes all of them, then sms-log logs `flows` lines.
+/// verifications, sms-token completes all of them, user-info reads the sessions back and
+/// user-logout ends them; sms-log and sms-clients answer their events.
 pub async fn warm_instances(setup: &Setup, flows: usize) -> Result<Vec<WarmInstance>, String> {
     let sandbox = start_sandbox().await?;
     let mut results = Vec::new();
@@ -263,24 +342,37 @@ pub async fn warm_instances(setup: &Setup, flows: usize) -> Result<Vec<WarmInsta
     results.push(meter.finish("sms-auth", Some(&sandbox)));
 
     let token = Instance::start(setup, "sms-token", &sandbox).await?;
+    let mut sessions = Vec::with_capacity(flows);
     let mut meter = Meter::begin(&token, Some(&sandbox));
     for flow in &started {
         let event = setup.token_event(flow, &code_for(&sandbox, &flow.phone)?);
         let at = Instant::now();
-        token.invoke(&event).await.map_err(|e| format!("sms-token: {e}"))?;
+        let response = token.invoke(&event).await.map_err(|e| format!("sms-token: {e}"))?;
         meter.latencies.push(at.elapsed());
+        sessions.push(session_of(&response)?);
     }
     results.push(meter.finish("sms-token", Some(&sandbox)));
 
-    let log = Instance::start(setup, "sms-log", &sandbox).await?;
-    let event = setup.log_event();
-    let mut meter = Meter::begin(&log, None);
-    for _ in 0..flows {
-        let at = Instant::now();
-        log.invoke(&event).await.map_err(|e| format!("sms-log: {e}"))?;
-        meter.latencies.push(at.elapsed());
+    let events = |function: &str| -> Vec<Value> {
+        match function {
+            "user-info" | "user-logout" => {
+                sessions.iter().map(|s| setup.session_event(function, s)).collect()
+            }
+            "sms-log" => vec![setup.log_event(); flows],
+            _ => vec![apigw::load_event(setup.events_dir.join(format!("{function}.json"))); flows],
+        }
+    };
+    for function in ["sms-log", "sms-clients", "user-info", "user-logout"] {
+        let instance = Instance::start(setup, function, &sandbox).await?;
+        let events = events(function);
+        let mut meter = Meter::begin(&instance, None);
+        for event in &events {
+            let at = Instant::now();
+            instance.invoke(event).await.map_err(|e| format!("{function}: {e}"))?;
+            meter.latencies.push(at.elapsed());
+        }
+        results.push(meter.finish(function, None));
     }
-    results.push(meter.finish("sms-log", None));
     Ok(results)
 }
 
@@ -308,9 +400,11 @@ impl Meter {
     fn finish(self, function: &str, sandbox: Option<&Sandbox>) -> WarmInstance {
         let cpu = procfs::cpu_seconds(self.pid).unwrap_or(0.0) - self.cpu_before;
         let count = self.latencies.len();
-        let requests =
-            |s: &sandbox_auth::Stats| s.requests.auth + s.requests.callback + s.requests.token + s.requests.userinfo;
-        let (upstream_connections, upstream_requests) = match (self.stats_before, sandbox.map(Sandbox::stats)) {
+        let requests = |s: &sandbox_auth::Stats| {
+            s.requests.auth + s.requests.callback + s.requests.token + s.requests.userinfo
+        };
+        let (upstream_connections, upstream_requests) = match (self.stats_before, sandbox.map(Sandbox::stats))
+        {
             (Some(before), Some(after)) => {
                 (Some(after.connections - before.connections), Some(requests(&after) - requests(&before)))
             }

@@ -79,9 +79,8 @@ impl Client {
     async fn flow(&self, worker: &mut Worker) -> Result<(), String> {
         let phone = format!("+447400{:06}", self.phones.fetch_add(1, Ordering::Relaxed) % 1_000_000);
         let at = Instant::now();
-        let started = self
-            .post("/sms/auth", &json!({ "client_id": "sandbox-client", "login_hint": phone }))
-            .await?;
+        let started =
+            self.post("/sms/auth", &json!({ "client_id": "sandbox-client", "login_hint": phone })).await?;
         worker.auth.push(at.elapsed());
         let messages: Value = self
             .http

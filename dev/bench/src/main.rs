@@ -72,6 +72,9 @@ struct Args {
     /// Seconds of measured load per configuration.
     #[arg(long)]
     seconds: Option<u64>,
+    /// The functions whose cold starts are measured, comma-separated (default: all of them).
+    #[arg(long, value_delimiter = ',')]
+    functions: Vec<String>,
     /// Phases to run, comma-separated: sizes, cold, warm, load, criterion.
     #[arg(long, value_delimiter = ',', default_value = "sizes,cold,warm,load,criterion")]
     phases: Vec<String>,
@@ -97,7 +100,7 @@ async fn run(args: Args) -> Result<(), String> {
     std::fs::create_dir_all(&work).map_err(|e| format!("create {}: {e}", work.display()))?;
     let phase = |name: &str| args.phases.iter().any(|p| p == name);
     let starts = args.starts.unwrap_or(if args.quick { 20 } else { 30 }).max(1);
-    let invocations = args.invocations.unwrap_or(if args.quick { 100 } else { 500 }).max(1);
+    let invocations = args.invocations.unwrap_or(if args.quick { 100 } else { 300 }).max(1);
     let seconds = Duration::from_secs(args.seconds.unwrap_or(if args.quick { 3 } else { 10 }).max(1));
     let warmup = Duration::from_secs(if args.quick { 1 } else { 2 });
 
@@ -120,10 +123,20 @@ async fn run(args: Args) -> Result<(), String> {
 
     if phase("cold") || phase("warm") {
         let table = create_table(&bin_dir, &work)?;
-        let setup = Setup { bin_dir: bin_dir.clone(), table, events_dir: root.join("events"), phones: phones.clone() };
+        let setup = Setup {
+            bin_dir: bin_dir.clone(),
+            table,
+            events_dir: root.join("events"),
+            phones: phones.clone(),
+        };
         if phase("cold") {
             println!("bench: {starts} cold starts of each function");
-            report.cold = functions::cold_starts(&setup, starts).await?;
+            let measured: Vec<String> = if args.functions.is_empty() {
+                FUNCTIONS.iter().map(|f| (*f).to_owned()).collect()
+            } else {
+                args.functions.clone()
+            };
+            report.cold = functions::cold_starts(&setup, &measured, starts).await?;
             for c in &report.cold {
                 println!(
                     "  {:<10} first poll p50 {:.2} ms (p10 {:.2}, p90 {:.2}); first response p50 {:.2} ms",
@@ -137,7 +150,11 @@ async fn run(args: Args) -> Result<(), String> {
             for i in &report.warm {
                 println!(
                     "  {:<10} peak RSS {} KiB, p50 {:.2} ms, CPU {:.0} µs/invocation, upstream connections {:?}",
-                    i.function, i.peak_rss_kib, i.latency.p50, i.cpu_per_invocation_us, i.upstream_connections
+                    i.function,
+                    i.peak_rss_kib,
+                    i.latency.p50,
+                    i.cpu_per_invocation_us,
+                    i.upstream_connections
                 );
             }
         }
@@ -147,7 +164,12 @@ async fn run(args: Args) -> Result<(), String> {
         let sandbox = server::start_sandbox(&bin_dir, &work)?;
         let table = format!("bench-load-{}", unique());
         for store in ["memory", "dynamodb"] {
-            let api = server::start_local_api(&bin_dir, &work, &sandbox.url(), (store == "dynamodb").then_some(&*table))?;
+            let api = server::start_local_api(
+                &bin_dir,
+                &work,
+                &sandbox.url(),
+                (store == "dynamodb").then_some(&*table),
+            )?;
             let mut watched = vec![
                 Watched { role: "ours", pid: Some(api.pid()), ceiling_cores: cores() },
                 Watched { role: "sandbox", pid: Some(sandbox.pid()), ceiling_cores: cores() },
@@ -181,7 +203,10 @@ async fn run(args: Args) -> Result<(), String> {
                     result.verdict
                 );
                 for p in &result.processes {
-                    println!("    {:<15} {:.2} cores, {:.3} ms CPU per flow", p.role, p.cores, p.cpu_ms_per_flow);
+                    println!(
+                        "    {:<15} {:.2} cores, {:.3} ms CPU per flow",
+                        p.role, p.cores, p.cpu_ms_per_flow
+                    );
                 }
                 if result.flows == 0 {
                     return Err(format!("no flow completed: {}", result.first_error.unwrap_or_default()));
@@ -195,7 +220,10 @@ async fn run(args: Args) -> Result<(), String> {
     if phase("criterion") {
         report.estimates = artifacts::criterion_estimates(&at_root(&args.criterion_dir));
         if report.estimates.is_empty() {
-            println!("bench: no criterion results in {} (run cargo bench -p shared)", args.criterion_dir.display());
+            println!(
+                "bench: no criterion results in {} (run cargo bench -p shared)",
+                args.criterion_dir.display()
+            );
         }
     }
 
@@ -229,9 +257,11 @@ fn moto() -> Result<(String, Option<u32>), String> {
         .ok()
         .filter(|url| url.starts_with("http://127.0.0.1:"))
         .ok_or("AWS_ENDPOINT_URL_DYNAMODB does not name a moto server on 127.0.0.1: run scripts/bench.sh")?;
-    let port: u16 = endpoint.rsplit(':').next().and_then(|p| p.trim_end_matches('/').parse().ok()).ok_or_else(
-        || format!("no port in AWS_ENDPOINT_URL_DYNAMODB={endpoint}"),
-    )?;
+    let port: u16 = endpoint
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.trim_end_matches('/').parse().ok())
+        .ok_or_else(|| format!("no port in AWS_ENDPOINT_URL_DYNAMODB={endpoint}"))?;
     Ok((endpoint, procfs::pid_listening_on(port)))
 }
 

@@ -93,7 +93,8 @@ impl Report {
     fn targets(&self, w: &mut String) {
         let _ = writeln!(w, "### Targets\n");
         let _ = writeln!(w, "| target | figure | |\n|---|---|---|");
-        let cold = self.cold.iter().map(|c| (c.first_poll.p50, &c.function)).max_by(|a, b| a.0.total_cmp(&b.0));
+        let cold =
+            self.cold.iter().map(|c| (c.first_poll.p50, &c.function)).max_by(|a, b| a.0.total_cmp(&b.0));
         let _ = writeln!(
             w,
             "| cold start to first poll ≤ {COLD_START_TARGET_MS} ms (median) | {} | {} |",
@@ -108,7 +109,11 @@ impl Report {
         let _ = writeln!(
             w,
             "| handler CPU ≤ {HANDLER_CPU_TARGET_US} µs per request | {} | {} |",
-            handler.map_or("—".into(), |e| format!("{} (`{}`, the costliest)", duration_ns(e.median_ns), e.id)),
+            handler.map_or("—".into(), |e| format!(
+                "{} (`{}`, the costliest)",
+                duration_ns(e.median_ns),
+                e.id
+            )),
             verdict(handler.map(|e| e.median_ns / 1000.0 <= HANDLER_CPU_TARGET_US))
         );
         let rss = self.warm.iter().map(|i| (i.peak_rss_kib, &i.function)).max();
@@ -119,9 +124,9 @@ impl Report {
             verdict(rss.map(|(kib, _)| kib as f64 * 1024.0 / 1e6 <= RSS_TARGET_MB))
         );
         // The deployed binary (arm64) when it was built, else this machine's.
-        let arm64 = self.sizes.iter().filter_map(|(f, _, p)| Some((p.as_ref()?.binary_bytes, f, "arm64"))).max();
-        let native =
-            self.sizes.iter().filter_map(|(f, b, _)| Some(((*b)?, f, std::env::consts::ARCH))).max();
+        let arm64 =
+            self.sizes.iter().filter_map(|(f, _, p)| Some((p.as_ref()?.binary_bytes, f, "arm64"))).max();
+        let native = self.sizes.iter().filter_map(|(f, b, _)| Some(((*b)?, f, std::env::consts::ARCH))).max();
         let size = arm64.or(native);
         let _ = writeln!(
             w,
@@ -130,10 +135,8 @@ impl Report {
             verdict(size.map(|(b, ..)| b as f64 / 1e6 <= BINARY_TARGET_MB))
         );
         let busy: Vec<&LoadResult> = self.load.iter().filter(|l| l.concurrency > 1).collect();
-        let limited: Vec<String> = busy
-            .iter()
-            .map(|l| format!("{}: {}", l.store, l.limited_by.unwrap_or("nothing")))
-            .collect();
+        let limited: Vec<String> =
+            busy.iter().map(|l| format!("{}: {}", l.store, l.limited_by.unwrap_or("nothing"))).collect();
         let _ = writeln!(
             w,
             "| full-flow throughput limited by the sandbox or the store, not our handlers | {} | {} |\n",
@@ -300,7 +303,8 @@ impl Report {
     }
 
     fn connections(&self, w: &mut String) {
-        let upstream: Vec<&WarmInstance> = self.warm.iter().filter(|i| i.upstream_connections.is_some()).collect();
+        let upstream: Vec<&WarmInstance> =
+            self.warm.iter().filter(|i| i.upstream_connections.is_some()).collect();
         if upstream.is_empty() {
             return;
         }
@@ -309,7 +313,10 @@ impl Report {
             "### 6. Connection reuse\n\nTCP connections the sandbox accepted while one warm instance served its \
              invocations (`GET /sandbox/stats` before and after); expected: 1 per instance.\n"
         );
-        let _ = writeln!(w, "| function | invocations | upstream requests | TCP connections |\n|---|---|---|---|");
+        let _ = writeln!(
+            w,
+            "| function | invocations | upstream requests | TCP connections |\n|---|---|---|---|"
+        );
         for i in upstream {
             let _ = writeln!(
                 w,

@@ -26,7 +26,8 @@ impl Server {
         let out = File::create(log).map_err(|e| format!("create {}: {e}", log.display()))?;
         let err = out.try_clone().map_err(|e| e.to_string())?;
         command.stdin(Stdio::null()).stdout(out).stderr(err);
-        let child = command.spawn().map_err(|e| format!("start {name} ({:?}): {e}", command.get_program()))?;
+        let child =
+            command.spawn().map_err(|e| format!("start {name} ({:?}): {e}", command.get_program()))?;
         let mut server = Server { port, child };
         let until = Instant::now() + START_TIMEOUT;
         loop {

@@ -52,7 +52,10 @@ mod tests {
     fn nearest_rank() {
         let sample: Vec<f64> = (1..=100).map(f64::from).collect();
         let spread = Spread::of(&sample);
-        assert_eq!((spread.min, spread.p10, spread.p50, spread.p90, spread.p99, spread.max), (1.0, 10.0, 50.0, 90.0, 99.0, 100.0));
+        assert_eq!(
+            (spread.min, spread.p10, spread.p50, spread.p90, spread.p99, spread.max),
+            (1.0, 10.0, 50.0, 90.0, 99.0, 100.0)
+        );
         assert_eq!(Spread::of(&[3.0]).p99, 3.0);
         assert!(Spread::of(&[]).p50.is_nan());
     }

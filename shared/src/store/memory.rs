@@ -26,6 +26,8 @@ struct State {
     phones: HashMap<String, Phone>,
     /// Starts per (source network key, hour number).
     ip_starts: HashMap<(String, u64), u32>,
+    /// The `now` of the last purge of expired items.
+    purged_at: u64,
 }
 
 /// A phone record with its fixed windows as stored; [`Phone::record`] reads it at a given time.
@@ -80,7 +82,15 @@ impl State {
     }
 
     /// What DynamoDB's TTL does for the table: a long-running local-api does not grow forever.
+    /// Times are whole seconds, so one purge per second removes exactly what a purge on every
+    /// write would; a purge scans every item, and on every write it made a busy local-api's
+    /// requests cost time linear in the number of verifications of the last minutes
+    /// (BENCHMARKS.md, "Tuning log").
     fn purge_expired(&mut self, now: u64) {
+        if now <= self.purged_at {
+            return;
+        }
+        self.purged_at = now;
         self.verifications.retain(|_, v| v.expires_at > now);
         self.sessions.retain(|_, s| s.expires_at > now);
         self.phones.retain(|_, p| p.expires_at > now);
