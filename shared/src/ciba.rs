@@ -130,6 +130,7 @@ impl CibaClient {
             .timeout(timeouts.request)
             .pool_idle_timeout(Duration::from_secs(60))
             .user_agent(concat!("sms-verify/", env!("CARGO_PKG_VERSION")))
+            .tls_backend_preconfigured(crate::tls::upstream_client_config())
             .build()?;
         Ok(Self { http, timeouts })
     }

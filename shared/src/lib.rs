@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod app;
+pub mod aws;
 pub mod ciba;
 pub mod config;
 pub mod crypto;
@@ -18,5 +19,6 @@ pub mod phone;
 pub mod redact;
 pub mod store;
 pub mod telemetry;
+pub mod tls;
 
 pub use app::{App, StartupError};

@@ -40,7 +40,8 @@ fn require_moto() {
 async fn dynamo_on_fresh_table() -> DynamoStore {
     require_moto();
     let table = format!("store-suite-{}", uuid::Uuid::new_v4().simple());
-    let store = DynamoStore::new(DynamoStore::client_from_env().await, table);
+    let store =
+        DynamoStore::new(DynamoStore::client_from_env().expect("the SDK config from the environment"), table);
     let created = store.create_table_if_missing().await.expect("create the test table");
     assert!(created, "a fresh table name must not exist yet");
     store
@@ -978,8 +979,8 @@ mod dynamo_only {
     #[tokio::test]
     async fn dynamodb_calls_per_operation() {
         let calls = Calls::default();
-        let sdk = aws_config::load_defaults(BehaviorVersion::latest()).await;
-        let config = aws_sdk_dynamodb::config::Builder::from(&sdk).interceptor(calls.clone()).build();
+        let sdk = shared::aws::sdk_config_from_env().expect("the SDK config from the environment");
+        let config = shared::aws::dynamodb_config(&sdk).interceptor(calls.clone()).build();
         let table = format!("store-suite-{}", uuid::Uuid::new_v4().simple());
         let dynamo = DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(config), table);
         require_moto();
@@ -1077,8 +1078,10 @@ mod dynamo_only {
     #[tokio::test]
     async fn a_missing_table_is_unavailable() {
         require_moto();
-        let store: Store =
-            Arc::new(DynamoStore::new(DynamoStore::client_from_env().await, "store-suite-no-such-table"));
+        let store: Store = Arc::new(DynamoStore::new(
+            DynamoStore::client_from_env().expect("the SDK config from the environment"),
+            "store-suite-no-such-table",
+        ));
         let now = now_epoch_secs();
         let result = store.put_verification(&verification(now)).await;
         match result {
@@ -1102,6 +1105,7 @@ mod dynamo_only {
             .region(Region::new("us-east-1"))
             .credentials_provider(Credentials::new("test", "test", None, None, "store-suite"))
             .endpoint_url(format!("http://127.0.0.1:{port}"))
+            .http_client(shared::tls::sdk_http_client().unwrap())
             .retry_config(
                 RetryConfig::standard().with_max_attempts(2).with_initial_backoff(Duration::from_millis(10)),
             )

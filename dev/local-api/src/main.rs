@@ -57,7 +57,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let (store, store_name): (Arc<dyn StateStore>, String) = match shared::app::table_name_from_env() {
         Some(table) => {
-            let dynamo = DynamoStore::from_env(table.clone()).await;
+            let dynamo = DynamoStore::from_env(table.clone())?;
             if args.create_table && dynamo.create_table_if_missing().await? {
                 tracing::info!(event = "table_created", table);
             }

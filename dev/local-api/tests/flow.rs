@@ -506,7 +506,7 @@ async fn readme_walkthrough_on_the_local_api_binary() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_store_is_503() {
     let closed_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let sdk = shared::aws::sdk_config_from_env().expect("the SDK config from the environment");
     let config = aws_sdk_dynamodb::config::Builder::from(&sdk)
         .endpoint_url(format!("http://127.0.0.1:{closed_port}"))
         .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::standard().with_max_attempts(2))

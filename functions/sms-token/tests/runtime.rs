@@ -27,7 +27,8 @@ const BINARY: &str = env!("CARGO_BIN_EXE_sms-token");
 async fn start_verification(sandbox: &Sandbox, table: &str) -> (String, String, String) {
     let config = Config::parse(&support::config(sandbox).to_string(), Some(Secret::new(CLIENT_SECRET)))
         .expect("valid config");
-    let store = DynamoStore::new(DynamoStore::client_from_env().await, table);
+    let store =
+        DynamoStore::new(DynamoStore::client_from_env().expect("the SDK config from the environment"), table);
     let app = App::new(config, Arc::new(store)).expect("app");
     let request = lambda_http::request::from_str(&event("sms-auth.json").to_string()).expect("a v2 event");
     let response = shared::api::sms_auth(&app, request).await.expect("handled");

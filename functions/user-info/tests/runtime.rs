@@ -36,8 +36,14 @@ async fn reads_a_verified_session_without_the_client_secret() {
     // A verified session on the table, made the way sms-auth and sms-token make it.
     let config = Config::parse(&support::config(&sandbox).to_string(), Some(Secret::new(CLIENT_SECRET)))
         .expect("valid config");
-    let app = App::new(config, Arc::new(DynamoStore::new(DynamoStore::client_from_env().await, &table)))
-        .expect("app");
+    let app = App::new(
+        config,
+        Arc::new(DynamoStore::new(
+            DynamoStore::client_from_env().expect("the SDK config from the environment"),
+            &table,
+        )),
+    )
+    .expect("app");
     let started = shared::api::sms_auth(&app, request("sms-auth.json", None)).await.unwrap();
     let started: Value = serde_json::from_slice(started.body().as_ref()).unwrap();
     let code = sandbox.messages_to(PHONE)[0].code.clone();

@@ -86,7 +86,6 @@
 use std::{collections::HashMap, fmt::Display, future::Future, str::FromStr, time::Duration};
 
 use async_trait::async_trait;
-use aws_config::BehaviorVersion;
 use aws_sdk_dynamodb::{
     Client,
     error::{BuildError, DisplayErrorContext, SdkError},
@@ -106,6 +105,7 @@ use super::{
     Claim, ClaimOutcome, Lease, PhoneRecord, Progress, SendReservation, Session, StateStore, StoreError,
     Verification, judge_claim, judge_reservation,
 };
+use crate::app::StartupError;
 use crate::limits::{DAY_SECS, HOUR_SECS, Limits, PhoneCounters, RateLimited, window_index};
 
 type Item = HashMap<String, AttributeValue>;
@@ -143,16 +143,16 @@ impl DynamoStore {
         Self { client, table: table.into() }
     }
 
-    /// A client configured the standard way: region, credentials and retries from the
-    /// environment (the Lambda role in AWS); `AWS_ENDPOINT_URL_DYNAMODB` points it elsewhere,
+    /// A client configured from the environment as a Lambda instance's is
+    /// ([`crate::aws::sdk_config_from_env`]); `AWS_ENDPOINT_URL_DYNAMODB` points it elsewhere,
     /// e.g. at the local moto server of `scripts/with-moto.sh`.
-    pub async fn client_from_env() -> Client {
-        Client::new(&aws_config::load_defaults(BehaviorVersion::latest()).await)
+    pub fn client_from_env() -> Result<Client, StartupError> {
+        Ok(crate::aws::dynamodb_client(&crate::aws::sdk_config_from_env()?))
     }
 
     /// [`Self::new`] with [`Self::client_from_env`].
-    pub async fn from_env(table: impl Into<String>) -> Self {
-        Self::new(Self::client_from_env().await, table)
+    pub fn from_env(table: impl Into<String>) -> Result<Self, StartupError> {
+        Ok(Self::new(Self::client_from_env()?, table))
     }
 
     pub fn table(&self) -> &str {

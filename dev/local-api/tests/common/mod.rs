@@ -95,8 +95,8 @@ pub async fn dynamo_client(calls: &DynamoCalls) -> aws_sdk_dynamodb::Client {
         std::env::var_os("AWS_ENDPOINT_URL_DYNAMODB").is_some(),
         "the DynamoDB tests need a moto server: run them through scripts/test.sh"
     );
-    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let config = aws_sdk_dynamodb::config::Builder::from(&sdk).interceptor(calls.clone()).build();
+    let sdk = shared::aws::sdk_config_from_env().expect("the SDK config from the environment");
+    let config = shared::aws::dynamodb_config(&sdk).interceptor(calls.clone()).build();
     aws_sdk_dynamodb::Client::from_conf(config)
 }
 

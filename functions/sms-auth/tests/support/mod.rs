@@ -5,7 +5,6 @@
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
-use aws_config::BehaviorVersion;
 use lambda_emulator::{Emulator, FunctionProcess};
 use sandbox_auth::{Sandbox, SandboxConfig};
 use serde_json::{Value, json};
@@ -31,16 +30,19 @@ pub fn moto_endpoint() -> String {
 pub async fn fresh_table(function: &str) -> String {
     moto_endpoint();
     let name = format!("{function}-runtime-{}", uuid::Uuid::new_v4().simple());
-    DynamoStore::new(DynamoStore::client_from_env().await, name.clone())
-        .create_table_if_missing()
-        .await
-        .expect("create the test table on moto");
+    DynamoStore::new(
+        DynamoStore::client_from_env().expect("the SDK config from the environment"),
+        name.clone(),
+    )
+    .create_table_if_missing()
+    .await
+    .expect("create the test table on moto");
     name
 }
 
 /// Stores `secret_string` as a new secret on moto's Secrets Manager; its ARN.
 pub async fn create_secret(secret_string: &str) -> String {
-    let sdk = aws_config::load_defaults(BehaviorVersion::latest()).await;
+    let sdk = shared::aws::sdk_config_from_env().expect("the SDK config from the environment");
     let config = aws_sdk_secretsmanager::config::Builder::from(&sdk).endpoint_url(moto_endpoint()).build();
     let output = aws_sdk_secretsmanager::Client::from_conf(config)
         .create_secret()
