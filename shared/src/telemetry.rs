@@ -22,7 +22,7 @@ pub fn init() {
     // The SDK and HTTP stack are chatty at info; their warnings still show.
     let filter = EnvFilter::builder()
         .with_default_directive(LevelFilter::INFO.into())
-        .parse_lossy(format!("{directives},aws_config=warn,aws_smithy_runtime=warn,hyper=warn"));
+        .parse_lossy(format!("{directives},aws_smithy_runtime=warn,hyper=warn"));
     let _ = tracing_subscriber::fmt()
         .json()
         .flatten_event(true)

@@ -2,16 +2,15 @@
 //! rustls with one crypto provider, ring, and one set of trust anchors, Mozilla's root
 //! certificates compiled into the binary (`webpki-root-certs`).
 //!
-//! Why not the defaults (BENCHMARKS.md, "Tuning log"):
-//! - each client read and parsed the operating system's certificate store at cold start, one
-//!   after the other (the SDK's client on purpose when it is built, reqwest's platform verifier
-//!   when the upstream client is built): about 3 ms of every `sms-auth` and `sms-token` start;
-//!   compiled-in roots cost no file access and are the same on every Lambda runtime version;
-//! - the SDK's default HTTPS client links aws-lc and reqwest's default links it again beside
-//!   ring-free rustls code paths; one provider, ring, makes every function about 1.5 MB smaller.
+//! Why not the clients' defaults (measured in BENCHMARKS.md, "Tuning log"):
+//! - each client read and parsed the operating system's certificate store while it was built,
+//!   one after the other (the SDK's on purpose, reqwest's platform verifier too): that was most
+//!   of a cold start; compiled-in roots need no file access, so `sms-auth` reaches its first
+//!   poll in less than half the time, and they are the same on every Lambda runtime version;
+//! - both clients' defaults link aws-lc, a C library, beside rustls; ring is smaller.
 //!
-//! The price: trusting a new root authority takes a rebuild with a newer `webpki-root-certs`,
-//! not an operating-system update, and DynamoDB's TLS handshake does not offer the post-quantum
+//! The price: trusting a new root authority takes a rebuild with a newer `webpki-root-certs`
+//! rather than an operating-system update, and the TLS handshakes do not offer the post-quantum
 //! key exchange aws-lc has (X25519MLKEM768).
 
 use std::{fmt::Write as _, sync::Arc};
