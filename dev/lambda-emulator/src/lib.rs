@@ -451,7 +451,7 @@ fn trace_id() -> String {
 }
 
 /// (year, month, day) of a day counted from 1970-01-01 (H. Hinnant's `civil_from_days`).
-fn civil_date(days: u64) -> (i64, u32, u32) {
+pub fn civil_date(days: u64) -> (i64, u32, u32) {
     let z = days as i64 + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
@@ -479,6 +479,7 @@ mod tests {
         assert_eq!(civil_date(0), (1970, 1, 1));
         assert_eq!(civil_date(19_782), (2024, 2, 29));
         assert_eq!(civil_date(20_786), (2026, 11, 29));
+        assert_eq!(civil_date(11_016), (2000, 2, 29));
     }
 
     #[test]
