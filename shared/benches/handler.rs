@@ -113,15 +113,7 @@ fn metrics_line(endpoint: &str, outcome: &str) -> String {
 
 /// The production log format (`telemetry::init`) writing into a sink, so formatting is counted.
 fn install_log_subscriber() {
-    let _ = tracing_subscriber::fmt()
-        .json()
-        .flatten_event(true)
-        .with_current_span(false)
-        .with_span_list(false)
-        .with_target(false)
-        .with_ansi(false)
-        .with_writer(std::io::sink)
-        .try_init();
+    let _ = shared::telemetry::json_lines().with_writer(std::io::sink).try_init();
 }
 
 fn benches(c: &mut Criterion) {

@@ -11,7 +11,14 @@ use std::{
     time::Instant,
 };
 
-use tracing_subscriber::{EnvFilter, filter::LevelFilter};
+use tracing_subscriber::{
+    EnvFilter,
+    filter::LevelFilter,
+    fmt::{
+        SubscriberBuilder,
+        format::{Format, Json, JsonFields},
+    },
+};
 
 /// Installs the JSON log subscriber. The level comes from `RUST_LOG`, else from Lambda's
 /// `AWS_LAMBDA_LOG_LEVEL` (set by the function's `LoggingConfig`), else `info`.
@@ -23,16 +30,20 @@ pub fn init() {
     let filter = EnvFilter::builder()
         .with_default_directive(LevelFilter::INFO.into())
         .parse_lossy(format!("{directives},aws_smithy_runtime=warn,hyper=warn"));
-    let _ = tracing_subscriber::fmt()
+    let _ = json_lines().with_env_filter(filter).try_init();
+    crate::metrics::enable();
+}
+
+/// The format of every log line, to stdout: one JSON object, the event's fields at the top level
+/// (where Logs Insights finds them), no spans, no target, no colours.
+pub fn json_lines() -> SubscriberBuilder<JsonFields, Format<Json>> {
+    tracing_subscriber::fmt()
         .json()
         .flatten_event(true)
         .with_current_span(false)
         .with_span_list(false)
         .with_target(false)
         .with_ansi(false)
-        .with_env_filter(filter)
-        .try_init();
-    crate::metrics::enable();
 }
 
 /// True until the first request of this process has started: the cold-start flag.
