@@ -199,7 +199,7 @@ pub async fn user_info(config: &Config, store: &dyn StateStore, request: Request
     let result = async {
         let token = session_token(&request)?;
         let found = summary.store(store.get_session(&session_key(&token), now_epoch_secs())).await;
-        let session = found.map_err(store_error)?.ok_or_else(unknown_session)?;
+        let session = found.map_err(store_error)?.ok_or_else(ApiError::invalid_session)?;
         summary.flow_id = Some(session.flow_id.clone());
         summary.client_id = Some(session.client_id.clone());
         summary.server_id = Some(session.server_id.clone());
@@ -298,15 +298,9 @@ fn presented_session(request: &Request) -> Presented {
 fn session_token(request: &Request) -> Result<String, ApiError> {
     match presented_session(request) {
         Presented::Token(token) => Ok(token),
-        Presented::Malformed => Err(unknown_session()),
-        Presented::Nothing => Err(ApiError::unauthorized(
-            "no session: send Authorization: Bearer <session> or the session cookie",
-        )),
+        Presented::Malformed => Err(ApiError::invalid_session()),
+        Presented::Nothing => Err(ApiError::no_session()),
     }
-}
-
-fn unknown_session() -> ApiError {
-    ApiError::unauthorized("the session is unknown or has expired: verify the phone number again")
 }
 
 /// The session cookie: for browser clients, unreadable to scripts, sent back only to this API.
@@ -423,9 +417,8 @@ pub fn api_error_response(err: &ApiError) -> Response<Body> {
     if let Some(seconds) = err.retry_after {
         response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
     }
-    if err.error == "unauthorized" {
-        // RFC 6750: a 401 names the scheme the client should use.
-        response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    if let Some(challenge) = err.www_authenticate {
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
     }
     response
 }

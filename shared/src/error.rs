@@ -20,11 +20,21 @@ pub struct ApiError {
     /// Seconds until a retry can succeed; also sent as the `Retry-After` header.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_after: Option<u64>,
+    /// The `WWW-Authenticate` header of a `401` for the session (RFC 6750), not in the body.
+    #[serde(skip)]
+    pub www_authenticate: Option<&'static str>,
 }
 
 impl ApiError {
     pub fn new(status: u16, error: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { error: error.into(), status, message: Some(message.into()), data: None, retry_after: None }
+        Self {
+            error: error.into(),
+            status,
+            message: Some(message.into()),
+            data: None,
+            retry_after: None,
+            www_authenticate: None,
+        }
     }
 
     pub fn with_data(mut self, data: Value) -> Self {
@@ -126,9 +136,28 @@ impl ApiError {
         Self::new(413, "payload_too_large", format!("the request body exceeds {limit} bytes"))
     }
 
-    /// No session token, or one that is unknown or expired: one answer for all.
-    pub fn unauthorized(message: &str) -> Self {
-        Self::new(401, "unauthorized", message)
+    /// No session token: the challenge names the scheme and, as RFC 6750 asks of a request
+    /// without credentials, no error.
+    pub fn no_session() -> Self {
+        let mut error = Self::new(
+            401,
+            "unauthorized",
+            "no session: send Authorization: Bearer <session> or the session cookie",
+        );
+        error.www_authenticate = Some("Bearer");
+        error
+    }
+
+    /// A session token that is malformed, unknown, expired or ended: one answer for all, and
+    /// the challenge says the token is the problem.
+    pub fn invalid_session() -> Self {
+        let mut error = Self::new(
+            401,
+            "unauthorized",
+            "the session is unknown or has expired: verify the phone number again",
+        );
+        error.www_authenticate = Some(r#"Bearer error="invalid_token""#);
+        error
     }
 
     pub fn not_found() -> Self {
@@ -150,15 +179,11 @@ impl From<UpstreamError> for ApiError {
     /// Upstream 4xx keeps the upstream's status and `error`; anything else is a gateway error.
     fn from(err: UpstreamError) -> Self {
         match err {
-            UpstreamError::Rejected { status, error, description } => Self {
-                error,
+            UpstreamError::Rejected { status, error, description } => Self::new(
                 status,
-                message: Some(
-                    description.unwrap_or_else(|| "the auth server rejected the request".to_owned()),
-                ),
-                data: None,
-                retry_after: None,
-            },
+                error,
+                description.unwrap_or_else(|| "the auth server rejected the request".to_owned()),
+            ),
             UpstreamError::Failed { .. } => {
                 Self::new(502, "upstream_error", "the auth server failed; the same request can be retried")
             }

@@ -169,12 +169,22 @@ fn with_session(mut request: Request, token: &str) -> Request {
     request
 }
 
-fn assert_unauthorized(response: &Response<Body>, message: &str) {
+fn assert_unauthorized(response: &Response<Body>, message: &str, challenge: &str) {
     let body = body_json(response);
     assert_eq!(response.status(), 401, "{body}");
     assert_eq!((body["error"].as_str(), body["status"].as_u64()), (Some("unauthorized"), Some(401)));
     assert!(body["message"].as_str().unwrap().contains(message), "{body}");
-    assert_eq!(header(response, header::WWW_AUTHENTICATE), "Bearer");
+    assert_eq!(header(response, header::WWW_AUTHENTICATE), challenge);
+}
+
+/// No token at all: RFC 6750's challenge without an error code.
+fn assert_no_session(response: &Response<Body>) {
+    assert_unauthorized(response, "no session", "Bearer");
+}
+
+/// A token no live session has: the challenge says the token is invalid.
+fn assert_invalid_session(response: &Response<Body>) {
+    assert_unauthorized(response, "unknown or has expired", r#"Bearer error="invalid_token""#);
 }
 
 #[tokio::test]
@@ -220,14 +230,11 @@ async fn user_info_without_a_live_session_is_401() {
     // As shipped, the events carry a well-formed token no session has.
     for name in ["user-info.json", "user-info-cookie.json"] {
         let response = api::user_info(&app.config, app.store.as_ref(), event(name)).await.unwrap();
-        assert_unauthorized(&response, "unknown or has expired");
+        assert_invalid_session(&response);
     }
     let mut missing = event("user-info.json");
     missing.headers_mut().remove(header::AUTHORIZATION);
-    assert_unauthorized(
-        &api::user_info(&app.config, app.store.as_ref(), missing).await.unwrap(),
-        "no session",
-    );
+    assert_no_session(&api::user_info(&app.config, app.store.as_ref(), missing).await.unwrap());
     for malformed in ["Bearer", "Bearer short", "Basic dXNlcjpwYXNz", "Bearer a\u{7f}b"] {
         let mut request = event("user-info.json");
         if let Ok(value) = malformed.parse() {
@@ -253,7 +260,7 @@ async fn user_logout_event_ends_the_session() {
         api::user_info(&app.config, app.store.as_ref(), with_session(event("user-info.json"), &session))
             .await
             .unwrap();
-    assert_unauthorized(&after, "unknown or has expired");
+    assert_invalid_session(&after);
     // A value that can be no session ends nothing, and its cookie is cleared all the same.
     let mut corrupt = event("user-logout.json");
     corrupt.headers_mut().remove(header::AUTHORIZATION);
@@ -268,7 +275,7 @@ async fn user_logout_event_ends_the_session() {
     assert_eq!(again.status(), 204);
     let mut missing = event("user-logout.json");
     missing.headers_mut().remove(header::AUTHORIZATION);
-    assert_unauthorized(&api::user_logout(app.store.as_ref(), missing).await.unwrap(), "no session");
+    assert_no_session(&api::user_logout(app.store.as_ref(), missing).await.unwrap());
 }
 
 #[tokio::test]

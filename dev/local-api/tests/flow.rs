@@ -571,6 +571,9 @@ async fn session_is_read_back_then_ended_by_logout(store: StoreKind) {
     assert_eq!(logout.status(), 204);
     let (status, body) = user_info(&system, &session).await;
     assert_eq!((status, body["error"].as_str()), (401, Some("unauthorized")), "{body}");
+    let ended =
+        system.http.get(format!("{}/user/info", system.base)).bearer_auth(&session).send().await.unwrap();
+    assert_eq!(ended.headers()["www-authenticate"], r#"Bearer error="invalid_token""#);
     let (status, _) = user_info(&system, "not-a-session").await;
     assert_eq!(status, 401);
     let anonymous = system.http.get(format!("{}/user/info", system.base)).send().await.unwrap();

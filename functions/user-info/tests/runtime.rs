@@ -71,7 +71,7 @@ async fn reads_a_verified_session_without_the_client_secret() {
     // As shipped, the event's token belongs to no session.
     let unknown = emulator.invoke(&event("user-info.json"), INVOKE_TIMEOUT).await.expect("answered");
     assert_error(&unknown, 401, "unauthorized");
-    assert_eq!(apigw::header(&unknown, "www-authenticate"), Some("Bearer"));
+    assert_eq!(apigw::header(&unknown, "www-authenticate"), Some(r#"Bearer error="invalid_token""#));
     assert_eq!(emulator.init_error(), None);
 
     assert!(function.wait_for_stdout(INVOKE_TIMEOUT, |out| out.contains("user_info_unauthorized")).await);
