@@ -71,16 +71,10 @@ stop_schemathesis() {
     SCHEMATHESIS_PID=""
     TAIL_PID=""
 }
+# shellcheck source=scripts/stop-process.sh
+source "$ROOT/scripts/stop-process.sh"
 stop_api() {
-    if [[ -n "$API_PID" ]] && kill -0 "$API_PID" 2>/dev/null; then
-        kill "$API_PID" 2>/dev/null || true
-        for _ in $(seq 50); do
-            kill -0 "$API_PID" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -9 "$API_PID" 2>/dev/null || true
-        wait "$API_PID" 2>/dev/null || true
-    fi
+    stop_process "$API_PID"
     API_PID=""
 }
 cleanup() {

@@ -60,16 +60,10 @@ rm -f "$ARTIFACTS"/*.png "$ARTIFACTS"/local-api.log
 SERVER_LOG="$ARTIFACTS/local-api.log"
 
 API_PID=""
+# shellcheck source=scripts/stop-process.sh
+source "$ROOT/scripts/stop-process.sh"
 stop_api() {
-    if [[ -n "$API_PID" ]] && kill -0 "$API_PID" 2>/dev/null; then
-        kill "$API_PID" 2>/dev/null || true
-        for _ in $(seq 50); do
-            kill -0 "$API_PID" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -9 "$API_PID" 2>/dev/null || true
-    fi
-    if [[ -n "$API_PID" ]]; then wait "$API_PID" 2>/dev/null || true; fi
+    stop_process "$API_PID"
     API_PID=""
 }
 trap stop_api EXIT

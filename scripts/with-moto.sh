@@ -28,20 +28,12 @@ s.bind(("127.0.0.1", 0))
 print(s.getsockname()[1])
 s.close()')"
 
+# shellcheck source=scripts/stop-process.sh
+source "$ROOT/scripts/stop-process.sh"
 MOTO_PID=""
 # shellcheck disable=SC2317 # called by the EXIT trap
 stop_moto() {
-    if [[ -n "$MOTO_PID" ]] && kill -0 "$MOTO_PID" 2>/dev/null; then
-        kill "$MOTO_PID" 2>/dev/null || true
-        for _ in $(seq 50); do
-            kill -0 "$MOTO_PID" 2>/dev/null || break
-            sleep 0.1
-        done
-        if kill -0 "$MOTO_PID" 2>/dev/null; then
-            kill -9 "$MOTO_PID" 2>/dev/null || true
-        fi
-        wait "$MOTO_PID" 2>/dev/null || true
-    fi
+    stop_process "$MOTO_PID"
 }
 trap stop_moto EXIT
 trap 'exit 130' INT
