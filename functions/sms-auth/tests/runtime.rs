@@ -102,19 +102,8 @@ async fn a_missing_secret_stops_the_cold_start() {
     let env = support::function_env(&sandbox, "sms-auth-no-table-needed", &missing_arn);
     let mut function = support::spawn(BINARY, "sms-auth", &emulator, env);
 
-    let status = function.wait_exit(support::COLD_START_LIMIT).await.expect("the process exits");
-    assert!(!status.success(), "exit status {status}");
-    assert!(
-        function.wait_for_stdout(INVOKE_TIMEOUT, |out| out.contains("startup_failed")).await,
-        "no startup_failed line; stderr:\n{}",
-        function.stderr()
-    );
-    let failures = function.json_logs_with_event("startup_failed");
-    assert_eq!(failures.len(), 1, "{failures:?}");
-    assert_eq!(failures[0]["level"], "ERROR");
-    let error = failures[0]["error"].as_str().unwrap_or_default();
+    let error = support::assert_startup_failed(&mut function, &emulator).await;
     assert!(error.contains(&missing_arn) && error.contains("Secrets Manager"), "{error}");
-    assert_eq!(emulator.polls(), 0, "a failed instance never asks for work");
     assert_eq!(emulator.init_error(), None, "the error is the exit, not /init/error");
     assert!(sandbox.messages().is_empty());
 }

@@ -92,12 +92,6 @@ async fn a_missing_config_stops_the_cold_start() {
     let emulator = Emulator::start().await.expect("emulator starts");
     let mut function =
         support::spawn(BINARY, "user-info", &emulator, support::env_with_logging(&[("TABLE_NAME", &table)]));
-    let status = function.wait_exit(support::COLD_START_LIMIT).await.expect("the process exits");
-    assert!(!status.success(), "exit status {status}");
-    assert!(function.wait_for_stdout(INVOKE_TIMEOUT, |out| out.contains("startup_failed")).await);
-    let failures = function.json_logs_with_event("startup_failed");
-    assert_eq!(failures.len(), 1, "{failures:?}");
-    let error = failures[0]["error"].as_str().unwrap_or_default();
+    let error = support::assert_startup_failed(&mut function, &emulator).await;
     assert!(error.contains("CONFIG_JSON") && error.contains("CONFIG_FILE"), "{error}");
-    assert_eq!(emulator.polls(), 0, "a failed instance never asks for work");
 }

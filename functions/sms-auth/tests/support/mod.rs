@@ -130,6 +130,24 @@ pub async fn cold_start(emulator: &Emulator, function: &mut FunctionProcess) -> 
     }
 }
 
+/// Asserts that `function` failed its cold start as every function must: a non-zero exit,
+/// exactly one `startup_failed` line at level ERROR, and never a poll for work. Returns the line's
+/// `error`, for the caller to check it says what to fix.
+pub async fn assert_startup_failed(function: &mut FunctionProcess, emulator: &Emulator) -> String {
+    let status = function.wait_exit(COLD_START_LIMIT).await.expect("the process exits");
+    assert!(!status.success(), "exit status {status}");
+    assert!(
+        function.wait_for_stdout(INVOKE_TIMEOUT, |out| out.contains("startup_failed")).await,
+        "no startup_failed line; stderr:\n{}",
+        function.stderr()
+    );
+    let failures = function.json_logs_with_event("startup_failed");
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert_eq!(failures[0]["level"], "ERROR");
+    assert_eq!(emulator.polls(), 0, "a failed instance never asks for work");
+    failures[0]["error"].as_str().unwrap_or_default().to_owned()
+}
+
 /// Asserts an API Gateway v2 error response: status, `error` code, the one error shape.
 pub fn assert_error(response: &Value, status: u16, error: &str) {
     assert_eq!(response["statusCode"], status, "{response}");
