@@ -237,7 +237,7 @@ pub async fn user_logout(store: &dyn StateStore, request: Request) -> HandlerRes
             }
             // A value that can be no session names nothing to end; its cookie is still cleared.
             Presented::Malformed => Ok(()),
-            Presented::Nothing => session_token(&request).map(drop),
+            Presented::Nothing => Err(ApiError::no_session()),
         }
     }
     .await;

@@ -53,10 +53,8 @@ impl App {
 
 /// The store of the functions that only read or end sessions (`/user/info`, logout): the
 /// DynamoDB table named by `TABLE_NAME`, without the config's client secret or an upstream client.
-pub async fn session_store_from_env() -> Result<DynamoStore, StartupError> {
-    let table = required_table_name()?;
-    let sdk = sdk_config_from_env()?;
-    Ok(DynamoStore::new(dynamodb_client(&sdk), table))
+pub fn session_store_from_env() -> Result<DynamoStore, StartupError> {
+    DynamoStore::from_env(required_table_name()?)
 }
 
 fn required_table_name() -> Result<String, StartupError> {

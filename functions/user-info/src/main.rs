@@ -8,7 +8,7 @@ use shared::{app::session_store_from_env, config::Config};
 async fn main() -> Result<(), Error> {
     shared::telemetry::init();
     let config = Config::from_env_without_secrets().inspect_err(shared::telemetry::startup_failed)?;
-    let store = session_store_from_env().await.inspect_err(shared::telemetry::startup_failed)?;
+    let store = session_store_from_env().inspect_err(shared::telemetry::startup_failed)?;
     let (config, store) = (&config, &store);
     run(service_fn(
         move |request: Request| async move { shared::api::user_info(config, store, request).await },

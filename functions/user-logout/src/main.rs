@@ -7,7 +7,7 @@ use shared::app::session_store_from_env;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     shared::telemetry::init();
-    let store = session_store_from_env().await.inspect_err(shared::telemetry::startup_failed)?;
+    let store = session_store_from_env().inspect_err(shared::telemetry::startup_failed)?;
     let store = &store;
     run(service_fn(move |request: Request| async move { shared::api::user_logout(store, request).await }))
         .await
