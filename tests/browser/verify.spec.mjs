@@ -197,6 +197,16 @@ async function atPhoneStep(page) {
   assert.equal(await step.getByRole('heading', { level: 1, name: 'Verify your phone number' }).isVisible(), true);
 }
 
+/** Types `typed` (default: the number itself) into the phone field and sends the code; resolves
+ *  at the code step with the count of SMS to `phone` before it, for nextCode. */
+async function sendCodeTo(page, phone, typed = phone) {
+  const before = (await outbox(phone)).length;
+  await page.getByLabel('Phone number', { exact: true }).fill(typed);
+  await page.getByRole('button', { name: 'Send code' }).click();
+  await page.getByRole('heading', { level: 1, name: 'Enter the code' }).waitFor({ timeout: STEP_TIMEOUT });
+  return before;
+}
+
 async function focusedId(page) {
   return page.evaluate(() => document.activeElement && document.activeElement.id);
 }
@@ -373,10 +383,7 @@ test('wrong code at 360 px: attempts left, resend waits as the API says, right c
   try {
     await page.goto(`${BASE_URL}/`);
     await atPhoneStep(page);
-    const before = (await outbox(phone)).length;
-    await page.getByLabel('Phone number', { exact: true }).fill('+44 7400 123457');
-    await page.getByRole('button', { name: 'Send code' }).click();
-    await page.getByRole('heading', { level: 1, name: 'Enter the code' }).waitFor({ timeout: STEP_TIMEOUT });
+    const before = await sendCodeTo(page, phone, '+44 7400 123457');
     const code = await nextCode(phone, before);
 
     const codeInput = page.getByLabel('Code from the SMS');
@@ -493,11 +500,7 @@ test('an expired verification sends the user back to the number, ready to start 
   try {
     await page.goto(`${BASE_URL}/`);
     await atPhoneStep(page);
-    const before = (await outbox(phone)).length;
-    await page.getByLabel('Phone number', { exact: true }).fill(phone);
-    await page.getByRole('button', { name: 'Send code' }).click();
-    await page.getByRole('heading', { level: 1, name: 'Enter the code' }).waitFor({ timeout: STEP_TIMEOUT });
-    const code = await nextCode(phone, before);
+    const code = await nextCode(phone, await sendCodeTo(page, phone));
     // Waiting out the 10 minutes is no test: the API's answer for an expired verification is
     // played instead (the same body as openapi.yaml's example), for this one request.
     await page.route('**/sms/token', (route) =>
@@ -560,10 +563,7 @@ test('several auth servers and a country allow-list (as GET /sms/clients lists t
     assert.equal(watch.apiRequests.filter((r) => r.path === '/sms/auth').length, 0, 'nothing sent for a refused country');
     await shot(page, 'e1-servers-and-countries');
 
-    const before = (await outbox(phone)).length;
-    await input.fill('07400 123450');
-    await page.getByRole('button', { name: 'Send code' }).click();
-    await page.getByRole('heading', { level: 1, name: 'Enter the code' }).waitFor({ timeout: STEP_TIMEOUT });
+    const before = await sendCodeTo(page, phone, '07400 123450');
     const started = watch.apiRequests.find((r) => r.path === '/sms/auth').body;
     assert.deepEqual(started, { client_id: 'sandbox-client', login_hint: phone, server_id: 'sandbox' });
     await page.getByLabel('Code from the SMS').fill(await nextCode(phone, before));
@@ -590,10 +590,7 @@ test('an API without /sms/clients, /user/info and /user/logout (an older deploym
     await page.goto(`${BASE_URL}/`);
     await atPhoneStep(page);
     assert.equal(await page.locator('#client-title').isVisible(), false);
-    const before = (await outbox(phone)).length;
-    await page.getByLabel('Phone number', { exact: true }).fill(phone);
-    await page.getByRole('button', { name: 'Send code' }).click();
-    await page.getByRole('heading', { level: 1, name: 'Enter the code' }).waitFor({ timeout: STEP_TIMEOUT });
+    const before = await sendCodeTo(page, phone);
     // config.js's client.
     assert.equal(watch.apiRequests.find((r) => r.path === '/sms/auth').body.client_id, 'sandbox-client');
     await page.getByLabel('Code from the SMS').fill(await nextCode(phone, before));
