@@ -57,7 +57,8 @@ WORK="$(mktemp -d "$ROOT/.tmp/api-fuzz.XXXXXX")"
 SERVER_LOG="$WORK/local-api.log"
 HAR="$WORK/requests.har"
 
-API_PID=""
+# shellcheck source=scripts/local-api.sh
+source "$ROOT/scripts/local-api.sh"
 SCHEMATHESIS_PID=""
 TAIL_PID=""
 stop_schemathesis() {
@@ -71,71 +72,22 @@ stop_schemathesis() {
     SCHEMATHESIS_PID=""
     TAIL_PID=""
 }
-# shellcheck source=scripts/stop-process.sh
-source "$ROOT/scripts/stop-process.sh"
-stop_api() {
-    stop_process "$API_PID"
-    API_PID=""
-}
 cleanup() {
     stop_schemathesis
-    stop_api
+    stop_local_api
 }
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# Two distinct free loopback ports (the kernel picks them; a race with another process is retried).
-free_ports() {
-    "$PYTHON" - <<'EOF'
-import socket
-socks = []
-for _ in range(2):
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    socks.append(s)
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-for s in socks:
-    s.close()
-EOF
-}
-
-port_open() {
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
-
-start_api() {
-    local attempt
-    for attempt in 1 2 3; do
-        read -r PORT SANDBOX_PORT <<<"$(free_ports)"
-        # No TABLE_NAME: the in-memory store. No CLIENT_SECRET: the sandbox's own secret.
-        env -u TABLE_NAME -u CLIENT_SECRET -u RUST_LOG PORT="$PORT" SANDBOX_PORT="$SANDBOX_PORT" \
-            "$LOCAL_API" >"$SERVER_LOG" 2>&1 &
-        API_PID=$!
-        for _ in $(seq 300); do
-            if ! kill -0 "$API_PID" 2>/dev/null; then
-                break
-            fi
-            if port_open "$PORT"; then
-                echo "api-fuzz: local-api (pid $API_PID) on http://127.0.0.1:$PORT, sandbox on :$SANDBOX_PORT" >&2
-                return 0
-            fi
-            sleep 0.1
-        done
-        echo "api-fuzz: local-api did not come up (attempt $attempt); its log:" >&2
-        cat "$SERVER_LOG" >&2
-        stop_api
-    done
-    return 1
-}
-
-start_api
-BASE_URL="http://127.0.0.1:$PORT"
+start_local_api "$LOCAL_API" "$SERVER_LOG"
+echo "api-fuzz: local-api (pid $API_PID) on $API_URL, sandbox on $SANDBOX_URL" >&2
+BASE_URL="$API_URL"
 
 # A walk-through first, on the fresh instance: the answers fuzzing cannot reach (a right code
 # needs the SMS, which the sandbox's outbox holds), each checked with schemathesis' own checks.
 WALK_STATUS=0
-"$PYTHON" - "$ROOT/openapi.yaml" "$BASE_URL" "http://127.0.0.1:$SANDBOX_PORT" <<'EOF' || WALK_STATUS=$?
+"$PYTHON" - "$ROOT/openapi.yaml" "$BASE_URL" "$SANDBOX_URL" <<'EOF' || WALK_STATUS=$?
 import http.cookiejar, json, sys, urllib.parse
 
 import requests
@@ -273,7 +225,7 @@ fi
 
 API_ALIVE=1
 kill -0 "$API_PID" 2>/dev/null || API_ALIVE=0
-stop_api
+stop_local_api
 
 # What was actually sent, from schemathesis' own record of every request and answer.
 set +e

@@ -59,55 +59,13 @@ mkdir -p "$ARTIFACTS"
 rm -f "$ARTIFACTS"/*.png "$ARTIFACTS"/local-api.log
 SERVER_LOG="$ARTIFACTS/local-api.log"
 
-API_PID=""
-# shellcheck source=scripts/stop-process.sh
-source "$ROOT/scripts/stop-process.sh"
-stop_api() {
-    stop_process "$API_PID"
-    API_PID=""
-}
-trap stop_api EXIT
+# shellcheck source=scripts/local-api.sh
+source "$ROOT/scripts/local-api.sh"
+trap stop_local_api EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# Two distinct ports the kernel says are free; a race with another process is retried below.
-free_ports() {
-    node -e '
-const net = require("node:net");
-const servers = [net.createServer(), net.createServer()];
-Promise.all(servers.map((s) => new Promise((ok) => s.listen(0, "127.0.0.1", ok)))).then(() => {
-  console.log(servers.map((s) => s.address().port).join(" "));
-  servers.forEach((s) => s.close());
-});'
-}
-
-API_URL=""
-SANDBOX_URL=""
-for attempt in 1 2 3; do
-    read -r PORT SANDBOX_PORT <<<"$(free_ports)"
-    # No TABLE_NAME: the in-memory store. No CLIENT_SECRET: the sandbox's own. No RUST_LOG: the
-    # default info level, whose JSON start line is waited for.
-    env -u TABLE_NAME -u CLIENT_SECRET -u RUST_LOG PORT="$PORT" SANDBOX_PORT="$SANDBOX_PORT" \
-        "$LOCAL_API" >"$SERVER_LOG" 2>&1 &
-    API_PID=$!
-    for _ in $(seq 300); do
-        kill -0 "$API_PID" 2>/dev/null || break
-        if grep -q '"event":"local_api_started"' "$SERVER_LOG"; then
-            API_URL="$(grep -m1 '"event":"local_api_started"' "$SERVER_LOG" |
-                node -e 'let s="";process.stdin.on("data",(d)=>s+=d).on("end",()=>console.log(JSON.parse(s).url))')"
-            break
-        fi
-        sleep 0.1
-    done
-    if [[ -n "$API_URL" ]]; then
-        SANDBOX_URL="http://127.0.0.1:$SANDBOX_PORT"
-        break
-    fi
-    log "local-api did not start (attempt $attempt); its log:"
-    cat "$SERVER_LOG" >&2
-    stop_api
-done
-if [[ -z "$API_URL" ]]; then
+if ! start_local_api "$LOCAL_API" "$SERVER_LOG"; then
     log "FAILED: local-api would not start"
     exit 1
 fi
@@ -132,7 +90,7 @@ if grep -qE "thread '[^']*' panicked at" "$SERVER_LOG"; then
     log "local-api panicked; see ${SERVER_LOG#"$ROOT"/}"
     STATUS=1
 fi
-stop_api
+stop_local_api
 
 log "screenshots and local-api.log in ${ARTIFACTS#"$ROOT"/}/"
 if [[ $STATUS -ne 0 ]]; then
