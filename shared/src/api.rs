@@ -14,7 +14,8 @@ use serde_json::{Value, json};
 
 use crate::{
     App,
-    config::{Config, Secret},
+    config::Config,
+    secret::AuthReqId,
     crypto,
     error::ApiError,
     flow::{self, CompleteRequest, StartRequest, store_error},
@@ -104,7 +105,7 @@ pub async fn sms_token(app: &App, request: Request) -> HandlerResult {
         check_optional_field("server_id", body.server_id.as_deref(), 64)?;
         let complete = CompleteRequest {
             code: body.code,
-            auth_req_id: Secret::new(body.auth_req_id),
+            auth_req_id: AuthReqId::new(body.auth_req_id),
             client_id: body.client_id,
             nonce: body.nonce,
             server_id: body.server_id,

@@ -8,7 +8,8 @@ use aws_types::SdkConfig;
 use crate::{
     aws::{dynamodb_client, sdk_config_from_env, secrets_manager_client},
     ciba::CibaClient,
-    config::{Config, ConfigError, Secret, env_var},
+    config::{Config, ConfigError, env_var},
+    secret::ClientSecret,
     store::{DynamoStore, StateStore},
 };
 
@@ -67,9 +68,9 @@ fn required_table_name() -> Result<String, StartupError> {
 /// The client secret from `CLIENT_SECRET`, or read once (at cold start) from the Secrets Manager
 /// secret named by `CLIENT_SECRET_ARN`: either the plain secret, or a JSON object with a
 /// `client_secret` key. `None` when neither is set (the config file must then hold it).
-pub async fn client_secret_from_env(sdk: &SdkConfig) -> Result<Option<Secret>, StartupError> {
+pub async fn client_secret_from_env(sdk: &SdkConfig) -> Result<Option<ClientSecret>, StartupError> {
     if let Some(secret) = env_var("CLIENT_SECRET") {
-        return Ok(Some(Secret::new(secret)));
+        return Ok(Some(ClientSecret::new(secret)));
     }
     let Some(arn) = env_var("CLIENT_SECRET_ARN") else {
         return Ok(None);
@@ -93,7 +94,7 @@ pub async fn client_secret_from_env(sdk: &SdkConfig) -> Result<Option<Secret>, S
     if secret.is_empty() {
         return Err(fail("the secret is empty".into()));
     }
-    Ok(Some(Secret::new(secret)))
+    Ok(Some(ClientSecret::new(secret)))
 }
 
 /// `TABLE_NAME`, when set and not empty.

@@ -16,7 +16,10 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use tokio::time::Instant;
 
-use crate::config::{AuthServer, Secret, SmsClient, UpstreamTimeouts};
+use crate::{
+    config::{AuthServer, SmsClient, UpstreamTimeouts},
+    secret::{AccessToken, AuthReqId},
+};
 
 const CIBA_GRANT_TYPE: &str = "urn:openid:params:grant-type:ciba";
 /// CIBA Core §7.3: without an `interval` from the server, poll every 5 s.
@@ -166,7 +169,7 @@ impl CibaClient {
     pub async fn submit_code(
         &self,
         server: &AuthServer,
-        auth_req_id: &Secret,
+        auth_req_id: &AuthReqId,
         code: &str,
         deadline: Instant,
     ) -> Result<(), UpstreamError> {
@@ -186,10 +189,10 @@ impl CibaClient {
         &self,
         server: &AuthServer,
         client: &SmsClient,
-        auth_req_id: &Secret,
+        auth_req_id: &AuthReqId,
         interval_secs: u64,
         deadline: Instant,
-    ) -> Result<Secret, UpstreamError> {
+    ) -> Result<AccessToken, UpstreamError> {
         let mut interval = Duration::from_secs(interval_secs.max(1));
         loop {
             match self.token_once(server, client, auth_req_id, deadline).await {
@@ -213,9 +216,9 @@ impl CibaClient {
         &self,
         server: &AuthServer,
         client: &SmsClient,
-        auth_req_id: &Secret,
+        auth_req_id: &AuthReqId,
         deadline: Instant,
-    ) -> Result<Secret, UpstreamError> {
+    ) -> Result<AccessToken, UpstreamError> {
         let form = [
             ("grant_type", CIBA_GRANT_TYPE),
             ("auth_req_id", auth_req_id.expose()),
@@ -225,14 +228,14 @@ impl CibaClient {
         let request = self.http.post(server.endpoints.token.clone()).form(&form);
         let response = self.send(request, Some(deadline)).await?;
         let token: TokenResponse = read_json(response).await?;
-        Ok(Secret::new(token.access_token))
+        Ok(AccessToken::new(token.access_token))
     }
 
     /// 4. Reads the claims about the verified user.
     pub async fn userinfo(
         &self,
         server: &AuthServer,
-        access_token: &Secret,
+        access_token: &AccessToken,
         deadline: Instant,
     ) -> Result<UserInfo, UpstreamError> {
         let request = self.http.get(server.endpoints.userinfo.clone()).bearer_auth(access_token.expose());

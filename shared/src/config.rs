@@ -6,7 +6,7 @@
 //! has its effective credentials and every auth server its four endpoint URLs, so no request ever
 //! has to deal with a half-configured value.
 
-use std::{collections::HashSet, env, fmt, fs, path::Path, time::Duration};
+use std::{collections::HashSet, env, fs, path::Path, time::Duration};
 
 use reqwest::Url;
 use serde::Deserialize;
@@ -14,6 +14,7 @@ use serde::Deserialize;
 use crate::{
     limits::{Limits, RawLimits},
     phone::PhoneNumber,
+    secret::{ClientSecret, OtpCode},
 };
 
 /// The only `user_flow` allowed to use the SMS endpoints.
@@ -27,26 +28,6 @@ pub const FALLBACK_SCOPE: &str = "openid";
 pub const MAX_VERIFICATION_TTL_SECS: u64 = 600;
 /// API Gateway ends every integration after 30 s; the token step must finish well before.
 const API_GATEWAY_LIMIT: Duration = Duration::from_secs(30);
-
-/// A value that must never reach a log line or a response. `Debug` prints a placeholder.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret([redacted])")
-    }
-}
 
 /// How the phone number is written in the upstream `login_hint`.
 ///
@@ -81,7 +62,7 @@ pub struct Endpoints {
 #[derive(Clone, Debug)]
 pub struct SmsClient {
     pub client_id: String,
-    pub client_secret: Secret,
+    pub client_secret: ClientSecret,
     pub title: String,
     pub scope: Option<String>,
     pub sms_template: String,
@@ -96,7 +77,7 @@ pub struct SmsClient {
 pub struct TestNumber {
     /// E.164.
     pub phone: String,
-    pub code: Secret,
+    pub code: OtpCode,
 }
 
 /// At most this many test numbers per client (Firebase allows 10).
@@ -127,7 +108,7 @@ impl Config {
     /// file named by `CONFIG_FILE`. `client_secret` (from `CLIENT_SECRET` or Secrets Manager, see
     /// [`crate::app::client_secret_from_env`]) replaces the top-level `client_secret`, so the
     /// file never has to hold a secret; `SESSION_TTL_SECS` replaces `session_ttl_secs`.
-    pub fn from_env(client_secret: Option<Secret>) -> Result<Self, ConfigError> {
+    pub fn from_env(client_secret: Option<ClientSecret>) -> Result<Self, ConfigError> {
         Self::parse(&config_json_from_env()?, client_secret)
     }
 
@@ -140,7 +121,7 @@ impl Config {
 
     /// Parses and validates a config document. Every problem found is listed in the error, each
     /// with the key to fix.
-    pub fn parse(json: &str, client_secret: Option<Secret>) -> Result<Self, ConfigError> {
+    pub fn parse(json: &str, client_secret: Option<ClientSecret>) -> Result<Self, ConfigError> {
         RawConfig::read(json)?.validate(client_secret, Secrets::Needed)
     }
 
@@ -204,7 +185,7 @@ struct RawConfig {
     #[serde(default)]
     auth_servers: Vec<RawAuthServer>,
     client_id: Option<String>,
-    client_secret: Option<Secret>,
+    client_secret: Option<ClientSecret>,
     #[serde(default)]
     clients: Vec<RawClient>,
     /// Defaults for every client's limits (see [`crate::limits`]).
@@ -269,7 +250,7 @@ struct RawClient {
     title: Option<String>,
     scope: Option<String>,
     client_id: Option<String>,
-    client_secret: Option<Secret>,
+    client_secret: Option<ClientSecret>,
     sms_template: Option<String>,
     limits: Option<RawLimits>,
     allowed_countries: Option<Vec<String>>,
@@ -326,7 +307,7 @@ impl RawConfig {
             .map_err(|e| ConfigError::new(format!("config is not valid JSON of the expected shape: {e}")))
     }
 
-    fn validate(self, secret_override: Option<Secret>, secrets: Secrets) -> Result<Config, ConfigError> {
+    fn validate(self, secret_override: Option<ClientSecret>, secrets: Secrets) -> Result<Config, ConfigError> {
         let mut problems = Vec::new();
 
         if self.realm.trim().is_empty() || self.realm.contains('/') {
@@ -378,7 +359,7 @@ impl RawConfig {
             }
             let client_secret = match (client.client_secret.or_else(|| default_secret.clone()), secrets) {
                 (Some(secret), _) => Some(secret),
-                (None, Secrets::NotNeeded) => Some(Secret::new("")),
+                (None, Secrets::NotNeeded) => Some(ClientSecret::new("")),
                 (None, Secrets::Needed) => None,
             };
             let Some(client_secret) = client_secret else {
@@ -418,7 +399,7 @@ impl RawConfig {
                 match PhoneNumber::parse(&test.phone) {
                     Ok(phone) => test_numbers.push(TestNumber {
                         phone: phone.e164().to_owned(),
-                        code: Secret::new(test.code.clone()),
+                        code: OtpCode::new(test.code.clone()),
                     }),
                     Err(why) => problems.push(format!("`{here}.phone`: {why}")),
                 }
@@ -541,7 +522,7 @@ mod tests {
 
     #[test]
     fn secret_from_environment_replaces_the_file_secret_and_never_prints() {
-        let config = Config::parse(SEED, Some(Secret::new("from-env"))).unwrap();
+        let config = Config::parse(SEED, Some(ClientSecret::new("from-env"))).unwrap();
         let client = config.sms_client("seed-client").unwrap();
         assert_eq!(client.client_secret.expose(), "from-env");
         assert!(!format!("{config:?}").contains("from-env"));

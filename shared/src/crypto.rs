@@ -49,7 +49,7 @@ pub fn digest(domain: &str, value: &str) -> String {
 /// Keyed with the client secret: a plain hash of an IPv4 address is reversed by hashing all 2³²
 /// of them, this one cannot be without the secret. Stable across instances and deployments that
 /// share the secret, so a pumping source stays one key.
-pub fn source_key(client_secret: &crate::config::Secret, ip_bucket: &str) -> String {
+pub fn source_key(client_secret: &crate::secret::ClientSecret, ip_bucket: &str) -> String {
     digest(&format!("source\0{}", client_secret.expose()), ip_bucket)[..16].to_owned()
 }
 

@@ -27,7 +27,8 @@ use tokio::time::Instant;
 use crate::{
     App,
     ciba::{AuthStarted, DEFAULT_POLL_INTERVAL_SECS, UpstreamError, UserInfo},
-    config::{AuthServer, FALLBACK_SCOPE, MAX_VERIFICATION_TTL_SECS, Secret, SmsClient},
+    config::{AuthServer, FALLBACK_SCOPE, MAX_VERIFICATION_TTL_SECS, SmsClient},
+    secret::{AccessToken, AuthReqId, SessionToken},
     crypto,
     error::ApiError,
     limits::{Limit, RateLimited, ip_bucket},
@@ -75,7 +76,7 @@ impl From<&AuthServer> for ServerRef {
 #[derive(Debug)]
 pub struct Started {
     pub auth_server: ServerRef,
-    pub auth_req_id: Secret,
+    pub auth_req_id: AuthReqId,
     pub nonce: String,
     /// Not a secret: what the client sends with its `/sms/log` data to join the flow's lines.
     pub flow_id: String,
@@ -84,7 +85,7 @@ pub struct Started {
 #[derive(Debug, Clone)]
 pub struct CompleteRequest {
     pub code: String,
-    pub auth_req_id: Secret,
+    pub auth_req_id: AuthReqId,
     pub client_id: String,
     pub nonce: String,
     pub server_id: Option<String>,
@@ -95,7 +96,7 @@ pub struct CompleteRequest {
 pub struct Verified {
     pub auth_server: ServerRef,
     pub claims: Map<String, Value>,
-    pub session_token: Secret,
+    pub session_token: SessionToken,
     pub session_ttl_secs: u64,
 }
 
@@ -187,7 +188,7 @@ pub async fn start(app: &App, request: StartRequest, summary: &mut Summary) -> R
     };
     summary.store(app.store.put_verification(&verification)).await.map_err(store_error)?;
 
-    Ok(Started { auth_server: server.into(), auth_req_id: Secret::new(started.auth_req_id), nonce, flow_id })
+    Ok(Started { auth_server: server.into(), auth_req_id: AuthReqId::new(started.auth_req_id), nonce, flow_id })
 }
 
 /// `/sms/token`: verifies the code upstream and turns the verification into a session.
@@ -243,7 +244,7 @@ pub async fn complete(
     };
 
     // 5. Consume the verification and create the session, in one atomic step.
-    let session_token = Secret::new(crypto::new_token());
+    let session_token = SessionToken::new(crypto::new_token());
     let session_ttl_secs = app.config.session_ttl.as_secs();
     let now = now_epoch_secs();
     let UserInfo(claims) = userinfo;
@@ -270,7 +271,7 @@ pub async fn complete(
 async fn verify_upstream(
     server: &AuthServer,
     client: &SmsClient,
-    auth_req_id: &Secret,
+    auth_req_id: &AuthReqId,
     code: &str,
     deadline: Instant,
     attempt: &mut Attempt<'_>,
@@ -303,7 +304,7 @@ async fn verify_upstream(
         (Some(token), _) => token,
         (None, Progress::TokenIssued { sealed_access_token }) => {
             match crypto::open(auth_req_id.expose(), sealed_access_token) {
-                Some(token) => Secret::new(token),
+                Some(token) => AccessToken::new(token),
                 // Sealed under this very auth_req_id, so it opens unless the record was altered.
                 None => {
                     attempt.discard().await;
@@ -408,7 +409,7 @@ struct Attempt<'a> {
     lease_id: &'a str,
     summary: &'a mut Summary,
     /// The upstream access token once redeemed (never for test numbers).
-    access_token: Option<Secret>,
+    access_token: Option<AccessToken>,
 }
 
 impl Attempt<'_> {
@@ -453,7 +454,7 @@ impl Attempt<'_> {
     }
 
     /// The final store step failed: keep the redeemed token so the retry can still finish.
-    async fn completion_failed(&mut self, auth_req_id: &Secret, err: StoreError) -> ApiError {
+    async fn completion_failed(&mut self, auth_req_id: &AuthReqId, err: StoreError) -> ApiError {
         if let Some(token) = &self.access_token {
             let sealed = crypto::seal(auth_req_id.expose(), token.expose());
             self.release(&Progress::TokenIssued { sealed_access_token: sealed }).await;

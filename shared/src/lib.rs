@@ -17,6 +17,7 @@ pub mod limits;
 pub mod metrics;
 pub mod phone;
 pub mod redact;
+pub mod secret;
 pub mod store;
 pub mod telemetry;
 pub mod tls;

@@ -12,7 +12,8 @@ use sandbox_auth::{Sandbox, SandboxConfig};
 use serde_json::Value;
 use shared::{
     App,
-    config::{self, Config, Secret},
+    config::{self, Config},
+    secret::ClientSecret,
     store::{DynamoStore, MemoryStore, StateStore},
 };
 use tokio::net::TcpListener;
@@ -52,7 +53,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some(path) => config::read_file(path)?,
         None => local_config(sandbox.as_ref().map(Sandbox::url))?,
     };
-    let secret = config::env_var("CLIENT_SECRET").map(Secret::new);
+    let secret = config::env_var("CLIENT_SECRET").map(ClientSecret::new);
     let config = Config::parse(&config, secret)?;
 
     let (store, store_name): (Arc<dyn StateStore>, String) = match shared::app::table_name_from_env() {

@@ -15,7 +15,8 @@ use sandbox_auth::Sandbox;
 use serde_json::{Value, json};
 use shared::{
     App,
-    config::{Config, Secret},
+    config::Config,
+    secret::ClientSecret,
     store::DynamoStore,
 };
 use support::{CLIENT, CLIENT_SECRET, INVOKE_TIMEOUT, PHONE, assert_error, event};
@@ -25,7 +26,7 @@ const BINARY: &str = env!("CARGO_BIN_EXE_sms-token");
 /// Starts a verification the way the `sms-auth` function does, on `table`: its `auth_req_id`,
 /// `nonce` and the code the sandbox texted.
 async fn start_verification(sandbox: &Sandbox, table: &str) -> (String, String, String) {
-    let config = Config::parse(&support::config(sandbox).to_string(), Some(Secret::new(CLIENT_SECRET)))
+    let config = Config::parse(&support::config(sandbox).to_string(), Some(ClientSecret::new(CLIENT_SECRET)))
         .expect("valid config");
     let store =
         DynamoStore::new(DynamoStore::client_from_env().expect("the SDK config from the environment"), table);
