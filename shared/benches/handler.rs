@@ -25,11 +25,12 @@ use shared::{
     config::Config,
     crypto,
     error::ApiError,
+    flow::FlowError,
     metrics,
     phone::PhoneNumber,
     redact,
     store::{self, MemoryStore},
-    telemetry::Timings,
+    timings::Timings,
 };
 
 const TEST_PHONE: &str = "+447400123000";
@@ -228,7 +229,9 @@ fn benches(c: &mut Criterion) {
     });
     group.bench_function("open", |b| b.iter(|| crypto::open(black_box(auth_req_id), black_box(&sealed))));
     group.bench_function("error_response", |b| {
-        b.iter(|| api::api_error_response(&ApiError::invalid_code(black_box(3))))
+        b.iter(|| {
+            api::api_error_response(&ApiError::from(FlowError::InvalidCode { attempts_left: black_box(3) }))
+        })
     });
     let client_data: Value = serde_json::from_str::<Value>(&log_event).map_or(Value::Null, |e| {
         serde_json::from_str::<Value>(e["body"].as_str().unwrap_or("{}")).unwrap_or_default()["data"].clone()

@@ -1,7 +1,8 @@
 //! The HTTP side of the endpoints: `lambda_http::Request` in, `Response` out.
 //!
-//! Each handler parses and bounds the body, calls the flow, maps the result to the seed's response
-//! shape (or the one error shape), and logs one summary line. The same functions run inside
+//! Each handler parses and bounds the body, calls the flow, and maps its result to the seed's
+//! response shape (or, through [`ApiError`], the one error shape); [`handle`], the one skeleton
+//! they share, logs the request's one line from that answer and the flow's facts. The same functions run inside
 //! Lambda (`functions/*`) and behind `local-api`, so there is no second implementation to drift.
 
 use lambda_http::{
@@ -14,14 +15,18 @@ use serde_json::{Value, json};
 
 use crate::{
     App,
+    clock::Clock,
     config::Config,
-    secret::AuthReqId,
     crypto,
     error::ApiError,
-    flow::{self, CompleteRequest, StartRequest, store_error},
+    flow::{self, CompleteRequest, Facts, FlowError, StartRequest},
+    limits::Limit,
+    outcome::Success,
     phone, redact,
-    store::{StateStore, now_epoch_secs, session_key},
-    telemetry::Summary,
+    secret::{AuthReqId, Nonce, OtpCode, SessionToken},
+    store::{StateStore, session_key},
+    telemetry::RequestLog,
+    timings::{measure, store_call},
 };
 
 /// Largest body `/sms/auth` and `/sms/token` accept; theirs are a few hundred bytes.
@@ -57,66 +62,52 @@ struct SmsLogBody {
     flow_id: Option<String>,
 }
 
-/// `POST /sms/auth` → 200 `{auth_server, auth_req_id, nonce}`.
+/// `POST /sms/auth` → 200 `{auth_server, auth_req_id, nonce, flow_id}`.
 pub async fn sms_auth(app: &App, request: Request) -> HandlerResult {
-    let mut summary = Summary::new("sms_auth");
-    summary.request_id = request_id(&request);
-    let result = async {
-        let body: SmsAuthBody = parse_json(&request, MAX_FLOW_BODY_BYTES)?;
-        check_field("client_id", &body.client_id, 128)?;
-        check_field("login_hint", &body.login_hint, 32)?;
-        check_optional_field("server_id", body.server_id.as_deref(), 64)?;
-        check_optional_field("scope", body.scope.as_deref(), 256)?;
-        let start = StartRequest {
-            client_id: body.client_id,
-            server_id: body.server_id,
-            login_hint: body.login_hint,
-            scope: body.scope,
-            source_ip: source_ip(&request),
+    handle("sms_auth", &request, async {
+        let start = match start_request(&request) {
+            Ok(start) => start,
+            Err(err) => return (Facts::default(), Err(err)),
         };
-        flow::start(app, start, &mut summary).await
-    }
-    .await;
-    Ok(match result {
-        Ok(started) => {
-            summary.emit(200, "sent");
+        let (facts, started) = flow::start(app, start).await;
+        let answer = started.map_err(ApiError::from).map(|started| {
             let body = json!({
                 "auth_server": started.auth_server,
                 "auth_req_id": started.auth_req_id.expose(),
-                "nonce": started.nonce,
+                "nonce": started.nonce.expose(),
                 "flow_id": started.flow_id,
             });
-            json_response(StatusCode::OK, &body)
-        }
-        Err(err) => error_response(&err, &summary),
+            Answer::summary(Success::Sent, json_response(StatusCode::OK, &body))
+        });
+        (facts, answer)
+    })
+    .await
+}
+
+fn start_request(request: &Request) -> Result<StartRequest, ApiError> {
+    let body: SmsAuthBody = parse_json(request, MAX_FLOW_BODY_BYTES)?;
+    check_field("client_id", &body.client_id, 128)?;
+    check_field("login_hint", &body.login_hint, 32)?;
+    check_optional_field("server_id", body.server_id.as_deref(), 64)?;
+    check_optional_field("scope", body.scope.as_deref(), 256)?;
+    Ok(StartRequest {
+        client_id: body.client_id,
+        server_id: body.server_id,
+        login_hint: body.login_hint,
+        scope: body.scope,
+        source_ip: source_ip(request),
     })
 }
 
 /// `POST /sms/token` → 200 `{auth_server, ...userinfo claims, session}` and the session cookie.
 pub async fn sms_token(app: &App, request: Request) -> HandlerResult {
-    let mut summary = Summary::new("sms_token");
-    summary.request_id = request_id(&request);
-    let result = async {
-        let body: SmsTokenBody = parse_json(&request, MAX_FLOW_BODY_BYTES)?;
-        check_code_format(&body.code)?;
-        check_field("auth_req_id", &body.auth_req_id, 4096)?;
-        check_field("client_id", &body.client_id, 128)?;
-        check_field("nonce", &body.nonce, 64)?;
-        check_optional_field("server_id", body.server_id.as_deref(), 64)?;
-        let complete = CompleteRequest {
-            code: body.code,
-            auth_req_id: AuthReqId::new(body.auth_req_id),
-            client_id: body.client_id,
-            nonce: body.nonce,
-            server_id: body.server_id,
-            source_ip: source_ip(&request),
+    handle("sms_token", &request, async {
+        let complete = match complete_request(&request) {
+            Ok(complete) => complete,
+            Err(err) => return (Facts::default(), Err(err)),
         };
-        flow::complete(app, complete, &mut summary).await
-    }
-    .await;
-    Ok(match result {
-        Ok(verified) => {
-            summary.emit(200, "verified");
+        let (facts, verified) = flow::complete(app, complete).await;
+        let answer = verified.map_err(ApiError::from).map(|verified| {
             let mut body = verified.claims;
             body.insert("auth_server".into(), json!(verified.auth_server));
             body.insert("session".into(), json!(verified.session_token.expose()));
@@ -125,39 +116,56 @@ pub async fn sms_token(app: &App, request: Request) -> HandlerResult {
             if let Ok(value) = HeaderValue::from_str(&cookie) {
                 response.headers_mut().insert(header::SET_COOKIE, value);
             }
-            response
-        }
-        Err(err) => error_response(&err, &summary),
+            Answer::summary(Success::Verified, response)
+        });
+        (facts, answer)
+    })
+    .await
+}
+
+fn complete_request(request: &Request) -> Result<CompleteRequest, ApiError> {
+    let body: SmsTokenBody = parse_json(request, MAX_FLOW_BODY_BYTES)?;
+    check_code_format(&body.code)?;
+    check_field("auth_req_id", &body.auth_req_id, 4096)?;
+    check_field("client_id", &body.client_id, 128)?;
+    check_field("nonce", &body.nonce, 64)?;
+    check_optional_field("server_id", body.server_id.as_deref(), 64)?;
+    Ok(CompleteRequest {
+        code: OtpCode::new(body.code),
+        auth_req_id: AuthReqId::new(body.auth_req_id),
+        client_id: body.client_id,
+        nonce: Nonce::new(body.nonce),
+        server_id: body.server_id,
+        source_ip: source_ip(request),
     })
 }
 
 /// `POST /sms/log` → 200 `OK`: the client's flow data as one sanitised `sms_client_log` line.
 pub async fn sms_log(request: Request) -> HandlerResult {
-    let mut summary = Summary::new("sms_log");
-    summary.request_id = request_id(&request);
-    let result = parse_json::<SmsLogBody>(&request, MAX_LOG_BODY_BYTES).and_then(|body| {
-        check_optional_flow_id(body.flow_id.as_deref())?;
-        Ok(body)
-    });
-    Ok(match result {
-        Ok(body) => {
-            summary.flow_id = body.flow_id;
-            summary.emit_client_log(&redact::sanitize(&body.data).to_string());
+    handle("sms_log", &request, async {
+        let body = parse_json::<SmsLogBody>(&request, MAX_LOG_BODY_BYTES).and_then(|body| {
+            check_optional_flow_id(body.flow_id.as_deref())?;
+            Ok(body)
+        });
+        let facts =
+            Facts { flow_id: body.as_ref().ok().and_then(|body| body.flow_id.clone()), ..Facts::default() };
+        let answer = body.map(|body| {
             let mut response = Response::new(Body::Text("OK".into()));
             let headers = response.headers_mut();
             headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
             headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            response
-        }
-        Err(err) => error_response(&err, &summary),
+            Answer { line: Line::ClientLog { data: redact::sanitize(&body.data).to_string() }, response }
+        });
+        (facts, answer)
     })
+    .await
 }
 
 /// A flow id is what `/sms/auth` returned: 16 lowercase hex digits. Anything else could be used
 /// to forge or flood the flow's lines, so it is refused rather than logged.
 fn check_optional_flow_id(flow_id: Option<&str>) -> Result<(), ApiError> {
     match flow_id {
-        Some(id) if !crate::flow::is_flow_id(id) => {
+        Some(id) if !flow::is_flow_id(id) => {
             Err(ApiError::invalid_request("field `flow_id`: must be the flow_id returned by /sms/auth"))
         }
         _ => Ok(()),
@@ -167,92 +175,137 @@ fn check_optional_flow_id(flow_id: Option<&str>) -> Result<(), ApiError> {
 /// `GET /sms/clients` → 200: the auth servers and SMS clients a page may offer. Ids, titles and
 /// allowed countries only: nothing here is secret, and it changes only with a deployment.
 pub async fn sms_clients(config: &Config, request: Request) -> HandlerResult {
-    let mut summary = Summary::new("sms_clients");
-    summary.request_id = request_id(&request);
-    let servers: Vec<Value> = config
-        .auth_servers
-        .iter()
-        .enumerate()
-        .map(|(i, server)| json!({ "id": server.id, "default": i == 0 }))
-        .collect();
-    let clients: Vec<Value> = config
-        .sms_clients
-        .iter()
-        .map(|client| {
-            json!({
-                "client_id": client.client_id,
-                "title": client.title,
-                "allowed_countries": client.allowed_countries,
+    handle("sms_clients", &request, async {
+        let servers: Vec<Value> = config
+            .auth_servers
+            .iter()
+            .enumerate()
+            .map(|(i, server)| json!({ "id": server.id, "default": i == 0 }))
+            .collect();
+        let clients: Vec<Value> = config
+            .sms_clients
+            .iter()
+            .map(|client| {
+                json!({
+                    "client_id": client.client_id,
+                    "title": client.title,
+                    "allowed_countries": client.allowed_countries,
+                })
             })
-        })
-        .collect();
-    summary.emit(200, "listed");
-    let mut response = json_response(StatusCode::OK, &json!({ "auth_servers": servers, "clients": clients }));
-    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
-    Ok(response)
+            .collect();
+        let body = json!({ "auth_servers": servers, "clients": clients });
+        let mut response = json_response(StatusCode::OK, &body);
+        response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
+        (Facts::default(), Ok(Answer::summary(Success::Listed, response)))
+    })
+    .await
 }
 
 /// `GET /user/info` → 200: the verified session read back (its userinfo, client, server, when it
 /// was verified and when it expires); 401 without a live session.
-pub async fn user_info(config: &Config, store: &dyn StateStore, request: Request) -> HandlerResult {
-    let mut summary = Summary::new("user_info");
-    summary.request_id = request_id(&request);
-    let result = async {
-        let token = session_token(&request)?;
-        let found = summary.store(store.get_session(&session_key(&token), now_epoch_secs())).await;
-        let session = found.map_err(store_error)?.ok_or_else(ApiError::invalid_session)?;
-        summary.flow_id = Some(session.flow_id.clone());
-        summary.client_id = Some(session.client_id.clone());
-        summary.server_id = Some(session.server_id.clone());
-        summary.phone_masked = Some(phone::mask(&session.phone));
-        let client_title = config.sms_client(&session.client_id).map(|client| client.title.clone());
-        Ok(json!({
-            "userinfo": session.userinfo,
-            "client_id": session.client_id,
-            "client_title": client_title,
-            "server_id": session.server_id,
-            "verified_at": session.verified_at,
-            "expires_at": session.expires_at,
-        }))
-    }
-    .await;
-    Ok(match result {
-        Ok(body) => {
-            summary.emit(200, "read");
-            json_response(StatusCode::OK, &body)
+pub async fn user_info(
+    config: &Config,
+    store: &dyn StateStore,
+    clock: &dyn Clock,
+    request: Request,
+) -> HandlerResult {
+    handle("user_info", &request, async {
+        let mut facts = Facts::default();
+        let answer: Result<Answer, ApiError> = async {
+            let token = session_token(&request)?;
+            let found = store_call(store.get_session(&session_key(token.expose()), clock.now())).await;
+            let session = found.map_err(FlowError::from)?.ok_or_else(ApiError::invalid_session)?;
+            facts.flow_id = Some(session.flow_id.clone());
+            facts.client_id = Some(session.client_id.clone());
+            facts.server_id = Some(session.server_id.clone());
+            facts.phone_masked = Some(phone::mask(&session.phone));
+            let client_title = config.sms_client(&session.client_id).map(|client| client.title.clone());
+            let body = json!({
+                "userinfo": session.userinfo,
+                "client_id": session.client_id,
+                "client_title": client_title,
+                "server_id": session.server_id,
+                "verified_at": session.verified_at,
+                "expires_at": session.expires_at,
+            });
+            Ok(Answer::summary(Success::Read, json_response(StatusCode::OK, &body)))
         }
-        Err(err) => error_response(&err, &summary),
+        .await;
+        (facts, answer)
     })
+    .await
 }
 
 /// `POST /user/logout` → 204: ends the session (deletes it) and clears the cookie. Ending a
 /// session that has already ended (or never was) is not an error, so a retry is safe and a
 /// corrupt cookie can always be cleared; calling without any session token is (401).
 pub async fn user_logout(store: &dyn StateStore, request: Request) -> HandlerResult {
-    let mut summary = Summary::new("user_logout");
-    summary.request_id = request_id(&request);
-    let result = async {
-        match presented_session(&request) {
+    handle("user_logout", &request, async {
+        let ended = match presented_session(&request) {
             Presented::Token(token) => {
-                summary.store(store.delete_session(&session_key(&token))).await.map_err(store_error)
+                store_call(store.delete_session(&session_key(token.expose()))).await.map_err(FlowError::from)
             }
             // A value that can be no session names nothing to end; its cookie is still cleared.
             Presented::Malformed => Ok(()),
-            Presented::Nothing => Err(ApiError::no_session()),
-        }
-    }
-    .await;
-    Ok(match result {
-        Ok(()) => {
-            summary.emit(204, "logged_out");
+            Presented::Nothing => return (Facts::default(), Err(ApiError::no_session())),
+        };
+        let answer = ended.map_err(ApiError::from).map(|()| {
             let mut response = Response::new(Body::Empty);
             *response.status_mut() = StatusCode::NO_CONTENT;
             let headers = response.headers_mut();
             headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            headers.insert(header::SET_COOKIE, HeaderValue::from_str(&session_cookie("", 0))?);
+            if let Ok(cleared) = HeaderValue::from_str(&session_cookie("", 0)) {
+                headers.insert(header::SET_COOKIE, cleared);
+            }
+            Answer::summary(Success::LoggedOut, response)
+        });
+        (Facts::default(), answer)
+    })
+    .await
+}
+
+/// What a handler answers, and the line its request is logged as.
+struct Answer {
+    line: Line,
+    response: Response<Body>,
+}
+
+enum Line {
+    /// The request's summary line, with this success word as its outcome.
+    Summary(Success),
+    /// `/sms/log`: the client's sanitised data as an `sms_client_log` line.
+    ClientLog { data: String },
+}
+
+impl Answer {
+    fn summary(outcome: Success, response: Response<Body>) -> Self {
+        Self { line: Line::Summary(outcome), response }
+    }
+}
+
+/// The skeleton of every handler: opens the request's log line (its clock, cold-start flag and
+/// request id) and its timings, runs the handler's work, then writes the one line and makes the
+/// response, from what the work answered and the facts it learnt.
+async fn handle(
+    endpoint: &'static str,
+    request: &Request,
+    work: impl Future<Output = (Facts, Result<Answer, ApiError>)>,
+) -> HandlerResult {
+    let log = RequestLog::start(endpoint, request_id(request));
+    let ((facts, answer), timings) = measure(work).await;
+    Ok(match answer {
+        Ok(Answer { line: Line::Summary(outcome), response }) => {
+            log.emit(response.status().as_u16(), outcome.as_str(), None, &facts, &timings);
             response
         }
-        Err(err) => error_response(&err, &summary),
+        Ok(Answer { line: Line::ClientLog { data }, response }) => {
+            log.emit_client_log(facts.flow_id.as_deref(), &data, &timings);
+            response
+        }
+        Err(err) => {
+            log.emit(err.status, &err.error, err.limit.map(Limit::name), &facts, &timings);
+            api_error_response(&err)
+        }
     })
 }
 
@@ -262,7 +315,7 @@ enum Presented {
     Nothing,
     /// Something that cannot be a session token (see [`crypto::new_token`]): never looked up.
     Malformed,
-    Token(String),
+    Token(SessionToken),
 }
 
 fn presented_session(request: &Request) -> Presented {
@@ -273,7 +326,7 @@ fn presented_session(request: &Request) -> Presented {
     });
     if let Some(token) = bearer {
         return if crypto::is_token(token) {
-            Presented::Token(token.to_owned())
+            Presented::Token(SessionToken::new(token))
         } else {
             Presented::Malformed
         };
@@ -289,14 +342,14 @@ fn presented_session(request: &Request) -> Presented {
         .map(|token| token.trim_matches('"'))
         .collect();
     match cookies.iter().find(|token| crypto::is_token(token)) {
-        Some(token) => Presented::Token((*token).to_owned()),
+        Some(token) => Presented::Token(SessionToken::new(*token)),
         None if cookies.is_empty() => Presented::Nothing,
         None => Presented::Malformed,
     }
 }
 
 /// The session token a session endpoint needs, or its `401`.
-fn session_token(request: &Request) -> Result<String, ApiError> {
+fn session_token(request: &Request) -> Result<SessionToken, ApiError> {
     match presented_session(request) {
         Presented::Token(token) => Ok(token),
         Presented::Malformed => Err(ApiError::invalid_session()),
@@ -402,12 +455,6 @@ pub fn json_response(status: StatusCode, body: &Value) -> Response<Body> {
     // Bodies carry one-time values and tokens: never cache them.
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
-}
-
-/// The one error shape, logged with the request's summary.
-pub fn error_response(err: &ApiError, summary: &Summary) -> Response<Body> {
-    summary.emit(err.status, &err.error);
-    api_error_response(err)
 }
 
 pub fn api_error_response(err: &ApiError) -> Response<Body> {

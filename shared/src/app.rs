@@ -8,8 +8,10 @@ use aws_types::SdkConfig;
 use crate::{
     aws::{dynamodb_client, sdk_config_from_env, secrets_manager_client},
     ciba::CibaClient,
-    config::{Config, ConfigError, env_var},
+    clock::{Clock, SystemClock},
+    config::{Config, env_var},
     secret::ClientSecret,
+    startup::StartupError,
     store::{DynamoStore, StateStore},
 };
 
@@ -17,27 +19,23 @@ pub struct App {
     pub config: Config,
     pub ciba: CibaClient,
     pub store: Arc<dyn StateStore>,
-}
-
-/// Why an instance could not start; the message says what to fix.
-#[derive(Debug, thiserror::Error)]
-pub enum StartupError {
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    #[error("cannot build the upstream HTTP client: {0}")]
-    HttpClient(#[from] reqwest::Error),
-    #[error("missing environment variable {name}: {why}")]
-    MissingEnv { name: &'static str, why: &'static str },
-    #[error("cannot build the AWS SDK's HTTPS client: {0}")]
-    SdkHttpClient(#[from] aws_smithy_http_client::HttpClientError),
-    #[error("cannot read the client secret {arn} from Secrets Manager: {cause}")]
-    Secret { arn: String, cause: String },
+    /// Where the flow's time comes from: the system's, or a test's [`crate::clock::ManualClock`].
+    pub clock: Arc<dyn Clock>,
 }
 
 impl App {
     pub fn new(config: Config, store: Arc<dyn StateStore>) -> Result<Self, StartupError> {
+        Self::with_clock(config, store, Arc::new(SystemClock))
+    }
+
+    /// [`Self::new`] with another clock (tests move it instead of waiting).
+    pub fn with_clock(
+        config: Config,
+        store: Arc<dyn StateStore>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, StartupError> {
         let ciba = CibaClient::new(config.upstream)?;
-        Ok(Self { config, ciba, store })
+        Ok(Self { config, ciba, store, clock })
     }
 
     /// The Lambda instance's app: the client secret (`CLIENT_SECRET`, else the Secrets Manager

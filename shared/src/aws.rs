@@ -13,7 +13,7 @@ use aws_sdk_dynamodb::config::{
 };
 use aws_types::SdkConfig;
 
-use crate::{app::StartupError, config::env_var, tls};
+use crate::{config::env_var, startup::StartupError, tls};
 
 /// The SDK's configuration of a Lambda instance: the execution role's credentials
 /// (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`), the region (`AWS_REGION`,

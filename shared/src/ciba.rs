@@ -18,7 +18,8 @@ use tokio::time::Instant;
 
 use crate::{
     config::{AuthServer, SmsClient, UpstreamTimeouts},
-    secret::{AccessToken, AuthReqId},
+    secret::{AccessToken, AuthReqId, OtpCode},
+    timings::{UpstreamCall, upstream_call},
 };
 
 const CIBA_GRANT_TYPE: &str = "urn:openid:params:grant-type:ciba";
@@ -27,12 +28,93 @@ pub const DEFAULT_POLL_INTERVAL_SECS: u64 = 5;
 /// CIBA Core §11: after `slow_down`, poll at least 5 s less often from then on.
 const SLOW_DOWN_STEP_SECS: u64 = 5;
 
+/// The OAuth error codes the upstream answers with (RFC 6749 §5.2, CIBA Core §11 and §13),
+/// parsed once from its error body.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OAuthError {
+    /// The user has not finished yet: poll again after the interval.
+    AuthorizationPending,
+    /// Poll less often (5 s more from now on).
+    SlowDown,
+    ExpiredToken,
+    AccessDenied,
+    InvalidGrant,
+    /// Keycloak's answer to a callback for a request it has cancelled.
+    InvalidToken,
+    InvalidRequest,
+    InvalidClient,
+    UnauthorizedClient,
+    InvalidScope,
+    UnknownUserId,
+    /// A well-formed code this service has no meaning for, passed on as it came.
+    Other(String),
+    /// A 4xx without an OAuth error body we can read (or with a code that is not a short
+    /// token): not passed on, named `upstream_rejected`.
+    Unreadable,
+}
+
+impl OAuthError {
+    pub fn parse(code: &str) -> Self {
+        match code {
+            "authorization_pending" => Self::AuthorizationPending,
+            "slow_down" => Self::SlowDown,
+            "expired_token" => Self::ExpiredToken,
+            "access_denied" => Self::AccessDenied,
+            "invalid_grant" => Self::InvalidGrant,
+            "invalid_token" => Self::InvalidToken,
+            "invalid_request" => Self::InvalidRequest,
+            "invalid_client" => Self::InvalidClient,
+            "unauthorized_client" => Self::UnauthorizedClient,
+            "invalid_scope" => Self::InvalidScope,
+            "unknown_user_id" => Self::UnknownUserId,
+            // OAuth error codes are short ASCII tokens; anything else is not passed on to clients.
+            other
+                if (1..=64).contains(&other.len())
+                    && other.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.') =>
+            {
+                Self::Other(other.to_owned())
+            }
+            _ => Self::Unreadable,
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::AuthorizationPending => "authorization_pending",
+            Self::SlowDown => "slow_down",
+            Self::ExpiredToken => "expired_token",
+            Self::AccessDenied => "access_denied",
+            Self::InvalidGrant => "invalid_grant",
+            Self::InvalidToken => "invalid_token",
+            Self::InvalidRequest => "invalid_request",
+            Self::InvalidClient => "invalid_client",
+            Self::UnauthorizedClient => "unauthorized_client",
+            Self::InvalidScope => "invalid_scope",
+            Self::UnknownUserId => "unknown_user_id",
+            Self::Other(code) => code,
+            Self::Unreadable => "upstream_rejected",
+        }
+    }
+
+    /// After this answer the upstream request can never succeed (Keycloak cancels a CIBA
+    /// request on a failed callback; CIBA Core §11 token errors), so the verification ends.
+    pub fn ends_request(&self) -> bool {
+        matches!(self, Self::InvalidToken | Self::AccessDenied | Self::ExpiredToken | Self::InvalidGrant)
+    }
+}
+
+impl std::fmt::Display for OAuthError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// How an upstream call failed, in the three ways the API answers differently.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum UpstreamError {
     /// The upstream answered 4xx: a definite "no" that retrying will not change.
     #[error("upstream rejected the request: {status} {error}")]
-    Rejected { status: u16, error: String, description: Option<String> },
+    Rejected { status: u16, error: OAuthError, description: Option<String> },
     /// 5xx, a body we cannot read, or no connection: the request may be retried.
     #[error("upstream failed: {reason}")]
     Failed { status: Option<u16>, reason: String },
@@ -56,7 +138,12 @@ impl UpstreamError {
         }
     }
 
-    fn error_code(&self) -> Option<&str> {
+    /// Whether the upstream said its request has ended (see [`OAuthError::ends_request`]).
+    pub fn ends_request(&self) -> bool {
+        self.oauth_error().is_some_and(OAuthError::ends_request)
+    }
+
+    fn oauth_error(&self) -> Option<&OAuthError> {
         match self {
             Self::Rejected { error, .. } => Some(error),
             _ => None,
@@ -161,8 +248,7 @@ impl CibaClient {
             ("message", message),
         ];
         let request = self.http.post(server.endpoints.ciba_auth.clone()).form(&form);
-        let response = self.send(request, None).await?;
-        read_json(response).await
+        upstream_call(UpstreamCall::Auth, async { read_json(self.send(request, None).await?).await }).await
     }
 
     /// 2. Submits the user's code through the SMS callback. Any 2xx means accepted.
@@ -170,16 +256,18 @@ impl CibaClient {
         &self,
         server: &AuthServer,
         auth_req_id: &AuthReqId,
-        code: &str,
+        code: &OtpCode,
         deadline: Instant,
     ) -> Result<(), UpstreamError> {
         let request = self
             .http
             .post(server.endpoints.sms_callback.clone())
             .bearer_auth(auth_req_id.expose())
-            .json(&serde_json::json!({ "code": code }));
-        let response = self.send(request, Some(deadline)).await?;
-        check_status(response).await.map(drop)
+            .json(&serde_json::json!({ "code": code.expose() }));
+        upstream_call(UpstreamCall::Callback, async {
+            check_status(self.send(request, Some(deadline)).await?).await.map(drop)
+        })
+        .await
     }
 
     /// 3. Exchanges the `auth_req_id` for an access token, polling while the upstream says
@@ -193,26 +281,39 @@ impl CibaClient {
         interval_secs: u64,
         deadline: Instant,
     ) -> Result<AccessToken, UpstreamError> {
-        let mut interval = Duration::from_secs(interval_secs.max(1));
-        loop {
-            match self.token_once(server, client, auth_req_id, deadline).await {
-                Ok(token) => return Ok(token),
-                Err(err) if err.error_code() == Some("authorization_pending") => {}
-                Err(err) if err.error_code() == Some("slow_down") => {
-                    interval += Duration::from_secs(SLOW_DOWN_STEP_SECS)
+        let poll = async {
+            let mut interval = Duration::from_secs(interval_secs.max(1));
+            loop {
+                match self.token_request(server, client, auth_req_id, deadline).await {
+                    Ok(token) => return Ok(token),
+                    Err(err) => match err.oauth_error() {
+                        Some(OAuthError::AuthorizationPending) => {}
+                        Some(OAuthError::SlowDown) => interval += Duration::from_secs(SLOW_DOWN_STEP_SECS),
+                        _ => return Err(err),
+                    },
                 }
-                Err(err) => return Err(err),
+                if Instant::now() + interval >= deadline {
+                    return Err(UpstreamError::Timeout);
+                }
+                tokio::time::sleep(interval).await;
             }
-            if Instant::now() + interval >= deadline {
-                return Err(UpstreamError::Timeout);
-            }
-            tokio::time::sleep(interval).await;
-        }
+        };
+        upstream_call(UpstreamCall::Token, poll).await
     }
 
     /// One token request, without polling: also tells whether an earlier, unanswered callback
     /// went through (the token is then ready).
     pub async fn token_once(
+        &self,
+        server: &AuthServer,
+        client: &SmsClient,
+        auth_req_id: &AuthReqId,
+        deadline: Instant,
+    ) -> Result<AccessToken, UpstreamError> {
+        upstream_call(UpstreamCall::Token, self.token_request(server, client, auth_req_id, deadline)).await
+    }
+
+    async fn token_request(
         &self,
         server: &AuthServer,
         client: &SmsClient,
@@ -239,8 +340,10 @@ impl CibaClient {
         deadline: Instant,
     ) -> Result<UserInfo, UpstreamError> {
         let request = self.http.get(server.endpoints.userinfo.clone()).bearer_auth(access_token.expose());
-        let response = self.send(request, Some(deadline)).await?;
-        let claims: Map<String, Value> = read_json(response).await?;
+        let claims: Map<String, Value> = upstream_call(UpstreamCall::Userinfo, async {
+            read_json(self.send(request, Some(deadline)).await?).await
+        })
+        .await?;
         Ok(UserInfo::from_claims(claims))
     }
 
@@ -284,19 +387,16 @@ fn status_error(status: StatusCode, body: &[u8]) -> UpstreamError {
     if status.is_client_error() {
         // A 4xx without an OAuth error body is still a rejection; name it by its status.
         let (error, description) = match serde_json::from_slice::<ErrorBody>(body) {
-            Ok(body) if is_error_code(&body.error) => (body.error, body.error_description),
-            _ => ("upstream_rejected".to_owned(), None),
+            Ok(body) => match OAuthError::parse(&body.error) {
+                OAuthError::Unreadable => (OAuthError::Unreadable, None),
+                error => (error, body.error_description),
+            },
+            Err(_) => (OAuthError::Unreadable, None),
         };
         UpstreamError::Rejected { status: status.as_u16(), error, description }
     } else {
         UpstreamError::Failed { status: Some(status.as_u16()), reason: format!("upstream answered {status}") }
     }
-}
-
-/// OAuth error codes are short ASCII tokens; anything else is not passed on to clients.
-fn is_error_code(code: &str) -> bool {
-    (1..=64).contains(&code.len())
-        && code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
 }
 
 async fn read_json<T: for<'de> Deserialize<'de>>(response: Response) -> Result<T, UpstreamError> {
@@ -349,16 +449,16 @@ mod tests {
             err,
             UpstreamError::Rejected {
                 status: 403,
-                error: "access_denied".into(),
+                error: OAuthError::AccessDenied,
                 description: Some("no".into())
             }
         );
         let err = status_error(StatusCode::BAD_REQUEST, b"<html>oops</html>");
-        assert!(
-            matches!(err, UpstreamError::Rejected { status: 400, ref error, .. } if error == "upstream_rejected")
-        );
+        assert!(matches!(err, UpstreamError::Rejected { status: 400, error: OAuthError::Unreadable, .. }));
         let err = status_error(StatusCode::BAD_REQUEST, br#"{"error":"<script>"}"#);
-        assert!(matches!(err, UpstreamError::Rejected { ref error, .. } if error == "upstream_rejected"));
+        assert!(
+            matches!(err, UpstreamError::Rejected { ref error, .. } if error.as_str() == "upstream_rejected")
+        );
         assert!(status_error(StatusCode::BAD_GATEWAY, b"").is_retryable());
     }
 }

@@ -1,17 +1,99 @@
-//! The one error shape every endpoint answers with: `{error, status, message?, data?}`.
+//! The API's one error vocabulary, and the one error shape every endpoint answers with:
+//! `{error, status, message?, data?, retry_after?}`.
 //!
-//! Every failure in the flow becomes an [`ApiError`] with a stable machine-readable `error` code
-//! (what a client switches on) and a human `message` (what a developer reads). Internal causes are
-//! logged where they happen and never copied into a response.
+//! [`ErrorCode`] is the only list of error codes: each owns its wire string and its HTTP status,
+//! and [`ErrorCode::ALL`] is what the metrics' bounded outcomes, the log lines and the OpenAPI
+//! check are derived from. A new code is one line in [`error_codes!`]'s table; every `match` on
+//! the enum then tells the compiler where it must be handled. The flow's outcomes
+//! ([`FlowError`]) become an [`ApiError`] in one exhaustive `match` ([`From<FlowError>`]), which
+//! also writes each code's `message`. Internal causes are logged where they happen and never
+//! copied into a response.
+
+use std::borrow::Cow;
 
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Value, json};
 
-use crate::{ciba::UpstreamError, limits::RateLimited};
+use crate::{
+    ciba::UpstreamError,
+    flow::FlowError,
+    limits::{Limit, RateLimited},
+};
+
+macro_rules! error_codes {
+    ($($(#[$doc:meta])* $variant:ident => $wire:literal, $status:literal;)*) => {
+        /// A stable, machine-readable reason for a failed request: what a client switches on.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum ErrorCode {
+            $($(#[$doc])* $variant,)*
+        }
+
+        impl ErrorCode {
+            /// Every code the API answers with, in the order of the table.
+            pub const ALL: &'static [ErrorCode] = &[$(Self::$variant,)*];
+
+            /// The `error` string on the wire (and the `outcome` of the request's log line).
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $wire,)*
+                }
+            }
+
+            /// The HTTP status of a response with this code.
+            pub const fn status(self) -> u16 {
+                match self {
+                    $(Self::$variant => $status,)*
+                }
+            }
+        }
+    };
+}
+
+error_codes! {
+    /// Malformed JSON, a wrong type, a missing or oversized field: the message names the field.
+    InvalidRequest => "invalid_request", 400;
+    InvalidPhoneNumber => "invalid_phone_number", 400;
+    UnknownServer => "unknown_server", 400;
+    /// A wrong code; `data.attempts_left` says how many tries remain.
+    InvalidCode => "invalid_code", 400;
+    InvalidClient => "invalid_client", 401;
+    /// No live session (the session endpoints), with a `WWW-Authenticate` challenge.
+    Unauthorized => "unauthorized", 401;
+    CountryNotAllowed => "country_not_allowed", 403;
+    PhoneNotVerified => "phone_not_verified", 403;
+    /// No such route.
+    NotFound => "not_found", 404;
+    /// Unknown, expired, used, or another client's or nonce's: one answer for all.
+    VerificationNotFound => "verification_not_found", 404;
+    MethodNotAllowed => "method_not_allowed", 405;
+    VerificationInProgress => "verification_in_progress", 409;
+    PayloadTooLarge => "payload_too_large", 413;
+    UnsupportedMediaType => "unsupported_media_type", 415;
+    TooManyAttempts => "too_many_attempts", 429;
+    /// A limit said no; `data.limit` names it.
+    RateLimited => "rate_limited", 429;
+    InternalError => "internal_error", 500;
+    /// The auth server refused with a 4xx: answered with its status and its OAuth error code
+    /// (this string only when it sent none that can be passed on).
+    UpstreamRejected => "upstream_rejected", 400;
+    UpstreamError => "upstream_error", 502;
+    ServiceUnavailable => "service_unavailable", 503;
+    UpstreamTimeout => "upstream_timeout", 504;
+}
+
+impl ErrorCode {
+    /// The code whose wire string is `wire`, if it is one of ours.
+    pub fn from_wire(wire: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|code| code.as_str() == wire)
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ApiError {
-    pub error: String,
+    #[serde(skip)]
+    pub code: ErrorCode,
+    /// The code's wire string, or the upstream's OAuth error code for [`ErrorCode::UpstreamRejected`].
+    pub error: Cow<'static, str>,
     pub status: u16,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
@@ -23,17 +105,22 @@ pub struct ApiError {
     /// The `WWW-Authenticate` header of a `401` for the session (RFC 6750), not in the body.
     #[serde(skip)]
     pub www_authenticate: Option<&'static str>,
+    /// Which limit refused the request, for the log line (the body says it in `data`).
+    #[serde(skip)]
+    pub limit: Option<Limit>,
 }
 
 impl ApiError {
-    pub fn new(status: u16, error: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
-            error: error.into(),
-            status,
+            code,
+            error: Cow::Borrowed(code.as_str()),
+            status: code.status(),
             message: Some(message.into()),
             data: None,
             retry_after: None,
             www_authenticate: None,
+            limit: None,
         }
     }
 
@@ -49,99 +136,25 @@ impl ApiError {
 
     /// Malformed JSON, a wrong type, a missing field: the message names the field.
     pub fn invalid_request(message: impl Into<String>) -> Self {
-        Self::new(400, "invalid_request", message)
-    }
-
-    pub fn invalid_phone_number(message: impl Into<String>) -> Self {
-        Self::new(400, "invalid_phone_number", message)
-    }
-
-    pub fn unknown_server(server_id: Option<&str>) -> Self {
-        match server_id {
-            Some(id) => Self::new(400, "unknown_server", format!("no auth server with server_id {id:?}")),
-            None => Self::new(400, "unknown_server", "no auth server is configured"),
-        }
-    }
-
-    pub fn invalid_client() -> Self {
-        Self::new(401, "invalid_client", "unknown client_id, or the client may not use the SMS flow")
-    }
-
-    /// Unknown, expired, already used, or belonging to another client or nonce: one answer for all,
-    /// so the API tells an attacker nothing about which `auth_req_id`s exist.
-    pub fn verification_not_found() -> Self {
-        Self::new(
-            404,
-            "verification_not_found",
-            "no pending verification matches this auth_req_id, client_id, server_id and nonce; it may have expired or been used: start a new one",
-        )
-    }
-
-    pub fn invalid_code(attempts_left: u32) -> Self {
-        let message = if attempts_left == 0 {
-            "the code was rejected and this verification has ended: start a new one".to_owned()
-        } else {
-            format!("the code is wrong; {attempts_left} attempt(s) left")
-        };
-        Self::new(400, "invalid_code", message)
-            .with_data(serde_json::json!({ "attempts_left": attempts_left }))
-    }
-
-    pub fn too_many_attempts() -> Self {
-        Self::new(429, "too_many_attempts", "too many wrong codes for this verification: start a new one")
-    }
-
-    /// Another `/sms/token` call is working on the same verification right now.
-    pub fn verification_in_progress(retry_after: u64) -> Self {
-        Self::new(
-            409,
-            "verification_in_progress",
-            "this verification is being completed by another request; retry shortly",
-        )
-        .with_retry_after(retry_after)
-    }
-
-    /// A limit against SMS pumping or code guessing said no; nothing was sent or counted.
-    pub fn rate_limited(limited: RateLimited) -> Self {
-        Self::new(
-            429,
-            "rate_limited",
-            format!("too many requests ({}); retry after {} s", limited.limit.name(), limited.retry_after),
-        )
-        .with_data(serde_json::json!({ "limit": limited.limit.name(), "retry_after": limited.retry_after }))
-        .with_retry_after(limited.retry_after)
-    }
-
-    pub fn country_not_allowed() -> Self {
-        Self::new(
-            403,
-            "country_not_allowed",
-            "phone numbers of this country cannot be verified by this client",
-        )
+        Self::new(ErrorCode::InvalidRequest, message)
     }
 
     pub fn unsupported_media_type() -> Self {
         Self::new(
-            415,
-            "unsupported_media_type",
+            ErrorCode::UnsupportedMediaType,
             "the request body must be JSON: send Content-Type: application/json",
         )
     }
 
-    pub fn phone_not_verified() -> Self {
-        Self::new(403, "phone_not_verified", "the auth server did not confirm the phone number")
-    }
-
     pub fn payload_too_large(limit: usize) -> Self {
-        Self::new(413, "payload_too_large", format!("the request body exceeds {limit} bytes"))
+        Self::new(ErrorCode::PayloadTooLarge, format!("the request body exceeds {limit} bytes"))
     }
 
     /// No session token: the challenge names the scheme and, as RFC 6750 asks of a request
     /// without credentials, no error.
     pub fn no_session() -> Self {
         let mut error = Self::new(
-            401,
-            "unauthorized",
+            ErrorCode::Unauthorized,
             "no session: send Authorization: Bearer <session> or the session cookie",
         );
         error.www_authenticate = Some("Bearer");
@@ -152,8 +165,7 @@ impl ApiError {
     /// the challenge says the token is the problem.
     pub fn invalid_session() -> Self {
         let mut error = Self::new(
-            401,
-            "unauthorized",
+            ErrorCode::Unauthorized,
             "the session is unknown or has expired: verify the phone number again",
         );
         error.www_authenticate = Some(r#"Bearer error="invalid_token""#);
@@ -161,35 +173,106 @@ impl ApiError {
     }
 
     pub fn not_found() -> Self {
-        Self::new(404, "not_found", "no such route")
+        Self::new(ErrorCode::NotFound, "no such route")
     }
 
     pub fn method_not_allowed() -> Self {
-        Self::new(405, "method_not_allowed", "this route does not take that method")
+        Self::new(ErrorCode::MethodNotAllowed, "this route does not take that method")
     }
 
-    /// The state store cannot be reached; nothing was changed, the same request can be retried.
-    pub fn store_unavailable() -> Self {
-        Self::new(503, "service_unavailable", "state storage is unavailable; retry shortly")
-            .with_retry_after(1)
+    pub fn internal_error() -> Self {
+        Self::new(ErrorCode::InternalError, "internal error")
+    }
+
+    fn invalid_code(attempts_left: u32) -> Self {
+        let message = if attempts_left == 0 {
+            "the code was rejected and this verification has ended: start a new one".to_owned()
+        } else {
+            format!("the code is wrong; {attempts_left} attempt(s) left")
+        };
+        Self::new(ErrorCode::InvalidCode, message).with_data(json!({ "attempts_left": attempts_left }))
+    }
+
+    /// A limit against SMS pumping or code guessing said no; nothing was sent or counted.
+    fn rate_limited(limited: RateLimited) -> Self {
+        let (name, retry_after) = (limited.limit.name(), limited.retry_after);
+        let mut error = Self::new(
+            ErrorCode::RateLimited,
+            format!("too many requests ({name}); retry after {retry_after} s"),
+        )
+        .with_data(json!({ "limit": name, "retry_after": retry_after }))
+        .with_retry_after(retry_after);
+        error.limit = Some(limited.limit);
+        error
+    }
+}
+
+impl From<FlowError> for ApiError {
+    /// What each outcome of the flow answers: the one place its status and message are chosen.
+    fn from(err: FlowError) -> Self {
+        use ErrorCode as C;
+        match err {
+            FlowError::UnknownClient => {
+                Self::new(C::InvalidClient, "unknown client_id, or the client may not use the SMS flow")
+            }
+            FlowError::UnknownServer { server_id: Some(id) } => {
+                Self::new(C::UnknownServer, format!("no auth server with server_id {id:?}"))
+            }
+            FlowError::UnknownServer { server_id: None } => {
+                Self::new(C::UnknownServer, "no auth server is configured")
+            }
+            FlowError::InvalidPhoneNumber(why) => Self::new(C::InvalidPhoneNumber, why),
+            FlowError::CountryNotAllowed => Self::new(
+                C::CountryNotAllowed,
+                "phone numbers of this country cannot be verified by this client",
+            ),
+            FlowError::RateLimited(limited) => Self::rate_limited(limited),
+            // One answer for all, so the API tells an attacker nothing about which exist.
+            FlowError::VerificationNotFound => Self::new(
+                C::VerificationNotFound,
+                "no pending verification matches this auth_req_id, client_id, server_id and nonce; it may have expired or been used: start a new one",
+            ),
+            FlowError::InProgress { retry_after } => Self::new(
+                C::VerificationInProgress,
+                "this verification is being completed by another request; retry shortly",
+            )
+            .with_retry_after(retry_after),
+            FlowError::TooManyAttempts => {
+                Self::new(C::TooManyAttempts, "too many wrong codes for this verification: start a new one")
+            }
+            FlowError::InvalidCode { attempts_left } => Self::invalid_code(attempts_left),
+            FlowError::PhoneNotVerified => {
+                Self::new(C::PhoneNotVerified, "the auth server did not confirm the phone number")
+            }
+            FlowError::Upstream(err) => err.into(),
+            // Nothing was changed: the same request can be retried.
+            FlowError::StoreUnavailable => {
+                Self::new(C::ServiceUnavailable, "state storage is unavailable; retry shortly")
+                    .with_retry_after(1)
+            }
+        }
     }
 }
 
 impl From<UpstreamError> for ApiError {
-    /// Upstream 4xx keeps the upstream's status and `error`; anything else is a gateway error.
+    /// An upstream 4xx keeps the upstream's status and OAuth `error`; anything else is a
+    /// gateway error.
     fn from(err: UpstreamError) -> Self {
         match err {
-            UpstreamError::Rejected { status, error, description } => Self::new(
-                status,
-                error,
-                description.unwrap_or_else(|| "the auth server rejected the request".to_owned()),
-            ),
+            UpstreamError::Rejected { status, error, description } => {
+                let mut rejected = Self::new(
+                    ErrorCode::UpstreamRejected,
+                    description.unwrap_or_else(|| "the auth server rejected the request".to_owned()),
+                );
+                rejected.status = status;
+                rejected.error = Cow::Owned(error.as_str().to_owned());
+                rejected
+            }
             UpstreamError::Failed { .. } => {
-                Self::new(502, "upstream_error", "the auth server failed; the same request can be retried")
+                Self::new(ErrorCode::UpstreamError, "the auth server failed; the same request can be retried")
             }
             UpstreamError::Timeout => Self::new(
-                504,
-                "upstream_timeout",
+                ErrorCode::UpstreamTimeout,
                 "the auth server did not answer in time; the same request can be retried",
             ),
         }
@@ -199,10 +282,11 @@ impl From<UpstreamError> for ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ciba::OAuthError;
 
     #[test]
     fn error_body_has_the_one_shape() {
-        let body = serde_json::to_value(ApiError::invalid_code(2)).unwrap();
+        let body = serde_json::to_value(ApiError::from(FlowError::InvalidCode { attempts_left: 2 })).unwrap();
         assert_eq!(body["error"], "invalid_code");
         assert_eq!(body["status"], 400);
         assert_eq!(body["data"]["attempts_left"], 2);
@@ -215,16 +299,25 @@ mod tests {
     fn upstream_rejection_keeps_status_and_error() {
         let err: ApiError = UpstreamError::Rejected {
             status: 403,
-            error: "access_denied".into(),
+            error: OAuthError::AccessDenied,
             description: Some("denied by user".into()),
         }
         .into();
-        assert_eq!((err.status, err.error.as_str()), (403, "access_denied"));
+        assert_eq!((err.status, err.error.as_ref()), (403, "access_denied"));
         assert_eq!(err.message.as_deref(), Some("denied by user"));
         assert_eq!(ApiError::from(UpstreamError::Timeout).status, 504);
         assert_eq!(
             ApiError::from(UpstreamError::Failed { status: Some(500), reason: "x".into() }).status,
             502
         );
+    }
+
+    #[test]
+    fn every_code_is_listed_once_with_an_error_status() {
+        for (i, code) in ErrorCode::ALL.iter().enumerate() {
+            assert!((400..600).contains(&code.status()), "{code:?}");
+            assert_eq!(ErrorCode::from_wire(code.as_str()), Some(*code));
+            assert!(!ErrorCode::ALL[..i].iter().any(|c| c.as_str() == code.as_str()), "{code:?} twice");
+        }
     }
 }

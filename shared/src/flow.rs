@@ -14,6 +14,10 @@
 //! A client's test numbers take the same path with the upstream left out: a fixed code, no SMS,
 //! and a synthetic userinfo marked `"test": true`.
 //!
+//! Both return what happened in domain words: a result or a [`FlowError`], and the [`Facts`] of
+//! the request (which client, which phone, masked, …) for the log line the edge writes. HTTP
+//! and logging live in [`crate::api`] and [`crate::telemetry`]; this file only runs the protocol.
+//!
 //! Failure rules, which keep a retry possible without a second SMS:
 //! - a retryable upstream failure (5xx, time-out) saves how far the flow got and releases the
 //!   lease: the same request retried resumes there (a code the upstream accepted is never resent);
@@ -28,27 +32,90 @@ use crate::{
     App,
     ciba::{AuthStarted, DEFAULT_POLL_INTERVAL_SECS, UpstreamError, UserInfo},
     config::{AuthServer, FALLBACK_SCOPE, MAX_VERIFICATION_TTL_SECS, SmsClient},
-    secret::{AccessToken, AuthReqId, SessionToken},
     crypto,
-    error::ApiError,
     limits::{Limit, RateLimited, ip_bucket},
     phone::{self, PhoneNumber},
+    secret::{AccessToken, AuthReqId, Nonce, OtpCode, SessionToken},
     store::{
         self, Claim, ClaimOutcome, Lease, Progress, SendReservation, Session, StoreError, Verification,
-        now_epoch_secs, session_key, verification_key,
+        session_key, verification_key,
     },
-    telemetry::{Summary, UpstreamCall},
 };
-
-/// Upstream errors after which the upstream request can never succeed (Keycloak cancels a CIBA
-/// request on a failed callback; CIBA Core §11 token errors).
-const ENDING_ERRORS: [&str; 4] = ["invalid_token", "access_denied", "expired_token", "invalid_grant"];
 
 /// Seconds a lease outlives the token budget, so a slow last step still finishes under it.
 const LEASE_MARGIN_SECS: u64 = 5;
 
 /// How long a test number's verification lives (no upstream says otherwise).
 const TEST_VERIFICATION_TTL_SECS: u64 = 300;
+
+/// Everything that can end a request to the flow early, in the flow's words. The API's answer
+/// to each is chosen in one place: `From<FlowError> for ApiError` in [`crate::error`].
+#[derive(Debug)]
+pub enum FlowError {
+    /// No SMS client with this `client_id`.
+    UnknownClient,
+    /// No auth server with the requested id (`None`: none is configured).
+    UnknownServer { server_id: Option<String> },
+    /// Not a valid international number; the text says why (it quotes nothing of the input).
+    InvalidPhoneNumber(String),
+    /// The client's country allow-list does not include the number's country.
+    CountryNotAllowed,
+    /// A limit against pumping or guessing said no; nothing was sent or counted.
+    RateLimited(RateLimited),
+    /// Unknown, expired, used, replaced, or another client's, server's or nonce's.
+    VerificationNotFound,
+    /// Another request holds the verification's lease.
+    InProgress { retry_after: u64 },
+    /// No wrong-code attempts left on this verification.
+    TooManyAttempts,
+    /// The code was wrong.
+    InvalidCode { attempts_left: u32 },
+    /// The upstream's userinfo says the phone is not verified.
+    PhoneNotVerified,
+    /// An upstream call failed: rejected, failed or timed out.
+    Upstream(UpstreamError),
+    /// The state store cannot be reached; nothing was changed.
+    StoreUnavailable,
+}
+
+impl From<UpstreamError> for FlowError {
+    fn from(err: UpstreamError) -> Self {
+        Self::Upstream(err)
+    }
+}
+
+impl From<StoreError> for FlowError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            // Our lease ran out and another call took the verification over.
+            StoreError::LeaseLost => Self::InProgress { retry_after: 1 },
+            StoreError::Unavailable(reason) => {
+                tracing::error!(error = %reason, "state store unavailable");
+                Self::StoreUnavailable
+            }
+        }
+    }
+}
+
+/// What the flow learnt about a request, success or not: the facts of its log line. Nothing
+/// here is secret (the phone is masked, the source network a keyed digest).
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Facts {
+    pub flow_id: Option<String>,
+    pub client_id: Option<String>,
+    pub server_id: Option<String>,
+    pub phone_masked: Option<String>,
+    /// The phone's country calling code (44 for +44…): what conversion is grouped by.
+    pub country_code: Option<u16>,
+    /// A keyed digest of the caller's network (see [`crypto::source_key`]).
+    pub source: Option<String>,
+    /// Set for a configured test number.
+    pub test_number: bool,
+    /// The status of the upstream answer the outcome rests on.
+    pub upstream_status: Option<u16>,
+    /// Attempts left after a wrong code.
+    pub attempts_left: Option<u32>,
+}
 
 #[derive(Debug, Clone)]
 pub struct StartRequest {
@@ -77,17 +144,17 @@ impl From<&AuthServer> for ServerRef {
 pub struct Started {
     pub auth_server: ServerRef,
     pub auth_req_id: AuthReqId,
-    pub nonce: String,
+    pub nonce: Nonce,
     /// Not a secret: what the client sends with its `/sms/log` data to join the flow's lines.
     pub flow_id: String,
 }
 
 #[derive(Debug, Clone)]
 pub struct CompleteRequest {
-    pub code: String,
+    pub code: OtpCode,
     pub auth_req_id: AuthReqId,
     pub client_id: String,
-    pub nonce: String,
+    pub nonce: Nonce,
     pub server_id: Option<String>,
     pub source_ip: Option<String>,
 }
@@ -101,8 +168,8 @@ pub struct Verified {
 }
 
 /// Ties the log lines of one verification together without revealing its `auth_req_id`.
-pub fn flow_id(auth_req_id: &str) -> String {
-    crypto::digest("flow", auth_req_id)[..16].to_owned()
+pub fn flow_id(auth_req_id: &AuthReqId) -> String {
+    crypto::digest("flow", auth_req_id.expose())[..16].to_owned()
 }
 
 /// Whether `id` has the shape of a [`flow_id`].
@@ -111,24 +178,30 @@ pub fn is_flow_id(id: &str) -> bool {
 }
 
 /// `/sms/auth`: sends the SMS and records the pending verification.
-pub async fn start(app: &App, request: StartRequest, summary: &mut Summary) -> Result<Started, ApiError> {
-    let (client, server) = client_and_server(app, &request.client_id, request.server_id.as_deref(), summary)?;
-    let phone = PhoneNumber::parse(&request.login_hint).map_err(ApiError::invalid_phone_number)?;
-    summary.phone_masked = Some(phone.masked());
-    summary.country_code = Some(phone.country_code());
+pub async fn start(app: &App, request: StartRequest) -> (Facts, Result<Started, FlowError>) {
+    let mut facts = Facts::default();
+    let result = run_start(app, request, &mut facts).await;
+    (facts, result)
+}
+
+async fn run_start(app: &App, request: StartRequest, facts: &mut Facts) -> Result<Started, FlowError> {
+    let (client, server) = client_and_server(app, &request.client_id, request.server_id.as_deref(), facts)?;
+    let phone = PhoneNumber::parse(&request.login_hint).map_err(FlowError::InvalidPhoneNumber)?;
+    facts.phone_masked = Some(phone.masked());
+    facts.country_code = Some(phone.country_code());
     if let Some(allowed) = &client.allowed_countries
         && !phone.region().is_some_and(|region| allowed.iter().any(|a| a == region))
     {
-        return Err(ApiError::country_not_allowed());
+        return Err(FlowError::CountryNotAllowed);
     }
     let phone_key = store::phone_key(&client.client_id, phone.e164());
-    let now = now_epoch_secs();
-    let network = note_source(summary, client, request.source_ip.as_deref());
+    let now = app.clock.now();
+    let network = note_source(facts, client, request.source_ip.as_deref());
 
     let test_number = client.test_numbers.iter().any(|t| t.phone == phone.e164());
     let started = if test_number {
         // No SMS and no cost: no upstream call and no send limits; every use is logged.
-        summary.test_number = true;
+        facts.test_number = true;
         tracing::warn!(event = "sms_test_number_used", client_id = %client.client_id, phone = %phone.masked());
         AuthStarted {
             auth_req_id: format!("test-{}", crypto::new_token()),
@@ -142,37 +215,19 @@ pub async fn start(app: &App, request: StartRequest, summary: &mut Summary) -> R
             limits: client.limits.clone(),
             now,
         };
-        if let Err(limited) =
-            summary.store(app.store.reserve_send(&reservation)).await.map_err(store_error)?
-        {
-            summary.limit = Some(limited.limit.name());
-            return Err(ApiError::rate_limited(limited));
-        }
+        app.store.reserve_send(&reservation).await?.map_err(FlowError::RateLimited)?;
         let scope = request.scope.as_deref().or(client.scope.as_deref()).unwrap_or(FALLBACK_SCOPE);
-        let login_hint = phone.login_hint(server.login_hint_format);
-        let started = summary
-            .upstream(
-                UpstreamCall::Auth,
-                app.ciba.start(server, client, login_hint, scope, &client.sms_template),
-            )
-            .await
-            .inspect_err(|err| summary.upstream_status = err.status())?;
-        summary.upstream_status = Some(200);
-        if started.auth_req_id.is_empty() {
-            return Err(
-                UpstreamError::Failed { status: Some(200), reason: "empty auth_req_id".into() }.into()
-            );
-        }
-        started
+        send_sms(app, server, client, &phone, scope, facts).await?
     };
-    let flow_id = flow_id(&started.auth_req_id);
-    summary.flow_id = Some(flow_id.clone());
+    let auth_req_id = AuthReqId::new(started.auth_req_id);
+    let flow_id = flow_id(&auth_req_id);
+    facts.flow_id = Some(flow_id.clone());
 
-    let nonce = crypto::new_nonce();
+    let nonce = Nonce::new(crypto::new_nonce());
     let verification = Verification {
-        key: verification_key(&started.auth_req_id),
+        key: verification_key(auth_req_id.expose()),
         flow_id: flow_id.clone(),
-        nonce_digest: crypto::digest("nonce", &nonce),
+        nonce_digest: crypto::digest("nonce", nonce.expose()),
         client_id: client.client_id.clone(),
         server_id: server.id.clone(),
         phone: phone.e164().to_owned(),
@@ -186,58 +241,78 @@ pub async fn start(app: &App, request: StartRequest, summary: &mut Summary) -> R
         progress: Progress::AwaitingCode,
         lease: None,
     };
-    summary.store(app.store.put_verification(&verification)).await.map_err(store_error)?;
+    app.store.put_verification(&verification).await?;
 
-    Ok(Started { auth_server: server.into(), auth_req_id: AuthReqId::new(started.auth_req_id), nonce, flow_id })
+    Ok(Started { auth_server: server.into(), auth_req_id, nonce, flow_id })
+}
+
+/// Asks the upstream to send the SMS (CIBA authentication request with `channel=sms`).
+async fn send_sms(
+    app: &App,
+    server: &AuthServer,
+    client: &SmsClient,
+    phone: &PhoneNumber,
+    scope: &str,
+    facts: &mut Facts,
+) -> Result<AuthStarted, FlowError> {
+    let login_hint = phone.login_hint(server.login_hint_format);
+    let started = app
+        .ciba
+        .start(server, client, login_hint, scope, &client.sms_template)
+        .await
+        .inspect_err(|err| facts.upstream_status = err.status())?;
+    facts.upstream_status = Some(200);
+    if started.auth_req_id.is_empty() {
+        return Err(UpstreamError::Failed { status: Some(200), reason: "empty auth_req_id".into() }.into());
+    }
+    Ok(started)
 }
 
 /// `/sms/token`: verifies the code upstream and turns the verification into a session.
-pub async fn complete(
-    app: &App,
-    request: CompleteRequest,
-    summary: &mut Summary,
-) -> Result<Verified, ApiError> {
-    let (client, server) = client_and_server(app, &request.client_id, request.server_id.as_deref(), summary)?;
-    note_source(summary, client, request.source_ip.as_deref());
+pub async fn complete(app: &App, request: CompleteRequest) -> (Facts, Result<Verified, FlowError>) {
+    let mut facts = Facts::default();
+    let result = run_complete(app, request, &mut facts).await;
+    (facts, result)
+}
+
+async fn run_complete(app: &App, request: CompleteRequest, facts: &mut Facts) -> Result<Verified, FlowError> {
+    let (client, server) = client_and_server(app, &request.client_id, request.server_id.as_deref(), facts)?;
+    note_source(facts, client, request.source_ip.as_deref());
     let auth_req_id = &request.auth_req_id;
-    let key = verification_key(auth_req_id.expose());
-    summary.flow_id = Some(flow_id(auth_req_id.expose()));
+    facts.flow_id = Some(flow_id(auth_req_id));
 
     // 1. Claim the verification: it must exist, be alive, be this caller's, and be free.
     let budget = app.ciba.timeouts().token_budget;
-    let now = now_epoch_secs();
+    let now = app.clock.now();
     let lease = Lease { id: crypto::new_token(), until: now + budget.as_secs() + LEASE_MARGIN_SECS };
     let claim = Claim {
         client_id: client.client_id.clone(),
         server_id: server.id.clone(),
-        nonce_digest: crypto::digest("nonce", &request.nonce),
+        nonce_digest: crypto::digest("nonce", request.nonce.expose()),
         lease: lease.clone(),
         now,
         max_failures_per_phone: client.limits.max_failures_per_phone,
     };
     let verification =
-        match summary.store(app.store.claim_verification(&key, &claim)).await.map_err(store_error)? {
+        match app.store.claim_verification(&verification_key(auth_req_id.expose()), &claim).await? {
             ClaimOutcome::Claimed(verification) => verification,
-            ClaimOutcome::NotFound => return Err(ApiError::verification_not_found()),
-            ClaimOutcome::Busy { retry_after } => {
-                return Err(ApiError::verification_in_progress(retry_after));
-            }
-            ClaimOutcome::Exhausted => return Err(ApiError::too_many_attempts()),
+            ClaimOutcome::NotFound => return Err(FlowError::VerificationNotFound),
+            ClaimOutcome::Busy { retry_after } => return Err(FlowError::InProgress { retry_after }),
+            ClaimOutcome::Exhausted => return Err(FlowError::TooManyAttempts),
             ClaimOutcome::PhoneLocked { retry_after } => {
-                summary.limit = Some(Limit::PhoneLocked.name());
-                return Err(ApiError::rate_limited(RateLimited { limit: Limit::PhoneLocked, retry_after }));
+                return Err(FlowError::RateLimited(RateLimited { limit: Limit::PhoneLocked, retry_after }));
             }
         };
-    summary.phone_masked = Some(phone::mask(&verification.phone));
-    summary.country_code = phone::country_code_of(&verification.phone);
+    facts.phone_masked = Some(phone::mask(&verification.phone));
+    facts.country_code = phone::country_code_of(&verification.phone);
     let lifetime_left = std::time::Duration::from_secs(verification.expires_at.saturating_sub(now));
     let deadline = Instant::now() + budget.min(lifetime_left);
     let mut attempt =
-        Attempt { app, verification: &verification, lease_id: &lease.id, summary, access_token: None };
+        Attempt { app, verification: &verification, lease_id: &lease.id, facts, access_token: None };
 
     // 2.–4. The code, the token, the userinfo: upstream, or the test number's fixed code.
     let userinfo = if verification.test {
-        attempt.summary.test_number = true;
+        attempt.facts.test_number = true;
         verify_test_code(client, &verification, &request.code, &mut attempt).await?
     } else {
         verify_upstream(server, client, auth_req_id, &request.code, deadline, &mut attempt).await?
@@ -246,7 +321,7 @@ pub async fn complete(
     // 5. Consume the verification and create the session, in one atomic step.
     let session_token = SessionToken::new(crypto::new_token());
     let session_ttl_secs = app.config.session_ttl.as_secs();
-    let now = now_epoch_secs();
+    let now = app.clock.now();
     let UserInfo(claims) = userinfo;
     let session = Session {
         key: session_key(session_token.expose()),
@@ -258,9 +333,7 @@ pub async fn complete(
         verified_at: now,
         expires_at: now + session_ttl_secs,
     };
-    let completed =
-        attempt.summary.store(app.store.complete_verification(&verification, &lease.id, &session));
-    if let Err(err) = completed.await {
+    if let Err(err) = app.store.complete_verification(&verification, &lease.id, &session).await {
         return Err(attempt.completion_failed(auth_req_id, err).await);
     }
 
@@ -272,30 +345,28 @@ async fn verify_upstream(
     server: &AuthServer,
     client: &SmsClient,
     auth_req_id: &AuthReqId,
-    code: &str,
+    code: &OtpCode,
     deadline: Instant,
     attempt: &mut Attempt<'_>,
-) -> Result<UserInfo, ApiError> {
+) -> Result<UserInfo, FlowError> {
     let ciba = &attempt.app.ciba;
     let progress = attempt.verification.progress.clone();
 
     // 2. Submit the code, unless an earlier attempt already got it accepted.
     let mut ready_token = None;
     if progress == Progress::AwaitingCode {
-        let submitted = ciba.submit_code(server, auth_req_id, code, deadline);
-        match attempt.summary.upstream(UpstreamCall::Callback, submitted).await {
+        match ciba.submit_code(server, auth_req_id, code, deadline).await {
             Ok(()) => {}
             Err(err) if err.is_retryable() => return Err(attempt.pause(&Progress::AwaitingCode, err).await),
             // "No longer pending" may mean an earlier callback went through but its answer was
             // lost (a time-out): then the token is ready, and the user must not pay for our failure.
-            Err(err) if ends_upstream_request(&err) => {
-                let probe = ciba.token_once(server, client, auth_req_id, deadline);
-                match attempt.summary.upstream(UpstreamCall::Token, probe).await {
+            Err(err) if err.ends_request() => {
+                match ciba.token_once(server, client, auth_req_id, deadline).await {
                     Ok(token) => ready_token = Some(token),
-                    Err(_) => return Err(attempt.wrong_code(&err).await),
+                    Err(_) => return Err(attempt.wrong_code(true, err.status()).await),
                 }
             }
-            Err(err) => return Err(attempt.wrong_code(&err).await),
+            Err(err) => return Err(attempt.wrong_code(err.ends_request(), err.status()).await),
         }
     }
 
@@ -308,14 +379,13 @@ async fn verify_upstream(
                 // Sealed under this very auth_req_id, so it opens unless the record was altered.
                 None => {
                     attempt.discard().await;
-                    return Err(ApiError::verification_not_found());
+                    return Err(FlowError::VerificationNotFound);
                 }
             }
         }
         (None, _) => {
             let interval = attempt.verification.poll_interval_secs;
-            let token = ciba.token(server, client, auth_req_id, interval, deadline);
-            match attempt.summary.upstream(UpstreamCall::Token, token).await {
+            match ciba.token(server, client, auth_req_id, interval, deadline).await {
                 Ok(token) => token,
                 Err(err) => return Err(attempt.fail(&Progress::CodeAccepted, err).await),
             }
@@ -323,9 +393,7 @@ async fn verify_upstream(
     };
 
     // 4. Read what the upstream verified.
-    let userinfo =
-        attempt.summary.upstream(UpstreamCall::Userinfo, ciba.userinfo(server, &access_token, deadline));
-    let userinfo = match userinfo.await {
+    let userinfo = match ciba.userinfo(server, &access_token, deadline).await {
         Ok(userinfo) => userinfo,
         Err(err) => {
             let sealed = crypto::seal(auth_req_id.expose(), access_token.expose());
@@ -334,7 +402,7 @@ async fn verify_upstream(
     };
     if userinfo.phone_verified() == Some(false) {
         attempt.discard().await;
-        return Err(ApiError::phone_not_verified());
+        return Err(FlowError::PhoneNotVerified);
     }
     // Kept so a failed completion (step 5) can still be resumed.
     attempt.access_token = Some(access_token);
@@ -345,15 +413,14 @@ async fn verify_upstream(
 async fn verify_test_code(
     client: &SmsClient,
     verification: &Verification,
-    code: &str,
+    code: &OtpCode,
     attempt: &mut Attempt<'_>,
-) -> Result<UserInfo, ApiError> {
+) -> Result<UserInfo, FlowError> {
     let expected = client.test_numbers.iter().find(|t| t.phone == verification.phone);
     tracing::warn!(event = "sms_test_number_used", client_id = %client.client_id, flow_id = %verification.flow_id);
-    if !expected.is_some_and(|t| crypto::constant_time_eq(t.code.expose(), code)) {
-        let rejected =
-            UpstreamError::Rejected { status: 400, error: "invalid_code".into(), description: None };
-        return Err(attempt.wrong_code(&rejected).await);
+    if !expected.is_some_and(|t| crypto::constant_time_eq(t.code.expose(), code.expose())) {
+        // Logged as the upstream's 400 would be, so a test number's line reads like a real one.
+        return Err(attempt.wrong_code(false, Some(400)).await);
     }
     let mut claims = Map::new();
     claims.insert(
@@ -370,36 +437,24 @@ fn client_and_server<'a>(
     app: &'a App,
     client_id: &str,
     server_id: Option<&str>,
-    summary: &mut Summary,
-) -> Result<(&'a SmsClient, &'a AuthServer), ApiError> {
-    let client = app.config.sms_client(client_id).ok_or_else(ApiError::invalid_client)?;
-    summary.client_id = Some(client.client_id.clone());
-    let server = app.config.auth_server(server_id).ok_or_else(|| ApiError::unknown_server(server_id))?;
-    summary.server_id = Some(server.id.clone());
+    facts: &mut Facts,
+) -> Result<(&'a SmsClient, &'a AuthServer), FlowError> {
+    let client = app.config.sms_client(client_id).ok_or(FlowError::UnknownClient)?;
+    facts.client_id = Some(client.client_id.clone());
+    let server = app
+        .config
+        .auth_server(server_id)
+        .ok_or_else(|| FlowError::UnknownServer { server_id: server_id.map(str::to_owned) })?;
+    facts.server_id = Some(server.id.clone());
     Ok((client, server))
 }
 
-/// Logs the caller's network as a keyed digest (for the pumping query) and returns the network,
+/// Notes the caller's network as a keyed digest (for the pumping query) and returns the network,
 /// which the per-network limit counts.
-fn note_source(summary: &mut Summary, client: &SmsClient, source_ip: Option<&str>) -> Option<String> {
+fn note_source(facts: &mut Facts, client: &SmsClient, source_ip: Option<&str>) -> Option<String> {
     let network = source_ip.and_then(ip_bucket)?;
-    summary.source = Some(crypto::source_key(&client.client_secret, &network));
+    facts.source = Some(crypto::source_key(&client.client_secret, &network));
     Some(network)
-}
-
-pub fn store_error(err: StoreError) -> ApiError {
-    match err {
-        // Our lease ran out and another call took the verification over.
-        StoreError::LeaseLost => ApiError::verification_in_progress(1),
-        StoreError::Unavailable(reason) => {
-            tracing::error!(error = %reason, "state store unavailable");
-            ApiError::store_unavailable()
-        }
-    }
-}
-
-fn ends_upstream_request(err: &UpstreamError) -> bool {
-    matches!(err, UpstreamError::Rejected { error, .. } if ENDING_ERRORS.contains(&error.as_str()))
 }
 
 /// One `/sms/token` call holding the lease on a verification: the ways it can end early.
@@ -407,38 +462,35 @@ struct Attempt<'a> {
     app: &'a App,
     verification: &'a Verification,
     lease_id: &'a str,
-    summary: &'a mut Summary,
+    facts: &'a mut Facts,
     /// The upstream access token once redeemed (never for test numbers).
     access_token: Option<AccessToken>,
 }
 
 impl Attempt<'_> {
     /// The code was refused: count it (all attempts, if the upstream ended the request).
-    async fn wrong_code(&mut self, err: &UpstreamError) -> ApiError {
-        self.summary.upstream_status = err.status();
-        let ends = ends_upstream_request(err);
-        let store = &self.app.store;
-        let counted = self
-            .summary
-            .store(store.record_wrong_code(self.verification, self.lease_id, ends, now_epoch_secs()))
-            .await;
+    async fn wrong_code(&mut self, ends_request: bool, upstream_status: Option<u16>) -> FlowError {
+        self.facts.upstream_status = upstream_status;
+        let now = self.app.clock.now();
+        let counted =
+            self.app.store.record_wrong_code(self.verification, self.lease_id, ends_request, now).await;
         match counted {
             Ok(attempts_left) => {
-                self.summary.attempts_left = Some(attempts_left);
-                if attempts_left == 0 && !ends {
-                    ApiError::too_many_attempts()
+                self.facts.attempts_left = Some(attempts_left);
+                if attempts_left == 0 && !ends_request {
+                    FlowError::TooManyAttempts
                 } else {
-                    ApiError::invalid_code(attempts_left)
+                    FlowError::InvalidCode { attempts_left }
                 }
             }
-            Err(err) => store_error(err),
+            Err(err) => err.into(),
         }
     }
 
     /// A later step failed: keep the verification for a retry unless the upstream ended it.
-    async fn fail(&mut self, progress: &Progress, err: UpstreamError) -> ApiError {
-        if ends_upstream_request(&err) {
-            self.summary.upstream_status = err.status();
+    async fn fail(&mut self, progress: &Progress, err: UpstreamError) -> FlowError {
+        if err.ends_request() {
+            self.facts.upstream_status = err.status();
             self.discard().await;
             return err.into();
         }
@@ -446,28 +498,25 @@ impl Attempt<'_> {
     }
 
     /// Saves how far the flow got and releases the lease, so the same request can be retried.
-    async fn pause(&mut self, progress: &Progress, err: UpstreamError) -> ApiError {
-        self.summary.upstream_status = err.status();
+    async fn pause(&mut self, progress: &Progress, err: UpstreamError) -> FlowError {
+        self.facts.upstream_status = err.status();
         self.release(progress).await;
         tracing::warn!(error = %err, "upstream call failed; the verification is kept for a retry");
         err.into()
     }
 
     /// The final store step failed: keep the redeemed token so the retry can still finish.
-    async fn completion_failed(&mut self, auth_req_id: &AuthReqId, err: StoreError) -> ApiError {
+    async fn completion_failed(&mut self, auth_req_id: &AuthReqId, err: StoreError) -> FlowError {
         if let Some(token) = &self.access_token {
             let sealed = crypto::seal(auth_req_id.expose(), token.expose());
             self.release(&Progress::TokenIssued { sealed_access_token: sealed }).await;
         }
-        store_error(err)
+        err.into()
     }
 
     async fn release(&mut self, progress: &Progress) {
-        let store = &self.app.store;
-        let released = self
-            .summary
-            .store(store.release_verification(&self.verification.key, self.lease_id, progress))
-            .await;
+        let released =
+            self.app.store.release_verification(&self.verification.key, self.lease_id, progress).await;
         if let Err(err) = released {
             // The lease still expires on its own, after which a retry resumes from the last save.
             tracing::warn!(error = %err, "could not release the verification lease");
@@ -475,10 +524,7 @@ impl Attempt<'_> {
     }
 
     async fn discard(&mut self) {
-        let store = &self.app.store;
-        if let Err(err) =
-            self.summary.store(store.discard_verification(&self.verification.key, self.lease_id)).await
-        {
+        if let Err(err) = self.app.store.discard_verification(&self.verification.key, self.lease_id).await {
             tracing::warn!(error = %err, "could not discard an ended verification");
         }
     }

@@ -2,7 +2,7 @@
 //! stdout, which CloudWatch Logs turns into metrics without any API call from the function.
 //!
 //! Dimensions are bounded: the endpoint and the outcome (a success word or one of the API's
-//! error codes), never a phone, an IP or an id. The namespace comes from `METRICS_NAMESPACE`
+//! error codes, see [`crate::outcome`]), never a phone, an IP or an id. The namespace comes from `METRICS_NAMESPACE`
 //! (default `SmsVerify`).
 
 use std::{
@@ -15,40 +15,10 @@ use std::{
 
 use serde_json::{Value, json};
 
-use crate::telemetry::Timings;
+pub use crate::outcome::bounded_outcome;
+use crate::timings::Timings;
 
 pub const DEFAULT_NAMESPACE: &str = "SmsVerify";
-
-/// Outcomes that may become a dimension value; anything else (an upstream's own error code) is
-/// counted as `upstream_rejected`, so the number of metric series stays bounded.
-const KNOWN_OUTCOMES: &[&str] = &[
-    "sent",
-    "verified",
-    "logged",
-    "read",
-    "logged_out",
-    "listed",
-    "unauthorized",
-    "not_found",
-    "method_not_allowed",
-    "invalid_request",
-    "invalid_phone_number",
-    "unknown_server",
-    "invalid_client",
-    "verification_not_found",
-    "invalid_code",
-    "too_many_attempts",
-    "verification_in_progress",
-    "phone_not_verified",
-    "country_not_allowed",
-    "payload_too_large",
-    "unsupported_media_type",
-    "rate_limited",
-    "upstream_error",
-    "upstream_timeout",
-    "service_unavailable",
-    "internal_error",
-];
 
 static ENABLED: AtomicBool = AtomicBool::new(false);
 
@@ -66,11 +36,6 @@ fn namespace() -> &'static str {
             .filter(|n| !n.trim().is_empty())
             .unwrap_or(DEFAULT_NAMESPACE.into())
     })
-}
-
-/// The dimension value for an outcome.
-pub fn bounded_outcome(outcome: &str) -> &str {
-    KNOWN_OUTCOMES.iter().find(|known| **known == outcome).copied().unwrap_or("upstream_rejected")
 }
 
 /// The EMF document for one request: `Requests` (Count) and `Duration` (Milliseconds), by
@@ -174,12 +139,5 @@ mod tests {
             .collect();
         assert_eq!(names, ["Requests", "Duration"]);
         assert!(line.get("StoreDuration").is_none() && line.get("UpstreamDuration").is_none());
-    }
-
-    #[test]
-    fn outcomes_are_bounded() {
-        assert_eq!(bounded_outcome("verified"), "verified");
-        assert_eq!(bounded_outcome("rate_limited"), "rate_limited");
-        assert_eq!(bounded_outcome("some_upstream_code"), "upstream_rejected");
     }
 }

@@ -11,6 +11,12 @@ use std::{
     time::Instant,
 };
 
+use crate::{
+    flow::Facts,
+    outcome::Success,
+    timings::{Timings, elapsed_ms},
+};
+
 use tracing_subscriber::{
     EnvFilter,
     filter::LevelFilter,
@@ -49,132 +55,49 @@ pub fn json_lines() -> SubscriberBuilder<JsonFields, Format<Json>> {
 /// True until the first request of this process has started: the cold-start flag.
 static FIRST_REQUEST: AtomicBool = AtomicBool::new(true);
 
-/// An upstream call the flow makes; each has its own duration field on the summary line.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum UpstreamCall {
-    /// The CIBA authentication request that sends the SMS (`upstream_auth_ms`).
-    Auth,
-    /// The SMS callback carrying the code (`upstream_callback_ms`).
-    Callback,
-    /// The token request, polling included (`upstream_token_ms`).
-    Token,
-    /// The userinfo request (`upstream_userinfo_ms`).
-    Userinfo,
-}
-
-/// Where a request spent its time outside our own code. Milliseconds, summed over calls.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Timings {
-    pub store_ms: f64,
-    pub upstream_auth_ms: Option<f64>,
-    pub upstream_callback_ms: Option<f64>,
-    pub upstream_token_ms: Option<f64>,
-    pub upstream_userinfo_ms: Option<f64>,
-}
-
-impl Timings {
-    fn upstream_slot(&mut self, call: UpstreamCall) -> &mut Option<f64> {
-        match call {
-            UpstreamCall::Auth => &mut self.upstream_auth_ms,
-            UpstreamCall::Callback => &mut self.upstream_callback_ms,
-            UpstreamCall::Token => &mut self.upstream_token_ms,
-            UpstreamCall::Userinfo => &mut self.upstream_userinfo_ms,
-        }
-    }
-
-    /// All upstream time of the request; `None` when it made no upstream call.
-    pub fn upstream_ms(&self) -> Option<f64> {
-        [self.upstream_auth_ms, self.upstream_callback_ms, self.upstream_token_ms, self.upstream_userinfo_ms]
-            .into_iter()
-            .flatten()
-            .reduce(|a, b| a + b)
-    }
-}
-
-/// What one request did, gathered as the flow runs and logged once at the end.
+/// One request's log line, opened when the request arrives and written once at the end, from
+/// the outcome and the flow's [`Facts`] (see [`crate::api`]'s `handle`).
 #[derive(Debug)]
-pub struct Summary {
+pub struct RequestLog {
     endpoint: &'static str,
     started: Instant,
     cold_start: bool,
-    pub flow_id: Option<String>,
-    pub client_id: Option<String>,
-    pub server_id: Option<String>,
-    pub phone_masked: Option<String>,
-    /// The phone's country calling code (44 for +44…): what conversion is grouped by.
-    pub country_code: Option<u16>,
-    /// A keyed digest of the caller's network (see [`crate::crypto::source_key`]): groups the
-    /// starts of one source for the pumping query without logging its address.
-    pub source: Option<String>,
-    /// Which limit refused the request.
-    pub limit: Option<&'static str>,
-    /// Set for a configured test number.
-    pub test_number: bool,
-    pub upstream_status: Option<u16>,
-    pub attempts_left: Option<u32>,
-    pub request_id: Option<String>,
-    pub timings: Timings,
+    request_id: Option<String>,
 }
 
-impl Summary {
-    pub fn new(endpoint: &'static str) -> Self {
+impl RequestLog {
+    pub fn start(endpoint: &'static str, request_id: Option<String>) -> Self {
         Self {
             endpoint,
             started: Instant::now(),
             cold_start: FIRST_REQUEST.swap(false, Ordering::Relaxed),
-            flow_id: None,
-            client_id: None,
-            server_id: None,
-            phone_masked: None,
-            country_code: None,
-            source: None,
-            limit: None,
-            test_number: false,
-            upstream_status: None,
-            attempts_left: None,
-            request_id: None,
-            timings: Timings::default(),
+            request_id,
         }
     }
 
-    /// Runs one state-store call, adding its duration to `store_ms`.
-    pub async fn store<T>(&mut self, call: impl Future<Output = T>) -> T {
-        let started = Instant::now();
-        let result = call.await;
-        self.timings.store_ms += elapsed_ms(started);
-        result
-    }
-
-    /// Runs one upstream call, adding its duration to that call's field.
-    pub async fn upstream<T>(&mut self, which: UpstreamCall, call: impl Future<Output = T>) -> T {
-        let started = Instant::now();
-        let result = call.await;
-        *self.timings.upstream_slot(which).get_or_insert(0.0) += elapsed_ms(started);
-        result
-    }
-
-    /// Logs the line. `outcome` is the success word (`sent`, `verified`, `logged`, ...) or, for a
-    /// failure (`status` ≥ 400), the error code, which is then also the `error` field.
-    pub fn emit(&self, status: u16, outcome: &str) {
+    /// Logs the summary line and its metrics. `outcome` is the success word (`sent`,
+    /// `verified`, ...) or, for a failure (`status` ≥ 400), the error code, which is then also the
+    /// `error` field; `limit` names the limit that refused it.
+    pub fn emit(&self, status: u16, outcome: &str, limit: Option<&str>, facts: &Facts, timings: &Timings) {
         let event = format!("{}_{}", self.endpoint, outcome);
         let duration_ms = elapsed_ms(self.started);
-        let t = &self.timings;
+        let t = timings;
         tracing::info!(
             event,
             endpoint = self.endpoint,
             outcome,
             status,
             error = (status >= 400).then_some(outcome),
-            flow_id = self.flow_id.as_deref(),
-            client_id = self.client_id.as_deref(),
-            server_id = self.server_id.as_deref(),
-            phone = self.phone_masked.as_deref(),
-            country_code = self.country_code,
-            source = self.source.as_deref(),
-            limit = self.limit,
-            test_number = self.test_number.then_some(true),
-            upstream_status = self.upstream_status,
-            attempts_left = self.attempts_left,
+            flow_id = facts.flow_id.as_deref(),
+            client_id = facts.client_id.as_deref(),
+            server_id = facts.server_id.as_deref(),
+            phone = facts.phone_masked.as_deref(),
+            country_code = facts.country_code,
+            source = facts.source.as_deref(),
+            limit,
+            test_number = facts.test_number.then_some(true),
+            upstream_status = facts.upstream_status,
+            attempts_left = facts.attempts_left,
             request_id = self.request_id.as_deref(),
             cold_start = self.cold_start,
             duration_ms = round_ms(duration_ms),
@@ -185,30 +108,27 @@ impl Summary {
             upstream_token_ms = t.upstream_token_ms.map(round_ms),
             upstream_userinfo_ms = t.upstream_userinfo_ms.map(round_ms),
         );
-        crate::metrics::record_request(self.endpoint, outcome, duration_ms, t);
+        crate::metrics::record_request(self.endpoint, outcome, duration_ms, timings);
     }
 
     /// Logs a `/sms/log` request: the client's (already sanitised) data as one `sms_client_log`
     /// line, with the flow id when the client sent it.
-    pub fn emit_client_log(&self, data: &str) {
+    pub fn emit_client_log(&self, flow_id: Option<&str>, data: &str, timings: &Timings) {
         let duration_ms = elapsed_ms(self.started);
+        let outcome = Success::Logged.as_str();
         tracing::info!(
             event = "sms_client_log",
             endpoint = self.endpoint,
-            outcome = "logged",
+            outcome,
             status = 200,
-            flow_id = self.flow_id.as_deref(),
+            flow_id,
             request_id = self.request_id.as_deref(),
             cold_start = self.cold_start,
             duration_ms = round_ms(duration_ms),
             data,
         );
-        crate::metrics::record_request(self.endpoint, "logged", duration_ms, &self.timings);
+        crate::metrics::record_request(self.endpoint, outcome, duration_ms, timings);
     }
-}
-
-fn elapsed_ms(since: Instant) -> f64 {
-    since.elapsed().as_secs_f64() * 1000.0
 }
 
 /// Microsecond precision is plenty for a log line, and keeps it short.

@@ -192,9 +192,14 @@ async fn user_info_events_read_the_verified_session_back() {
     let (sandbox, app) = setup().await;
     let session = verified_session(&sandbox, &app).await;
     for name in ["user-info.json", "user-info-cookie.json"] {
-        let response = api::user_info(&app.config, app.store.as_ref(), with_session(event(name), &session))
-            .await
-            .unwrap();
+        let response = api::user_info(
+            &app.config,
+            app.store.as_ref(),
+            app.clock.as_ref(),
+            with_session(event(name), &session),
+        )
+        .await
+        .unwrap();
         assert_eq!(response.status(), 200, "{name}");
         assert_eq!(header(&response, header::CACHE_CONTROL), "no-store");
         let body = body_json(&response);
@@ -220,7 +225,8 @@ async fn user_info_finds_the_session_among_duplicate_cookies() {
     let mut request = event("user-info-cookie.json");
     let cookies = format!("sms_session=stale; theme=dark; sms_session={session}");
     request.headers_mut().insert(header::COOKIE, cookies.parse().unwrap());
-    let response = api::user_info(&app.config, app.store.as_ref(), request).await.unwrap();
+    let response =
+        api::user_info(&app.config, app.store.as_ref(), app.clock.as_ref(), request).await.unwrap();
     assert_eq!(response.status(), 200);
 }
 
@@ -229,18 +235,22 @@ async fn user_info_without_a_live_session_is_401() {
     let (_sandbox, app) = setup().await;
     // As shipped, the events carry a well-formed token no session has.
     for name in ["user-info.json", "user-info-cookie.json"] {
-        let response = api::user_info(&app.config, app.store.as_ref(), event(name)).await.unwrap();
+        let response =
+            api::user_info(&app.config, app.store.as_ref(), app.clock.as_ref(), event(name)).await.unwrap();
         assert_invalid_session(&response);
     }
     let mut missing = event("user-info.json");
     missing.headers_mut().remove(header::AUTHORIZATION);
-    assert_no_session(&api::user_info(&app.config, app.store.as_ref(), missing).await.unwrap());
+    assert_no_session(
+        &api::user_info(&app.config, app.store.as_ref(), app.clock.as_ref(), missing).await.unwrap(),
+    );
     for malformed in ["Bearer", "Bearer short", "Basic dXNlcjpwYXNz", "Bearer a\u{7f}b"] {
         let mut request = event("user-info.json");
         if let Ok(value) = malformed.parse() {
             request.headers_mut().insert(header::AUTHORIZATION, value);
         }
-        let response = api::user_info(&app.config, app.store.as_ref(), request).await.unwrap();
+        let response =
+            api::user_info(&app.config, app.store.as_ref(), app.clock.as_ref(), request).await.unwrap();
         assert_eq!(response.status(), 401, "{malformed:?}");
     }
 }
@@ -256,10 +266,14 @@ async fn user_logout_event_ends_the_session() {
     assert!(response.body().is_empty());
     let cookie = header(&response, header::SET_COOKIE);
     assert!(cookie.starts_with("sms_session=;") && cookie.contains("Max-Age=0"), "{cookie}");
-    let after =
-        api::user_info(&app.config, app.store.as_ref(), with_session(event("user-info.json"), &session))
-            .await
-            .unwrap();
+    let after = api::user_info(
+        &app.config,
+        app.store.as_ref(),
+        app.clock.as_ref(),
+        with_session(event("user-info.json"), &session),
+    )
+    .await
+    .unwrap();
     assert_invalid_session(&after);
     // A value that can be no session ends nothing, and its cookie is cleared all the same.
     let mut corrupt = event("user-logout.json");

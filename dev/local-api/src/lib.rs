@@ -19,7 +19,10 @@ use axum::{
 use base64::{Engine, engine::general_purpose::STANDARD};
 use lambda_http::{Body, Response};
 use serde_json::{Map, Value, json};
-use shared::{App, api, error::ApiError};
+use shared::{
+    App, api,
+    error::{ApiError, ErrorCode},
+};
 use tokio::net::TcpListener;
 use tower_http::services::ServeDir;
 
@@ -60,7 +63,12 @@ pub fn router(app: Shared) -> Router {
         )
         .route(
             "/user/info",
-            get(lambda_route!("GET /user/info", |app, r| api::user_info(&app.config, app.store.as_ref(), r))),
+            get(lambda_route!("GET /user/info", |app, r| api::user_info(
+                &app.config,
+                app.store.as_ref(),
+                app.clock.as_ref(),
+                r
+            ))),
         )
         .route(
             "/user/logout",
@@ -102,8 +110,7 @@ async fn to_lambda(
     lambda_http::request::from_str(&event.to_string()).map_err(|err| {
         tracing::error!(error = %err, "local-api built an event lambda_http cannot read");
         to_axum(api::api_error_response(&ApiError::new(
-            500,
-            "internal_error",
+            ErrorCode::InternalError,
             "local-api could not translate the request",
         )))
     })
@@ -186,7 +193,7 @@ fn respond(result: Result<Response<Body>, lambda_http::Error>) -> AxumResponse {
         Err(err) => {
             // The handlers map every failure to a response; this is a bug, answered as Lambda would.
             tracing::error!(error = %err, "handler returned an error");
-            to_axum(api::api_error_response(&ApiError::new(500, "internal_error", "internal error")))
+            to_axum(api::api_error_response(&ApiError::internal_error()))
         }
     }
 }

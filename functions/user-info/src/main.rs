@@ -2,7 +2,7 @@
 //! client titles) and read access to the table; no client secret and no upstream.
 
 use lambda_http::{Error, Request, run, service_fn};
-use shared::{app::session_store_from_env, config::Config};
+use shared::{app::session_store_from_env, clock::SystemClock, config::Config};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -10,8 +10,8 @@ async fn main() -> Result<(), Error> {
     let config = Config::from_env_without_secrets().inspect_err(shared::telemetry::startup_failed)?;
     let store = session_store_from_env().inspect_err(shared::telemetry::startup_failed)?;
     let (config, store) = (&config, &store);
-    run(service_fn(
-        move |request: Request| async move { shared::api::user_info(config, store, request).await },
-    ))
+    run(service_fn(move |request: Request| async move {
+        shared::api::user_info(config, store, &SystemClock, request).await
+    }))
     .await
 }

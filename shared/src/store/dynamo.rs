@@ -105,8 +105,8 @@ use super::{
     Claim, ClaimOutcome, Lease, PhoneRecord, Progress, SendReservation, Session, StateStore, StoreError,
     Verification, judge_claim, judge_reservation,
 };
-use crate::app::StartupError;
 use crate::limits::{DAY_SECS, HOUR_SECS, Limits, PhoneCounters, RateLimited, window_index};
+use crate::startup::StartupError;
 
 type Item = HashMap<String, AttributeValue>;
 
