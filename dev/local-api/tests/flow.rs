@@ -183,7 +183,7 @@ async fn expired_verification_is_not_found(store: StoreKind) {
     let system = System::start_with(store, SandboxConfig { expires_in: 1, ..sandbox_config() }, |_| {}).await;
     let started = system.start_verification(PHONE).await;
     let code = system.code_for(PHONE);
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    system.clock.advance(Duration::from_secs(2));
     let reply = system.token(&started, &code).await;
     assert_eq!((reply.status.as_u16(), reply.error().as_str()), (404, "verification_not_found"));
     assert_eq!(system.sandbox.stats().requests.callback, 0);

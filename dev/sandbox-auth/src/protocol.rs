@@ -1,6 +1,7 @@
 //! The four upstream endpoints (CIBA auth, SMS callback, token, userinfo) plus discovery,
-//! as described in /work/shared/reference/protocol.md. Strict on purpose: anything the real
-//! server might reject is rejected here, so the backend cannot come to depend on leniency.
+//! as described in the team's reference `../shared/reference/protocol.md` (the folder beside the
+//! repository). Strict on purpose: anything the real server might reject is rejected here, so
+//! the backend cannot come to depend on leniency.
 
 use std::collections::HashSet;
 use std::sync::Arc;

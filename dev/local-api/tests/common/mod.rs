@@ -24,6 +24,7 @@ use sandbox_auth::{Sandbox, SandboxConfig};
 use serde_json::{Value, json};
 use shared::{
     App,
+    clock::ManualClock,
     config::Config,
     store::{DynamoStore, MemoryStore, StateStore},
 };
@@ -60,6 +61,8 @@ pub struct System {
     pub http: reqwest::Client,
     /// The DynamoDB store's table and the number of DynamoDB calls made so far (Dynamo only).
     pub dynamo: Option<(DynamoStore, DynamoCalls)>,
+    /// The API's clock: a test moves it to see expiry and limit windows pass, without waiting.
+    pub clock: Arc<ManualClock>,
     _stop: oneshot::Sender<()>,
 }
 
@@ -188,14 +191,15 @@ impl System {
         let mut config = service_config(&sandbox.url());
         tweak(&mut config);
         let config = Config::parse(&config.to_string(), None).expect("valid test config");
-        let app = Arc::new(App::new(config, store).expect("app"));
+        let clock = Arc::new(ManualClock::new());
+        let app = Arc::new(App::with_clock(config, store, clock.clone()).expect("app"));
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = oneshot::channel();
         tokio::spawn(local_api::serve(listener, app, async {
             let _ = stopped.await;
         }));
-        Self { sandbox, base, http: reqwest::Client::new(), dynamo: None, _stop: stop }
+        Self { sandbox, base, http: reqwest::Client::new(), dynamo: None, clock, _stop: stop }
     }
 
     pub async fn post_raw(&self, path: &str, content_type: &str, body: impl Into<reqwest::Body>) -> Reply {
