@@ -12,7 +12,7 @@ use crate::{
     config::{Config, env_var},
     secret::ClientSecret,
     startup::StartupError,
-    store::{DynamoStore, StateStore},
+    store::{DynamoStore, StateStore, Timed},
 };
 
 pub struct App {
@@ -35,6 +35,8 @@ impl App {
         clock: Arc<dyn Clock>,
     ) -> Result<Self, StartupError> {
         let ciba = CibaClient::new(config.upstream)?;
+        // Every store call of the flow is timed for the request's log line (see crate::timings).
+        let store = Arc::new(Timed(store));
         Ok(Self { config, ciba, store, clock })
     }
 

@@ -189,7 +189,8 @@ fn no_comment_holds_a_machine_path() {
 #[test]
 fn openapi_documents_exactly_the_error_codes() {
     let spec = fs::read_to_string(repo().join("openapi.yaml")).unwrap();
-    let start = spec.find("The stable, machine-readable code to switch on:").expect("the Error schema's list");
+    let start =
+        spec.find("The stable, machine-readable code to switch on:").expect("the Error schema's list");
     let end = start + spec[start..].find("or an auth server's own").expect("the end of the list");
     let listed: BTreeSet<&str> = spec[start..end].split('`').skip(1).step_by(2).collect();
     let ours: BTreeSet<&str> = ErrorCode::ALL.iter().map(|code| code.as_str()).collect();

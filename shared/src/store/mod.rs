@@ -15,6 +15,7 @@
 
 pub mod dynamo;
 pub mod memory;
+mod timed;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -29,6 +30,7 @@ use crate::{
 
 pub use dynamo::DynamoStore;
 pub use memory::MemoryStore;
+pub use timed::Timed;
 
 /// Seconds since the Unix epoch: the unit of every `*_at` field (and of DynamoDB's TTL).
 pub fn now_epoch_secs() -> u64 {

@@ -1,0 +1,70 @@
+//! A store that charges the time of every call to the request being served (see
+//! [`crate::timings`]), around any other store: what [`crate::App`] holds, so the flow's store
+//! calls are timed without the flow knowing.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use super::{Claim, ClaimOutcome, Progress, SendReservation, Session, StateStore, StoreError, Verification};
+use crate::{limits::RateLimited, timings::store_call};
+
+pub struct Timed(pub Arc<dyn StateStore>);
+
+#[async_trait]
+impl StateStore for Timed {
+    async fn reserve_send(
+        &self,
+        reservation: &SendReservation,
+    ) -> Result<Result<(), RateLimited>, StoreError> {
+        store_call(self.0.reserve_send(reservation)).await
+    }
+
+    async fn put_verification(&self, verification: &Verification) -> Result<(), StoreError> {
+        store_call(self.0.put_verification(verification)).await
+    }
+
+    async fn claim_verification(&self, key: &str, claim: &Claim) -> Result<ClaimOutcome, StoreError> {
+        store_call(self.0.claim_verification(key, claim)).await
+    }
+
+    async fn record_wrong_code(
+        &self,
+        verification: &Verification,
+        lease_id: &str,
+        ends_verification: bool,
+        now: u64,
+    ) -> Result<u32, StoreError> {
+        store_call(self.0.record_wrong_code(verification, lease_id, ends_verification, now)).await
+    }
+
+    async fn release_verification(
+        &self,
+        key: &str,
+        lease_id: &str,
+        progress: &Progress,
+    ) -> Result<(), StoreError> {
+        store_call(self.0.release_verification(key, lease_id, progress)).await
+    }
+
+    async fn discard_verification(&self, key: &str, lease_id: &str) -> Result<(), StoreError> {
+        store_call(self.0.discard_verification(key, lease_id)).await
+    }
+
+    async fn complete_verification(
+        &self,
+        verification: &Verification,
+        lease_id: &str,
+        session: &Session,
+    ) -> Result<(), StoreError> {
+        store_call(self.0.complete_verification(verification, lease_id, session)).await
+    }
+
+    async fn get_session(&self, key: &str, now: u64) -> Result<Option<Session>, StoreError> {
+        store_call(self.0.get_session(key, now)).await
+    }
+
+    async fn delete_session(&self, key: &str) -> Result<(), StoreError> {
+        store_call(self.0.delete_session(key)).await
+    }
+}
