@@ -1,7 +1,7 @@
 //! The service's configuration: the seed's JSON shape, validated once at cold start.
 //!
 //! The file keeps the seed's keys (`realm`, `auth_servers`, top-level `client_id`/`client_secret`,
-//! `clients[]`) so an existing `config/default.json` loads as it is; everything this service adds
+//! `clients[]`) so the seed project's `config/default.json` loads as it is; everything this service adds
 //! is optional with a default. Parsing turns the raw file into [`Config`], where every SMS client
 //! has its effective credentials and every auth server its four endpoint URLs, so no request ever
 //! has to deal with a half-configured value.
@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use crate::{
     limits::{Limits, RawLimits},
-    phone::PhoneNumber,
+    phone::{LoginHintFormat, PhoneNumber},
     secret::{ClientSecret, OtpCode},
 };
 
@@ -28,18 +28,6 @@ pub const FALLBACK_SCOPE: &str = "openid";
 pub const MAX_VERIFICATION_TTL_SECS: u64 = 600;
 /// API Gateway ends every integration after 30 s; the token step must finish well before.
 const API_GATEWAY_LIMIT: Duration = Duration::from_secs(30);
-
-/// How the phone number is written in the upstream `login_hint`.
-///
-/// IPification's own clients send digits only; the seed documents E.164. Which one the upstream
-/// accepts is unconfirmed (protocol.md), so it is a per-server setting.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LoginHintFormat {
-    #[default]
-    Digits,
-    E164,
-}
 
 /// One upstream auth server with its resolved endpoint URLs.
 #[derive(Clone, Debug)]
@@ -95,7 +83,6 @@ pub struct UpstreamTimeouts {
 
 #[derive(Clone, Debug)]
 pub struct Config {
-    pub realm: String,
     /// In file order; the first is the default when a request names no `server_id`.
     pub auth_servers: Vec<AuthServer>,
     pub sms_clients: Vec<SmsClient>,
@@ -181,6 +168,7 @@ impl ConfigError {
 
 #[derive(Deserialize)]
 struct RawConfig {
+    /// The Keycloak realm: checked, and used only to build the default endpoint URLs.
     realm: String,
     #[serde(default)]
     auth_servers: Vec<RawAuthServer>,
@@ -307,6 +295,7 @@ impl RawConfig {
             .map_err(|e| ConfigError::new(format!("config is not valid JSON of the expected shape: {e}")))
     }
 
+    /// Checks every section, collecting every problem before giving up, in file order.
     fn validate(
         self,
         secret_override: Option<ClientSecret>,
@@ -314,154 +303,245 @@ impl RawConfig {
     ) -> Result<Config, ConfigError> {
         let mut problems = Vec::new();
 
-        if self.realm.trim().is_empty() || self.realm.contains('/') {
-            problems
-                .push("`realm` must be a non-empty name without '/' (usually \"ipification\")".to_owned());
-        }
-
-        if self.auth_servers.is_empty() {
-            problems.push("`auth_servers` must list at least one server as {\"id\", \"url\"}".to_owned());
-        }
-        let mut server_ids = HashSet::new();
-        let mut auth_servers = Vec::new();
-        for (i, server) in self.auth_servers.into_iter().enumerate() {
-            let at = format!("auth_servers[{i}]");
-            if server.id.trim().is_empty() {
-                problems.push(format!("`{at}.id` must not be empty"));
-            } else if !server_ids.insert(server.id.clone()) {
-                problems.push(format!("`{at}.id` \"{}\" is used twice", server.id));
-            }
-            match resolve_endpoints(&server, &self.realm) {
-                Ok(endpoints) => auth_servers.push(AuthServer {
-                    id: server.id,
-                    url: server.url,
-                    endpoints,
-                    login_hint_format: server.login_hint_format,
-                }),
-                Err(why) => problems.push(format!("`{at}`: {why}")),
-            }
-        }
-
-        let default_secret = secret_override.or(self.client_secret);
-        let default_limits = self.limits.over(&Limits::default());
-        problems.extend(default_limits.problems("limits"));
-        let mut client_ids = HashSet::new();
-        let mut sms_clients = Vec::new();
-        for (i, client) in self.clients.into_iter().enumerate() {
-            if client.user_flow != SMS_USER_FLOW {
-                continue;
-            }
-            let at = format!("clients[{i}]");
-            let Some(client_id) =
-                client.client_id.or_else(|| self.client_id.clone()).filter(|id| !id.is_empty())
-            else {
-                problems.push(format!("`{at}` has no `client_id` and there is no top-level `client_id`"));
-                continue;
-            };
-            if !client_ids.insert(client_id.clone()) {
-                problems.push(format!("`{at}`: client_id \"{client_id}\" is used by two pvn_sms clients"));
-            }
-            let client_secret = match (client.client_secret.or_else(|| default_secret.clone()), secrets) {
-                (Some(secret), _) => Some(secret),
-                (None, Secrets::NotNeeded) => Some(ClientSecret::new("")),
-                (None, Secrets::Needed) => None,
-            };
-            let Some(client_secret) = client_secret else {
-                problems.push(format!(
-                    "`{at}` has no `client_secret`: set it on the client, as top-level `client_secret`, or in the CLIENT_SECRET environment variable"
-                ));
-                continue;
-            };
-            let sms_template = client.sms_template.unwrap_or_else(|| DEFAULT_SMS_TEMPLATE.to_owned());
-            if !sms_template.contains(CODE_PLACEHOLDER) {
-                problems.push(format!("`{at}.sms_template` must contain {CODE_PLACEHOLDER}"));
-            }
-            let limits = client.limits.unwrap_or_default().over(&default_limits);
-            problems.extend(limits.problems(&format!("{at}.limits")));
-            let allowed_countries = client
-                .allowed_countries
-                .map(|countries| countries.iter().map(|c| c.trim().to_ascii_uppercase()).collect::<Vec<_>>());
-            if let Some(countries) = &allowed_countries
-                && (countries.is_empty()
-                    || countries.iter().any(|c| c.len() != 2 || !c.bytes().all(|b| b.is_ascii_uppercase())))
-            {
-                problems.push(format!(
-                    "`{at}.allowed_countries` must list ISO 3166-1 alpha-2 codes such as \"GB\" (leave it out to allow all)"
-                ));
-            }
-            if client.test_numbers.len() > MAX_TEST_NUMBERS {
-                problems.push(format!("`{at}.test_numbers` may list at most {MAX_TEST_NUMBERS} numbers"));
-            }
-            if !client.test_numbers.is_empty() && !self.test_numbers_enabled {
-                problems.push(format!(
-                    "`{at}.test_numbers` is set but `test_numbers_enabled` is not true (test numbers are refused unless enabled)"
-                ));
-            }
-            let mut test_numbers = Vec::new();
-            for (j, test) in client.test_numbers.into_iter().enumerate() {
-                let here = format!("{at}.test_numbers[{j}]");
-                match PhoneNumber::parse(&test.phone) {
-                    Ok(phone) => test_numbers.push(TestNumber {
-                        phone: phone.e164().to_owned(),
-                        code: OtpCode::new(test.code.clone()),
-                    }),
-                    Err(why) => problems.push(format!("`{here}.phone`: {why}")),
-                }
-                if !is_code(&test.code) {
-                    problems.push(format!("`{here}.code` must be 4 to 10 digits"));
-                }
-            }
-            sms_clients.push(SmsClient {
-                client_id,
-                client_secret,
-                title: client.title.unwrap_or_else(|| "SMS Phone Number Verification".to_owned()),
-                scope: client.scope.filter(|s| !s.trim().is_empty()),
-                sms_template,
-                limits,
-                allowed_countries,
-                test_numbers,
-            });
-        }
-        if sms_clients.is_empty() && problems.is_empty() {
-            problems.push(format!(
-                "`clients` has no client with \"user_flow\": \"{SMS_USER_FLOW}\"; the SMS endpoints need one"
-            ));
-        }
-
-        if self.session_ttl_secs < 60 || self.session_ttl_secs > 30 * 86_400 {
-            problems.push("`session_ttl_secs` must be between 60 and 2592000 (30 days)".to_owned());
-        }
-        let upstream = UpstreamTimeouts {
-            connect: Duration::from_millis(self.upstream.connect_timeout_ms),
-            request: Duration::from_millis(self.upstream.request_timeout_ms),
-            token_budget: Duration::from_millis(self.upstream.token_budget_ms),
+        check_realm(&self.realm, &mut problems);
+        let auth_servers = validate_auth_servers(self.auth_servers, &self.realm, &mut problems);
+        let defaults = ClientDefaults {
+            client_id: self.client_id,
+            client_secret: secret_override.or(self.client_secret),
+            limits: validate_default_limits(&self.limits, &mut problems),
+            test_numbers_enabled: self.test_numbers_enabled,
+            secrets,
         };
-        if upstream.connect.is_zero() || upstream.request.is_zero() || upstream.token_budget.is_zero() {
-            problems.push("`upstream` timeouts must be greater than 0".to_owned());
-        }
-        if upstream.connect > upstream.request {
-            problems.push(
-                "`upstream.connect_timeout_ms` must not exceed `upstream.request_timeout_ms`".to_owned(),
-            );
-        }
-        if upstream.token_budget >= API_GATEWAY_LIMIT {
-            problems.push(format!(
-                "`upstream.token_budget_ms` must be below API Gateway's {} s limit (and below the Lambda timeout)",
-                API_GATEWAY_LIMIT.as_secs()
-            ));
-        }
+        let sms_clients = validate_sms_clients(self.clients, &defaults, &mut problems);
+        let session_ttl = validate_session_ttl(self.session_ttl_secs, &mut problems);
+        let upstream = validate_upstream(&self.upstream, &mut problems);
 
         if !problems.is_empty() {
             return Err(ConfigError::new(problems.join("; ")));
         }
-        Ok(Config {
-            realm: self.realm,
-            auth_servers,
-            sms_clients,
-            session_ttl: Duration::from_secs(self.session_ttl_secs),
-            upstream,
-        })
+        Ok(Config { auth_servers, sms_clients, session_ttl, upstream })
     }
+}
+
+fn check_realm(realm: &str, problems: &mut Vec<String>) {
+    if realm.trim().is_empty() || realm.contains('/') {
+        problems.push("`realm` must be a non-empty name without '/' (usually \"ipification\")".to_owned());
+    }
+}
+
+fn validate_auth_servers(
+    servers: Vec<RawAuthServer>,
+    realm: &str,
+    problems: &mut Vec<String>,
+) -> Vec<AuthServer> {
+    if servers.is_empty() {
+        problems.push("`auth_servers` must list at least one server as {\"id\", \"url\"}".to_owned());
+    }
+    let mut server_ids = HashSet::new();
+    let mut auth_servers = Vec::new();
+    for (i, server) in servers.into_iter().enumerate() {
+        let at = format!("auth_servers[{i}]");
+        if server.id.trim().is_empty() {
+            problems.push(format!("`{at}.id` must not be empty"));
+        } else if !server_ids.insert(server.id.clone()) {
+            problems.push(format!("`{at}.id` \"{}\" is used twice", server.id));
+        }
+        match resolve_endpoints(&server, realm) {
+            Ok(endpoints) => auth_servers.push(AuthServer {
+                id: server.id,
+                url: server.url,
+                endpoints,
+                login_hint_format: server.login_hint_format,
+            }),
+            Err(why) => problems.push(format!("`{at}`: {why}")),
+        }
+    }
+    auth_servers
+}
+
+/// What the top level of the file gives every SMS client that does not set its own.
+struct ClientDefaults {
+    client_id: Option<String>,
+    /// The `client_secret` from the environment, else the file's top-level one.
+    client_secret: Option<ClientSecret>,
+    limits: Limits,
+    test_numbers_enabled: bool,
+    secrets: Secrets,
+}
+
+fn validate_default_limits(limits: &RawLimits, problems: &mut Vec<String>) -> Limits {
+    let limits = limits.over(&Limits::default());
+    problems.extend(limits.problems("limits"));
+    limits
+}
+
+/// The `pvn_sms` entries of `clients`; the other flows' entries are not this service's.
+fn validate_sms_clients(
+    clients: Vec<RawClient>,
+    defaults: &ClientDefaults,
+    problems: &mut Vec<String>,
+) -> Vec<SmsClient> {
+    let mut client_ids = HashSet::new();
+    let mut sms_clients = Vec::new();
+    for (i, client) in clients.into_iter().enumerate() {
+        if client.user_flow != SMS_USER_FLOW {
+            continue;
+        }
+        let at = format!("clients[{i}]");
+        if let Some(sms_client) = validate_sms_client(client, &at, defaults, &mut client_ids, problems) {
+            sms_clients.push(sms_client);
+        }
+    }
+    if sms_clients.is_empty() && problems.is_empty() {
+        problems.push(format!(
+            "`clients` has no client with \"user_flow\": \"{SMS_USER_FLOW}\"; the SMS endpoints need one"
+        ));
+    }
+    sms_clients
+}
+
+/// One `pvn_sms` client at `at` (`clients[i]`); `None` when it has no usable credentials.
+fn validate_sms_client(
+    client: RawClient,
+    at: &str,
+    defaults: &ClientDefaults,
+    client_ids: &mut HashSet<String>,
+    problems: &mut Vec<String>,
+) -> Option<SmsClient> {
+    let (client_id, client_secret) =
+        validate_credentials(client.client_id, client.client_secret, at, defaults, client_ids, problems)?;
+    let sms_template = validate_sms_template(client.sms_template, at, problems);
+    let limits = client.limits.unwrap_or_default().over(&defaults.limits);
+    problems.extend(limits.problems(&format!("{at}.limits")));
+    let allowed_countries = validate_allowed_countries(client.allowed_countries, at, problems);
+    let test_numbers =
+        validate_test_numbers(client.test_numbers, at, defaults.test_numbers_enabled, problems);
+    Some(SmsClient {
+        client_id,
+        client_secret,
+        title: client.title.unwrap_or_else(|| "SMS Phone Number Verification".to_owned()),
+        scope: client.scope.filter(|s| !s.trim().is_empty()),
+        sms_template,
+        limits,
+        allowed_countries,
+        test_numbers,
+    })
+}
+
+/// The client's own `client_id`/`client_secret`, else the defaults. A function that never calls
+/// the upstream gets an empty secret instead of a missing one.
+fn validate_credentials(
+    client_id: Option<String>,
+    client_secret: Option<ClientSecret>,
+    at: &str,
+    defaults: &ClientDefaults,
+    client_ids: &mut HashSet<String>,
+    problems: &mut Vec<String>,
+) -> Option<(String, ClientSecret)> {
+    let Some(client_id) = client_id.or_else(|| defaults.client_id.clone()).filter(|id| !id.is_empty()) else {
+        problems.push(format!("`{at}` has no `client_id` and there is no top-level `client_id`"));
+        return None;
+    };
+    if !client_ids.insert(client_id.clone()) {
+        problems.push(format!("`{at}`: client_id \"{client_id}\" is used by two pvn_sms clients"));
+    }
+    let client_secret = match (client_secret.or_else(|| defaults.client_secret.clone()), defaults.secrets) {
+        (Some(secret), _) => Some(secret),
+        (None, Secrets::NotNeeded) => Some(ClientSecret::new("")),
+        (None, Secrets::Needed) => None,
+    };
+    let Some(client_secret) = client_secret else {
+        problems.push(format!(
+            "`{at}` has no `client_secret`: set it on the client, as top-level `client_secret`, or in the CLIENT_SECRET environment variable"
+        ));
+        return None;
+    };
+    Some((client_id, client_secret))
+}
+
+fn validate_sms_template(template: Option<String>, at: &str, problems: &mut Vec<String>) -> String {
+    let template = template.unwrap_or_else(|| DEFAULT_SMS_TEMPLATE.to_owned());
+    if !template.contains(CODE_PLACEHOLDER) {
+        problems.push(format!("`{at}.sms_template` must contain {CODE_PLACEHOLDER}"));
+    }
+    template
+}
+
+/// The regions upper-cased; `None` (all allowed) stays `None`.
+fn validate_allowed_countries(
+    countries: Option<Vec<String>>,
+    at: &str,
+    problems: &mut Vec<String>,
+) -> Option<Vec<String>> {
+    let countries = countries
+        .map(|countries| countries.iter().map(|c| c.trim().to_ascii_uppercase()).collect::<Vec<_>>());
+    if let Some(countries) = &countries
+        && (countries.is_empty()
+            || countries.iter().any(|c| c.len() != 2 || !c.bytes().all(|b| b.is_ascii_uppercase())))
+    {
+        problems.push(format!(
+            "`{at}.allowed_countries` must list ISO 3166-1 alpha-2 codes such as \"GB\" (leave it out to allow all)"
+        ));
+    }
+    countries
+}
+
+fn validate_test_numbers(
+    tests: Vec<RawTestNumber>,
+    at: &str,
+    enabled: bool,
+    problems: &mut Vec<String>,
+) -> Vec<TestNumber> {
+    if tests.len() > MAX_TEST_NUMBERS {
+        problems.push(format!("`{at}.test_numbers` may list at most {MAX_TEST_NUMBERS} numbers"));
+    }
+    if !tests.is_empty() && !enabled {
+        problems.push(format!(
+            "`{at}.test_numbers` is set but `test_numbers_enabled` is not true (test numbers are refused unless enabled)"
+        ));
+    }
+    let mut test_numbers = Vec::new();
+    for (j, test) in tests.into_iter().enumerate() {
+        let here = format!("{at}.test_numbers[{j}]");
+        match PhoneNumber::parse(&test.phone) {
+            Ok(phone) => test_numbers
+                .push(TestNumber { phone: phone.e164().to_owned(), code: OtpCode::new(test.code.clone()) }),
+            Err(why) => problems.push(format!("`{here}.phone`: {why}")),
+        }
+        if !is_code(&test.code) {
+            problems.push(format!("`{here}.code` must be 4 to 10 digits"));
+        }
+    }
+    test_numbers
+}
+
+fn validate_session_ttl(secs: u64, problems: &mut Vec<String>) -> Duration {
+    if !(60..=30 * 86_400).contains(&secs) {
+        problems.push("`session_ttl_secs` must be between 60 and 2592000 (30 days)".to_owned());
+    }
+    Duration::from_secs(secs)
+}
+
+fn validate_upstream(raw: &RawUpstream, problems: &mut Vec<String>) -> UpstreamTimeouts {
+    let upstream = UpstreamTimeouts {
+        connect: Duration::from_millis(raw.connect_timeout_ms),
+        request: Duration::from_millis(raw.request_timeout_ms),
+        token_budget: Duration::from_millis(raw.token_budget_ms),
+    };
+    if upstream.connect.is_zero() || upstream.request.is_zero() || upstream.token_budget.is_zero() {
+        problems.push("`upstream` timeouts must be greater than 0".to_owned());
+    }
+    if upstream.connect > upstream.request {
+        problems
+            .push("`upstream.connect_timeout_ms` must not exceed `upstream.request_timeout_ms`".to_owned());
+    }
+    if upstream.token_budget >= API_GATEWAY_LIMIT {
+        problems.push(format!(
+            "`upstream.token_budget_ms` must be below API Gateway's {} s limit (and below the Lambda timeout)",
+            API_GATEWAY_LIMIT.as_secs()
+        ));
+    }
+    upstream
 }
 
 fn resolve_endpoints(server: &RawAuthServer, realm: &str) -> Result<Endpoints, String> {

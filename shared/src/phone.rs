@@ -4,7 +4,20 @@
 
 use std::fmt;
 
-use crate::config::LoginHintFormat;
+use serde::Deserialize;
+
+/// How the phone number is written in the upstream `login_hint`.
+///
+/// IPification's own clients send digits only; the seed documents E.164. Which one the upstream
+/// accepts is unconfirmed, so it is a per-server setting (`auth_servers[].login_hint_format`,
+/// README.md).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LoginHintFormat {
+    #[default]
+    Digits,
+    E164,
+}
 
 /// A valid phone number, in E.164. `Debug` and `Display` print it masked.
 #[derive(Clone, PartialEq, Eq)]
