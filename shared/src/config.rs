@@ -1,7 +1,7 @@
 //! The service's configuration: the seed's JSON shape, validated once at cold start.
 //!
 //! The file keeps the seed's keys (`realm`, `auth_servers`, top-level `client_id`/`client_secret`,
-//! `clients[]`) so the seed project's `config/default.json` loads as it is; everything this service adds
+//! `clients[]`) so a seed `config/default.json` loads as it is; everything this service adds
 //! is optional with a default. Parsing turns the raw file into [`Config`], where every SMS client
 //! has its effective credentials and every auth server its four endpoint URLs, so no request ever
 //! has to deal with a half-configured value.
