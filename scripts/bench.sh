@@ -4,8 +4,8 @@
 #   scripts/bench.sh            # full run, about 15 minutes after the builds; writes BENCHMARKS.md
 #   scripts/bench.sh --quick    # fewer samples and shorter runs, for a look while tuning
 #
-# Builds what it measures, then runs the `bench` harness (dev/bench) against a moto server
-# (scripts/with-moto.sh):
+# Builds what it measures, then runs the `bench` harness (dev/bench) against DynamoDB Local
+# (scripts/with-test-services.sh):
 # 1. release binaries of the three functions (built alone, as cargo-lambda builds them), and of
 #    local-api, sandbox-auth and the harness;
 # 2. the arm64 deployment zips with cargo-lambda (the pinned one in .venv, linking with zig) into
@@ -70,4 +70,4 @@ else
 fi
 
 echo "bench.sh: the harness"
-scripts/with-moto.sh target/release/bench "${harness_args[@]}"
+scripts/with-test-services.sh target/release/bench "${harness_args[@]}"

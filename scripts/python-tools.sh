@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Makes sure the git-ignored virtualenv .venv holds the pinned Python tools of
-# scripts/requirements-test.txt (moto, aws-sam-cli, cargo-lambda, ziglang). Quick when it does:
-# pip runs only when the pins or the Python version changed. Prints the venv's path.
+# scripts/requirements-test.txt (moto, aws-sam-cli, cargo-lambda, ziglang, schemathesis). Quick
+# when it does: pip runs only when the pins or the Python version changed. Prints the venv's path.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Sourced by the scripts that start servers in the background (with-moto.sh, and through
+# Sourced by the scripts that start servers in the background (with-test-services.sh, and through
 # local-api.sh api-fuzz.sh and browser-test.sh): one way to stop one.
 
 # Stops background process $1, if it is set and still running: TERM, up to 5 s to exit, then

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Runs the whole test suite on a fresh machine: installs and starts what the tests need (a moto
-# server for DynamoDB and Secrets Manager, in a git-ignored virtualenv), runs every Rust test
-# against it and stops it, then the demo page in headless Chromium (playwright-core from npm),
-# the API contract check (schemathesis against openapi.yaml on a running local-api) and the
-# deploy checks (sam validate --lint, sam build).
+# Runs the whole test suite on a fresh machine: installs and starts what the tests need
+# (scripts/with-test-services.sh: AWS's DynamoDB Local for DynamoDB, with a Java runtime, in the
+# git-ignored .tools/; moto for Secrets Manager, in the git-ignored virtualenv .venv), runs every
+# Rust test against them and stops them, then the demo page in headless Chromium
+# (playwright-core from npm), the API contract check (schemathesis against openapi.yaml on a
+# running local-api) and the deploy checks (sam validate --lint, sam build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,7 +16,7 @@ unset AWS_PROFILE AWS_SESSION_TOKEN
 # Tests wait on the network (sandbox delays, polling), not the CPU: run many at once.
 export RUST_TEST_THREADS="${RUST_TEST_THREADS:-8}"
 
-scripts/with-moto.sh cargo test --workspace --locked "$@"
+scripts/with-test-services.sh cargo test --workspace --locked "$@"
 scripts/browser-test.sh
 scripts/api-fuzz.sh
 scripts/sam-check.sh

@@ -1,8 +1,9 @@
 //! The one suite every [`StateStore`] must pass, run against the in-memory store and against the
-//! DynamoDB store on a local moto server (a fresh table per test).
+//! DynamoDB store on a local DynamoDB Local server (a fresh table per test).
 //!
 //! The DynamoDB half needs that server: run the suite as
-//! `scripts/with-moto.sh cargo test -p shared --test store_suite`; without it those tests fail.
+//! `scripts/with-test-services.sh cargo test -p shared --test store_suite`; without it those tests
+//! fail.
 
 use std::{future::Future, sync::Arc, time::Duration};
 
@@ -27,18 +28,18 @@ fn memory_store() -> Store {
 }
 
 /// The DynamoDB tests run only on the harness: they fail, not pass, without it.
-fn require_moto() {
+fn require_dynamodb_local() {
     if std::env::var_os("AWS_ENDPOINT_URL_DYNAMODB").is_none() {
         panic!(
-            "AWS_ENDPOINT_URL_DYNAMODB is not set: the DynamoDB store tests need a local moto server; \
-             run them through scripts/with-moto.sh, e.g. \
-             `scripts/with-moto.sh cargo test -p shared --test store_suite`"
+            "AWS_ENDPOINT_URL_DYNAMODB is not set: the DynamoDB store tests need a local DynamoDB \
+             Local server; run them through scripts/with-test-services.sh, e.g. \
+             `scripts/with-test-services.sh cargo test -p shared --test store_suite`"
         );
     }
 }
 
 async fn dynamo_on_fresh_table() -> DynamoStore {
-    require_moto();
+    require_dynamodb_local();
     let table = format!("store-suite-{}", uuid::Uuid::new_v4().simple());
     let store =
         DynamoStore::new(DynamoStore::client_from_env().expect("the SDK config from the environment"), table);
@@ -983,7 +984,7 @@ mod dynamo_only {
         let config = shared::aws::dynamodb_config(&sdk).interceptor(calls.clone()).build();
         let table = format!("store-suite-{}", uuid::Uuid::new_v4().simple());
         let dynamo = DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(config), table);
-        require_moto();
+        require_dynamodb_local();
         dynamo.create_table_if_missing().await.unwrap();
         let store: Store = Arc::new(dynamo);
         let now = now_epoch_secs();
@@ -1077,7 +1078,7 @@ mod dynamo_only {
 
     #[tokio::test]
     async fn a_missing_table_is_unavailable() {
-        require_moto();
+        require_dynamodb_local();
         let store: Store = Arc::new(DynamoStore::new(
             DynamoStore::client_from_env().expect("the SDK config from the environment"),
             "store-suite-no-such-table",
@@ -1093,7 +1094,7 @@ mod dynamo_only {
         assert!(matches!(store.get_session(&session_key("x"), now).await, Err(StoreError::Unavailable(_))));
     }
 
-    /// Needs no moto: the endpoint is a loopback port nothing listens on.
+    /// Needs no DynamoDB Local: the endpoint is a loopback port nothing listens on.
     #[tokio::test]
     async fn an_unreachable_endpoint_is_unavailable() {
         let port = {

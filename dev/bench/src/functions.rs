@@ -59,7 +59,7 @@ pub struct WarmInstance {
     pub upstream_requests: Option<u64>,
 }
 
-/// Where the function binaries are, and the DynamoDB table they share (on moto).
+/// Where the function binaries are, and the DynamoDB table they share (on DynamoDB Local).
 pub struct Setup {
     pub bin_dir: PathBuf,
     pub table: String,
@@ -266,7 +266,7 @@ fn session_of(token_response: &Value) -> Result<String, String> {
 
 fn first_event_description(function: &str) -> &'static str {
     match function {
-        "sms-auth" => "a real /sms/auth: 2 DynamoDB calls (moto), 1 upstream call",
+        "sms-auth" => "a real /sms/auth: 2 DynamoDB calls (DynamoDB Local), 1 upstream call",
         "sms-token" => "a real /sms/token: 3 DynamoDB calls, 3 upstream calls",
         "user-info" => "a verified session read back: 1 DynamoDB call",
         "user-logout" => "a verified session ended (204): 1 DynamoDB call",

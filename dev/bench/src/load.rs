@@ -18,10 +18,10 @@ use crate::{procfs, stats::Spread};
 /// A process whose CPU time is attributed during a run.
 #[derive(Clone, Debug)]
 pub struct Watched {
-    /// `ours`, `sandbox`, `moto` or `load generator`.
+    /// `ours`, `sandbox`, `DynamoDB Local` or `load generator`.
     pub role: &'static str,
     pub pid: Option<u32>,
-    /// How many cores it can use at most (moto serves one request at a time: 1).
+    /// How many cores it can use at most.
     pub ceiling_cores: f64,
 }
 

@@ -1,13 +1,13 @@
 //! `bench`: the figures of BENCHMARKS.md, taken on this machine. Run it through `scripts/bench.sh`,
 //! which builds the release binaries, the arm64 deployment zips and the criterion benches, and
-//! starts moto; then:
+//! starts DynamoDB Local (and moto); then:
 //!
 //! 1. sizes of the stripped binaries and zips;
 //! 2. cold starts of each function binary against a local Lambda Runtime API;
 //! 3. one warm instance of each function serving a run of invocations: peak RSS, CPU per
 //!    invocation, TCP connections to the upstream;
 //! 4. the full flow through `local-api` and the `sandbox-auth` upstream at concurrency 1 and 32,
-//!    on the in-memory store and on DynamoDB (moto), with the CPU time of every process;
+//!    on the in-memory store and on DynamoDB (DynamoDB Local), with the CPU time of every process;
 //! 5. criterion's estimates of the handler cost;
 //!
 //! and writes them between the markers of BENCHMARKS.md (the rest of the file is kept). Every
@@ -117,8 +117,8 @@ async fn run(args: Args) -> Result<(), String> {
         println!("bench: sizes {:?}", report.sizes);
     }
 
-    let needs_moto = phase("cold") || phase("warm") || phase("load");
-    let moto = if needs_moto { Some(moto()?) } else { None };
+    let needs_dynamodb = phase("cold") || phase("warm") || phase("load");
+    let dynamodb = if needs_dynamodb { Some(dynamodb_local()?) } else { None };
     let phones = Arc::new(AtomicU64::new(0));
 
     if phase("cold") || phase("warm") {
@@ -175,14 +175,14 @@ async fn run(args: Args) -> Result<(), String> {
                 Watched { role: "sandbox", pid: Some(sandbox.pid()), ceiling_cores: cores() },
             ];
             if store == "dynamodb" {
-                let (_, pid) = moto.as_ref().ok_or("no moto")?;
-                watched.push(Watched { role: "moto", pid: *pid, ceiling_cores: 1.0 });
+                let (_, pid) = dynamodb.as_ref().ok_or("no DynamoDB Local")?;
+                watched.push(Watched { role: "DynamoDB Local", pid: *pid, ceiling_cores: cores() });
             }
             watched.push(Watched { role: "load generator", pid: None, ceiling_cores: cores() });
             for concurrency in [1, 32] {
                 println!("bench: load on {store}, c={concurrency}, {} s", seconds.as_secs());
                 let result = load::run(
-                    if store == "memory" { "memory" } else { "DynamoDB (moto)" },
+                    if store == "memory" { "memory" } else { "DynamoDB (DynamoDB Local)" },
                     api.url(),
                     sandbox.url(),
                     phones.clone(),
@@ -251,12 +251,13 @@ fn unique() -> String {
     format!("{}-{}", std::process::id(), nanos % 1_000_000_000)
 }
 
-/// moto's endpoint (from `scripts/with-moto.sh`) and the pid of the process serving it.
-fn moto() -> Result<(String, Option<u32>), String> {
+/// DynamoDB Local's endpoint (from `scripts/with-test-services.sh`) and the pid of the process
+/// serving it.
+fn dynamodb_local() -> Result<(String, Option<u32>), String> {
     let endpoint = std::env::var("AWS_ENDPOINT_URL_DYNAMODB")
         .ok()
         .filter(|url| url.starts_with("http://127.0.0.1:"))
-        .ok_or("AWS_ENDPOINT_URL_DYNAMODB does not name a moto server on 127.0.0.1: run scripts/bench.sh")?;
+        .ok_or("AWS_ENDPOINT_URL_DYNAMODB does not name a DynamoDB Local server on 127.0.0.1: run scripts/bench.sh")?;
     let port: u16 = endpoint
         .rsplit(':')
         .next()
@@ -265,7 +266,7 @@ fn moto() -> Result<(String, Option<u32>), String> {
     Ok((endpoint, procfs::pid_listening_on(port)))
 }
 
-/// A fresh DynamoDB table on moto, created (with TTL) by `local-api --create-table`, which serves
+/// A fresh DynamoDB table on DynamoDB Local, created (with TTL) by `local-api --create-table`, which serves
 /// once the table is ready; the process is stopped right away.
 fn create_table(bin_dir: &std::path::Path, work: &std::path::Path) -> Result<String, String> {
     let table = format!("bench-{}", unique());

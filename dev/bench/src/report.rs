@@ -251,7 +251,7 @@ impl Report {
         let _ = writeln!(
             w,
             "### 4. Memory and CPU of a warm instance\n\nOne instance of each function (the release binary \
-             behind the emulator, DynamoDB on moto, the sandbox upstream) serving invocations one at a time as \
+             behind the emulator, DynamoDB on DynamoDB Local, the sandbox upstream) serving invocations one at a time as \
              Lambda does: sms-auth starts {n} verifications, sms-token completes them, sms-log logs {n} lines. \
              Peak RSS is the process's `VmHWM` afterwards; CPU is the process's own time per invocation \
              (runtime client, SDK and HTTP calls included).\n",

@@ -80,7 +80,7 @@ pub fn start_sandbox(bin_dir: &Path, work: &Path) -> Result<Server, String> {
 
 /// `local-api` on the sandbox with [`service_config`]: the in-memory store, or with `table` the
 /// DynamoDB store (the endpoint, region and credentials come from this process's environment,
-/// which `scripts/with-moto.sh` points at moto), creating the table.
+/// which `scripts/with-test-services.sh` points at DynamoDB Local), creating the table.
 pub fn start_local_api(
     bin_dir: &Path,
     work: &Path,

@@ -3,7 +3,7 @@
 //! With no arguments: the sandbox auth server on 127.0.0.1:3001, the in-memory store, and the API
 //! on 127.0.0.1:3000 with a config that points at the sandbox. With `--config PATH`: that config
 //! (and no sandbox unless `--sandbox`). With `TABLE_NAME` set: the DynamoDB store (and with
-//! `--create-table`, the table is created when missing, for moto).
+//! `--create-table`, the table is created when missing, e.g. on DynamoDB Local).
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc};
 
@@ -33,7 +33,7 @@ struct Args {
     /// Port of the sandbox auth server on 127.0.0.1.
     #[arg(long, env = "SANDBOX_PORT", default_value_t = 3001)]
     sandbox_port: u16,
-    /// With TABLE_NAME: create the DynamoDB table (with TTL) if it is missing, e.g. on moto.
+    /// With TABLE_NAME: create the DynamoDB table (with TTL) if it is missing, e.g. on DynamoDB Local.
     #[arg(long)]
     create_table: bool,
 }

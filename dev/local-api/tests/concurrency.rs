@@ -1,6 +1,10 @@
 //! Exactly-once under concurrency: many `/sms/token` calls at once on one verification, first
 //! within one API instance (both stores), then spread over several `local-api` processes sharing
 //! one DynamoDB table, as several Lambda instances would.
+//!
+//! The DynamoDB tests run on DynamoDB Local (`scripts/with-test-services.sh`), which serves
+//! requests concurrently and makes each conditional write and transaction atomic, as DynamoDB
+//! does: the races below are real races at the server, not requests taken one at a time.
 
 #[macro_use]
 mod common;
@@ -12,13 +16,16 @@ use common::{
 use sandbox_auth::Sandbox;
 use shared::store::DynamoStore;
 
-for_each_store!(fifty_parallel_right_codes_verify_once, parallel_wrong_codes_stop_at_the_limit);
+/// How many `/sms/token` calls are sent at once on one verification.
+const PARALLEL: usize = 100;
 
-async fn fifty_parallel_right_codes_verify_once(store: StoreKind) {
+for_each_store!(a_hundred_parallel_right_codes_verify_once, parallel_wrong_codes_stop_at_the_limit);
+
+async fn a_hundred_parallel_right_codes_verify_once(store: StoreKind) {
     let system = System::start(store).await;
     let started = system.start_verification(PHONE).await;
     let code = system.code_for(PHONE);
-    let replies = system.post_parallel("/sms/token", System::token_body(&started, &code), 50).await;
+    let replies = system.post_parallel("/sms/token", System::token_body(&started, &code), PARALLEL).await;
     assert_exactly_one_verified(&replies);
     if let Some((store, _)) = &system.dynamo {
         assert_eq!(count_items(store.client(), store.table(), "s#").await, 1, "exactly one session");
@@ -34,7 +41,7 @@ async fn parallel_wrong_codes_stop_at_the_limit(store: StoreKind) {
     let body = System::token_body(&started, &wrong(&code));
     let mut replies = Vec::new();
     for _ in 0..10 {
-        let round = system.post_parallel("/sms/token", body.clone(), 20).await;
+        let round = system.post_parallel("/sms/token", body.clone(), PARALLEL).await;
         let done = round.iter().any(|r| r.status == 429);
         replies.extend(round);
         if done {
@@ -46,7 +53,7 @@ async fn parallel_wrong_codes_stop_at_the_limit(store: StoreKind) {
     assert_eq!(reply.status, 429, "the verification is dead: {}", reply.text);
 }
 
-/// Several `local-api` processes (each like one Lambda instance) on one moto table.
+/// Several `local-api` processes (each like one Lambda instance) on one DynamoDB table.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn several_processes_sharing_one_table_verify_once() {
     let sandbox = Sandbox::start(common::sandbox_config(), ([127, 0, 0, 1], 0).into()).await.unwrap();
@@ -55,7 +62,8 @@ async fn several_processes_sharing_one_table_verify_once() {
     let config_path = std::env::temp_dir().join(format!("{table}.json"));
     std::fs::write(&config_path, service_config(&sandbox.url()).to_string()).unwrap();
     let config = config_path.to_str().unwrap();
-    // The first instance creates the table (with TTL), as `local-api --create-table` does on moto.
+    // The first instance creates the table (with TTL), as `local-api --create-table` does on
+    // DynamoDB Local.
     let instances: Vec<Instance> = (0..3)
         .map(|i| {
             let create = if i == 0 { &["--create-table"][..] } else { &[] };
@@ -64,10 +72,10 @@ async fn several_processes_sharing_one_table_verify_once() {
         .collect();
     let bases: Vec<String> = instances.iter().map(|i| i.base.clone()).collect();
 
-    // 50 right codes at once, over three processes: one verification, one session.
+    // 100 right codes at once, over three processes: one verification, one session.
     let first = start_verification(&bases[0]).await;
     let code = sandbox.messages_to(PHONE)[0].code.clone();
-    let replies = post_parallel(&bases, "/sms/token", System::token_body(&first, &code), 50).await;
+    let replies = post_parallel(&bases, "/sms/token", System::token_body(&first, &code), PARALLEL).await;
     assert_exactly_one_verified(&replies);
     assert_eq!(count_items(store.client(), store.table(), "s#").await, 1);
 
@@ -77,7 +85,7 @@ async fn several_processes_sharing_one_table_verify_once() {
     let body = System::token_body(&second, &wrong(&code));
     let mut replies = Vec::new();
     for _ in 0..10 {
-        let round = post_parallel(&bases, "/sms/token", body.clone(), 20).await;
+        let round = post_parallel(&bases, "/sms/token", body.clone(), PARALLEL).await;
         let done = round.iter().any(|r| r.status == 429);
         replies.extend(round);
         if done {

@@ -218,7 +218,7 @@ async fn limits_hold_across_processes_sharing_one_table() {
     DynamoStore::new(dynamo_client(&DynamoCalls::default()).await, &table)
         .create_table_if_missing()
         .await
-        .expect("table on moto");
+        .expect("table on DynamoDB Local");
     let mut config = service_config(&sandbox.url());
     config["limits"] = json!({
         "sends_per_phone_window": 3, "sends_per_phone_day": 100, "resend_delays_secs": [0], "starts_per_ip_hour": 8

@@ -1,7 +1,8 @@
 //! The real `sms-auth` binary as Lambda runs it: started against a local Lambda Runtime API (the
-//! `lambda-emulator`), with its secret in Secrets Manager and its state in DynamoDB (moto), the
-//! sandbox as the auth server, and invoked with the repository's API Gateway v2 events.
-//! Run by `scripts/test.sh`, which starts moto.
+//! `lambda-emulator`), with its secret in Secrets Manager (moto) and its state in DynamoDB
+//! (DynamoDB Local), the sandbox as the auth server, and invoked with the repository's API Gateway
+//! v2 events.
+//! Run by `scripts/test.sh`, which starts both.
 
 mod support;
 
@@ -92,7 +93,7 @@ async fn serves_the_events_on_one_warm_instance() {
 /// names the ARN, and a non-zero exit before the first poll (Lambda reports `Runtime.ExitError`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_secret_stops_the_cold_start() {
-    support::moto_endpoint();
+    support::secrets_manager_endpoint();
     let sandbox = support::start_sandbox().await;
     let emulator = Emulator::start().await.expect("emulator starts");
     let missing_arn = format!(

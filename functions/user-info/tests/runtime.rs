@@ -1,7 +1,7 @@
 //! The real `user-info` binary as Lambda runs it, against a local Lambda Runtime API: it starts
 //! with the config and the table only (no client secret: it never calls the upstream), and reads
-//! back a session that `/sms/auth` and `/sms/token` (run in this process on the same moto table)
-//! created. Run by `scripts/test.sh`, which starts moto.
+//! back a session that `/sms/auth` and `/sms/token` (run in this process on the same table)
+//! created. Run by `scripts/test.sh`, which starts DynamoDB Local.
 
 #[path = "../../sms-auth/tests/support/mod.rs"]
 mod support;

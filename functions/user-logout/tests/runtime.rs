@@ -1,5 +1,5 @@
 //! The real `user-logout` binary as Lambda runs it, against a local Lambda Runtime API, with only
-//! the table (no config, no client secret). Run by `scripts/test.sh`, which starts moto.
+//! the table (no config, no client secret). Run by `scripts/test.sh`, which starts DynamoDB Local.
 
 #[path = "../../sms-auth/tests/support/mod.rs"]
 mod support;

@@ -51,7 +51,7 @@ pub const CLIENT: &str = "sandbox-client";
 #[derive(Clone, Copy, Debug)]
 pub enum StoreKind {
     Memory,
-    /// A fresh table on the moto server that `scripts/test.sh` starts.
+    /// A fresh table on the DynamoDB Local server that `scripts/test.sh` starts.
     Dynamo,
 }
 
@@ -92,23 +92,23 @@ impl Intercept for DynamoCalls {
     }
 }
 
-/// A DynamoDB client for the moto server of `scripts/test.sh`, counting its calls.
+/// A DynamoDB client for the DynamoDB Local server of `scripts/test.sh`, counting its calls.
 pub async fn dynamo_client(calls: &DynamoCalls) -> aws_sdk_dynamodb::Client {
     assert!(
         std::env::var_os("AWS_ENDPOINT_URL_DYNAMODB").is_some(),
-        "the DynamoDB tests need a moto server: run them through scripts/test.sh"
+        "the DynamoDB tests need a DynamoDB Local server: run them through scripts/test.sh"
     );
     let sdk = shared::aws::sdk_config_from_env().expect("the SDK config from the environment");
     let config = shared::aws::dynamodb_config(&sdk).interceptor(calls.clone()).build();
     aws_sdk_dynamodb::Client::from_conf(config)
 }
 
-/// A new, empty table on moto, with TTL.
+/// A new, empty table on DynamoDB Local, with TTL.
 pub async fn fresh_table() -> (DynamoStore, DynamoCalls) {
     let calls = DynamoCalls::default();
     let table = format!("test-{}", uuid::Uuid::new_v4().simple());
     let store = DynamoStore::new(dynamo_client(&calls).await, table);
-    store.create_table_if_missing().await.expect("create the test table on moto");
+    store.create_table_if_missing().await.expect("create the test table on DynamoDB Local");
     (store, calls)
 }
 

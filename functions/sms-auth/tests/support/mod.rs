@@ -1,6 +1,7 @@
 //! Test support shared by the `runtime.rs` tests of `sms-auth` and `sms-token` (which includes
-//! this file with `#[path]`): the moto endpoint, a fresh table, a client secret in Secrets
-//! Manager, the sandbox auth server, and a function binary started against the Lambda emulator.
+//! this file with `#[path]`): the local DynamoDB and Secrets Manager endpoints, a fresh table, a
+//! client secret in Secrets Manager, the sandbox auth server, and a function binary started against
+//! the Lambda emulator.
 #![allow(dead_code)] // each test crate uses its own part
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
@@ -18,17 +19,26 @@ pub const CLIENT_SECRET: &str = "sandbox-secret";
 pub const COLD_START_LIMIT: Duration = Duration::from_secs(20);
 pub const INVOKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The moto server of `scripts/test.sh` / `scripts/with-moto.sh` (DynamoDB and Secrets Manager).
-pub fn moto_endpoint() -> String {
+/// The DynamoDB Local server of `scripts/test.sh` / `scripts/with-test-services.sh`.
+pub fn dynamodb_endpoint() -> String {
     std::env::var("AWS_ENDPOINT_URL_DYNAMODB").ok().filter(|url| !url.trim().is_empty()).expect(
         "AWS_ENDPOINT_URL_DYNAMODB is not set: these tests run the Lambda binaries against a local \
-         moto server; run them with scripts/test.sh (or scripts/with-moto.sh cargo test ...)",
+         DynamoDB Local server; run them with scripts/test.sh (or scripts/with-test-services.sh \
+         cargo test ...)",
     )
 }
 
-/// A fresh table on moto, named for this test run.
+/// The moto server (Secrets Manager) of `scripts/test.sh` / `scripts/with-test-services.sh`.
+pub fn secrets_manager_endpoint() -> String {
+    std::env::var("AWS_ENDPOINT_URL_SECRETS_MANAGER").ok().filter(|url| !url.trim().is_empty()).expect(
+        "AWS_ENDPOINT_URL_SECRETS_MANAGER is not set: these tests read the client secret from a local \
+         moto server; run them with scripts/test.sh (or scripts/with-test-services.sh cargo test ...)",
+    )
+}
+
+/// A fresh table on DynamoDB Local, named for this test run.
 pub async fn fresh_table(function: &str) -> String {
-    moto_endpoint();
+    dynamodb_endpoint();
     let name = format!("{function}-runtime-{}", uuid::Uuid::new_v4().simple());
     DynamoStore::new(
         DynamoStore::client_from_env().expect("the SDK config from the environment"),
@@ -36,14 +46,15 @@ pub async fn fresh_table(function: &str) -> String {
     )
     .create_table_if_missing()
     .await
-    .expect("create the test table on moto");
+    .expect("create the test table on DynamoDB Local");
     name
 }
 
 /// Stores `secret_string` as a new secret on moto's Secrets Manager; its ARN.
 pub async fn create_secret(secret_string: &str) -> String {
     let sdk = shared::aws::sdk_config_from_env().expect("the SDK config from the environment");
-    let config = aws_sdk_secretsmanager::config::Builder::from(&sdk).endpoint_url(moto_endpoint()).build();
+    let config =
+        aws_sdk_secretsmanager::config::Builder::from(&sdk).endpoint_url(secrets_manager_endpoint()).build();
     let output = aws_sdk_secretsmanager::Client::from_conf(config)
         .create_secret()
         .name(format!("sms-verify/client-secret-{}", uuid::Uuid::new_v4().simple()))
@@ -90,7 +101,7 @@ pub fn function_env(sandbox: &Sandbox, table: &str, secret_arn: &str) -> Vec<(St
         ("CONFIG_JSON", config(sandbox).to_string()),
         ("TABLE_NAME", table.to_owned()),
         ("CLIENT_SECRET_ARN", secret_arn.to_owned()),
-        ("AWS_ENDPOINT_URL_SECRETS_MANAGER", moto_endpoint()),
+        ("AWS_ENDPOINT_URL_SECRETS_MANAGER", secrets_manager_endpoint()),
         ("AWS_LAMBDA_LOG_FORMAT", "JSON".to_owned()),
         ("AWS_LAMBDA_LOG_LEVEL", "INFO".to_owned()),
     ]
