@@ -83,53 +83,42 @@
 //! is sent again, up to 4 times in all. Every other error, after the SDK's own retries, and every
 //! unreadable item is [`StoreError::Unavailable`].
 
-use std::{collections::HashMap, fmt::Display, future::Future, str::FromStr, time::Duration};
+mod codec;
+mod conditions;
+mod transact;
+
+use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::{
     Client,
-    error::{BuildError, DisplayErrorContext, SdkError},
-    operation::{
-        create_table::CreateTableError, delete_item::DeleteItemError,
-        transact_write_items::TransactWriteItemsError, update_item::UpdateItemError,
-    },
+    error::DisplayErrorContext,
+    operation::{create_table::CreateTableError, delete_item::DeleteItemError, update_item::UpdateItemError},
     types::{
-        AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete, KeySchemaElement, KeyType,
-        Put, ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TableStatus, TimeToLiveSpecification,
-        TimeToLiveStatus, TransactWriteItem, Update,
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TableStatus,
+        TimeToLiveSpecification, TimeToLiveStatus,
     },
 };
-use serde_json::{Map, Value};
 
+use self::codec::{
+    Attributes, Item, PK, TTL_ATTRIBUTE, ip_pk, n, new_rev, parse_phone, parse_session, parse_verification,
+    phone_pk, progress_attributes, s, session_item, session_pk, verification_item, verification_pk,
+    window_pk,
+};
+use self::conditions::{NOT_LOCKED, counter_op, day_op, failure_op};
+use self::transact::{Check, Op, Transacted, send_retrying_conflicts};
 use super::{
-    Claim, ClaimOutcome, Lease, PhoneRecord, Progress, SendReservation, Session, StateStore, StoreError,
+    Claim, ClaimOutcome, PhoneRecord, Progress, SendReservation, Session, StateStore, StoreError,
     Verification, judge_claim, judge_reservation,
 };
 use crate::app::StartupError;
-use crate::limits::{DAY_SECS, HOUR_SECS, Limits, PhoneCounters, RateLimited, window_index};
+use crate::limits::{DAY_SECS, HOUR_SECS, PhoneCounters, RateLimited, window_index};
 
-type Item = HashMap<String, AttributeValue>;
-
-const PK: &str = "pk";
-const TTL_ATTRIBUTE: &str = "expires_at";
-const VERIFICATION_PREFIX: &str = "v#";
-const SESSION_PREFIX: &str = "s#";
-const PHONE_PREFIX: &str = "p#";
-const IP_PREFIX: &str = "i#";
-
-/// How often a write that met an in-flight transaction on its item is sent in all.
-const CONFLICT_ATTEMPTS: u32 = 4;
 /// How often a conditional write is sent again with what its failure showed (a lost race, or a
 /// guess that was wrong) before the store gives up.
 const RACE_ATTEMPTS: u32 = 4;
-/// How long a counter outlives its window, so a slightly late clock still finds it.
-const COUNTER_TTL_MARGIN_SECS: u64 = HOUR_SECS;
 /// How long `create_table_if_missing` waits for the table to become ACTIVE.
 const TABLE_ACTIVE_TIMEOUT: Duration = Duration::from_secs(120);
-
-/// A phone is not locked by consecutive wrong codes (`:max_failures`, `:now`).
-const NOT_LOCKED: &str = "attribute_not_exists(failures) OR attribute_not_exists(failures_reset_at) \
-                          OR failures < :max_failures OR failures_reset_at <= :now";
 
 /// The [`StateStore`] on one DynamoDB table (see the module docs for its layout).
 #[derive(Clone, Debug)]
@@ -283,56 +272,6 @@ impl DynamoStore {
         Ok(out.item)
     }
 
-    /// Sends `ops` as one TransactWriteItems: all written, or none and what the failed conditions
-    /// saw. Items still busy with other transactions after every retry are
-    /// [`StoreError::Unavailable`].
-    async fn transact(&self, ops: Vec<Op>) -> Result<Transacted, StoreError> {
-        match self.try_transact(ops).await? {
-            Some(done) => Ok(done),
-            None => Err(StoreError::Unavailable(format!(
-                "DynamoDB TransactWriteItems on table {}: its items stayed busy with other transactions \
-                 ({CONFLICT_ATTEMPTS} attempts)",
-                self.table
-            ))),
-        }
-    }
-
-    /// [`Self::transact`], answering `None` when its items stayed busy with other transactions.
-    async fn try_transact(&self, ops: Vec<Op>) -> Result<Option<Transacted>, StoreError> {
-        let count = ops.len();
-        let items = ops
-            .into_iter()
-            .map(|op| op.into_transact_item(&self.table))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| self.unavailable("TransactWriteItems", e))?;
-        let request = self.client.transact_write_items().set_transact_items(Some(items));
-        match send_retrying_conflicts(|| request.clone().send()).await {
-            Ok(_) => Ok(Some(Transacted::Written)),
-            Err(e) if e.as_service_error().is_some_and(Conflict::is_conflict) => Ok(None),
-            Err(e) => match e.as_service_error() {
-                Some(TransactWriteItemsError::TransactionCanceledException(cancelled))
-                    if cancelled
-                        .cancellation_reasons()
-                        .iter()
-                        .any(|r| r.code() == Some(CONDITION_FAILED)) =>
-                {
-                    let reasons = cancelled.cancellation_reasons();
-                    Ok(Some(Transacted::Refused(
-                        (0..count)
-                            .map(|i| match reasons.get(i) {
-                                Some(r) if r.code() == Some(CONDITION_FAILED) => {
-                                    Check::Failed(r.item().cloned())
-                                }
-                                _ => Check::Held,
-                            })
-                            .collect(),
-                    )))
-                }
-                _ => Err(self.unavailable("TransactWriteItems", e)),
-            },
-        }
-    }
-
     /// The verification and its `rev`, as stored (expired or not).
     async fn stored_verification(
         &self,
@@ -342,258 +281,6 @@ impl DynamoStore {
         let verification = parse_verification(key, &item)?;
         Ok(Some((verification, Attributes(&item).optional_string("rev")?)))
     }
-}
-
-/// What a cancelled transaction reports per operation (`ConditionalCheckFailed`).
-const CONDITION_FAILED: &str = "ConditionalCheckFailed";
-
-/// What one TransactWriteItems did.
-enum Transacted {
-    Written,
-    /// Cancelled because conditions failed: per operation, in order, what its condition did.
-    Refused(Vec<Check>),
-}
-
-enum Check {
-    /// Held (or the operation had none, or DynamoDB did not say).
-    Held,
-    /// Failed on this item as it stood; `None` when there was no such item.
-    Failed(Option<Item>),
-}
-
-/// One operation of a transaction, in DynamoDB's words. Values and names the expressions do not
-/// mention are left out when it is sent (DynamoDB refuses unused ones).
-#[derive(Clone, Debug)]
-struct Op {
-    pk: String,
-    action: Action,
-    condition: Option<String>,
-    names: HashMap<String, String>,
-    values: HashMap<String, AttributeValue>,
-}
-
-#[derive(Clone, Debug)]
-enum Action {
-    Update(String),
-    Check,
-    Put(Item),
-    Delete,
-}
-
-impl Op {
-    fn new(pk: String, action: Action) -> Self {
-        Self { pk, action, condition: None, names: HashMap::new(), values: HashMap::new() }
-    }
-
-    fn update(pk: String, expression: impl Into<String>) -> Self {
-        Self::new(pk, Action::Update(expression.into()))
-    }
-
-    fn check(pk: String, condition: impl Into<String>) -> Self {
-        Self::new(pk, Action::Check).when(condition)
-    }
-
-    fn put(item: Item) -> Self {
-        let pk = item.get(PK).and_then(|pk| pk.as_s().ok()).cloned().unwrap_or_default();
-        Self::new(pk, Action::Put(item))
-    }
-
-    fn delete(pk: String) -> Self {
-        Self::new(pk, Action::Delete)
-    }
-
-    fn when(mut self, condition: impl Into<String>) -> Self {
-        self.condition = Some(condition.into());
-        self
-    }
-
-    fn value(mut self, placeholder: &str, value: AttributeValue) -> Self {
-        self.values.insert(placeholder.to_owned(), value);
-        self
-    }
-
-    fn name(mut self, placeholder: &str, attribute: &str) -> Self {
-        self.names.insert(placeholder.to_owned(), attribute.to_owned());
-        self
-    }
-
-    fn into_transact_item(self, table: &str) -> Result<TransactWriteItem, BuildError> {
-        let expressions = match &self.action {
-            Action::Update(update) => format!("{update} {}", self.condition.as_deref().unwrap_or_default()),
-            _ => self.condition.clone().unwrap_or_default(),
-        };
-        let names: HashMap<_, _> =
-            self.names.into_iter().filter(|(p, _)| mentions(&expressions, p)).collect();
-        let values: HashMap<_, _> =
-            self.values.into_iter().filter(|(p, _)| mentions(&expressions, p)).collect();
-        let names = (!names.is_empty()).then_some(names);
-        let values = (!values.is_empty()).then_some(values);
-        let on_failure = self.condition.is_some().then_some(ReturnValuesOnConditionCheckFailure::AllOld);
-        let key = HashMap::from([(PK.to_owned(), s(self.pk))]);
-        let item = TransactWriteItem::builder();
-        Ok(match self.action {
-            Action::Update(update) => item
-                .update(
-                    Update::builder()
-                        .table_name(table)
-                        .set_key(Some(key))
-                        .update_expression(update)
-                        .set_condition_expression(self.condition)
-                        .set_expression_attribute_names(names)
-                        .set_expression_attribute_values(values)
-                        .set_return_values_on_condition_check_failure(on_failure)
-                        .build()?,
-                )
-                .build(),
-            Action::Check => item
-                .condition_check(
-                    ConditionCheck::builder()
-                        .table_name(table)
-                        .set_key(Some(key))
-                        .set_condition_expression(self.condition)
-                        .set_expression_attribute_names(names)
-                        .set_expression_attribute_values(values)
-                        .set_return_values_on_condition_check_failure(on_failure)
-                        .build()?,
-                )
-                .build(),
-            Action::Put(put) => item
-                .put(
-                    Put::builder()
-                        .table_name(table)
-                        .set_item(Some(put))
-                        .set_condition_expression(self.condition)
-                        .set_expression_attribute_names(names)
-                        .set_expression_attribute_values(values)
-                        .set_return_values_on_condition_check_failure(on_failure)
-                        .build()?,
-                )
-                .build(),
-            Action::Delete => item
-                .delete(
-                    Delete::builder()
-                        .table_name(table)
-                        .set_key(Some(key))
-                        .set_condition_expression(self.condition)
-                        .set_expression_attribute_names(names)
-                        .set_expression_attribute_values(values)
-                        .set_return_values_on_condition_check_failure(on_failure)
-                        .build()?,
-                )
-                .build(),
-        })
-    }
-}
-
-/// Whether `expression` uses `placeholder` (`:one` is not used by `:one_more`).
-fn mentions(expression: &str, placeholder: &str) -> bool {
-    expression.match_indices(placeholder).any(|(at, _)| {
-        !expression[at + placeholder.len()..].starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
-    })
-}
-
-fn verification_pk(key: &str) -> String {
-    format!("{VERIFICATION_PREFIX}{key}")
-}
-
-fn session_pk(key: &str) -> String {
-    format!("{SESSION_PREFIX}{key}")
-}
-
-fn phone_pk(phone_key: &str) -> String {
-    format!("{PHONE_PREFIX}{phone_key}")
-}
-
-fn window_pk(phone_key: &str, window_secs: u64, window: u64) -> String {
-    format!("{PHONE_PREFIX}{phone_key}#w{window_secs}#{window}")
-}
-
-fn day_pk(phone_key: &str, day: u64) -> String {
-    format!("{PHONE_PREFIX}{phone_key}#d#{day}")
-}
-
-fn ip_pk(ip_key: &str, hour: u64) -> String {
-    format!("{IP_PREFIX}{ip_key}#{hour}")
-}
-
-/// A fresh `rev` for a verification item.
-fn new_rev() -> AttributeValue {
-    s(uuid::Uuid::new_v4().simple().to_string())
-}
-
-/// A counter of the window `[index * secs, (index + 1) * secs)`: one more, if below `max`.
-fn counter_op(pk: String, max: u32, index: u64, secs: u64) -> Op {
-    Op::update(pk, "ADD n :one SET expires_at = :expires")
-        .when("attribute_not_exists(n) OR n < :max")
-        .value(":one", n(1))
-        .value(":max", n(max))
-        .value(":expires", n((index + 1) * secs + COUNTER_TTL_MARGIN_SECS))
-}
-
-/// The day's send counter: one more if below the daily limit and the resend delay has passed.
-fn day_op(phone_key: &str, limits: &Limits, now: u64) -> Op {
-    let day = window_index(now, DAY_SECS);
-    let mut op = counter_op(day_pk(phone_key, day), limits.sends_per_phone_day, day, DAY_SECS);
-    op.action = Action::Update("ADD n :one SET last_sent_at = :now, expires_at = :expires".into());
-    let mut spaced = vec!["attribute_not_exists(last_sent_at)".to_owned(), "n = :zero".to_owned()];
-    for (i, (first, last, delay)) in resend_tiers(limits).into_iter().enumerate() {
-        spaced.push(format!("(n BETWEEN :f{i} AND :l{i} AND last_sent_at <= :t{i})"));
-        op = op
-            .value(&format!(":f{i}"), n(first))
-            .value(&format!(":l{i}"), n(last))
-            .value(&format!(":t{i}"), n(i128::from(now) - i128::from(delay)));
-    }
-    op.when(format!("attribute_not_exists(n) OR (n < :max AND ({}))", spaced.join(" OR ")))
-        .value(":now", n(now))
-        .value(":zero", n(0))
-}
-
-/// The resend delay after the n-th send of a day, for every n that may still send (below the
-/// daily limit), as runs `(first n, last n, delay)` of equal delays. The last listed delay repeats.
-fn resend_tiers(limits: &Limits) -> Vec<(u32, u32, u64)> {
-    let delays = &limits.resend_delays_secs;
-    let repeat_from = delays.len().max(1); // the n whose delay is the last listed one
-    let max_n = limits.sends_per_phone_day.saturating_sub(1);
-    let mut tiers: Vec<(u32, u32, u64)> = Vec::new();
-    let mut sends = 1;
-    while sends <= max_n {
-        let index = sends as usize - 1;
-        let delay = delays.get(index.min(repeat_from - 1)).copied().unwrap_or(0);
-        let last = if sends as usize >= repeat_from { max_n } else { sends };
-        match tiers.last_mut() {
-            Some(tier) if tier.2 == delay => tier.1 = last,
-            _ => tiers.push((sends, last, delay)),
-        }
-        sends = last + 1;
-    }
-    tiers
-}
-
-/// One more consecutive failure for the phone: counted on (`restart` false: they are live or
-/// there are none) or from 1 (`restart`: they have expired); `extend` also extends the expiry.
-fn failure_op(phone_key: &str, now: u64, restart: bool, extend: bool) -> Op {
-    let (failures, condition) = if restart {
-        ("failures = :one", "failures_reset_at <= :now")
-    } else {
-        (
-            "failures = if_not_exists(failures, :zero) + :one",
-            "(attribute_not_exists(failures_reset_at) OR failures_reset_at > :now)",
-        )
-    };
-    let (update, condition) = if extend {
-        (
-            format!("SET {failures}, failures_reset_at = :reset_at, expires_at = :reset_at"),
-            format!("{condition} AND (attribute_not_exists(expires_at) OR expires_at <= :reset_at)"),
-        )
-    } else {
-        (format!("SET {failures}, failures_reset_at = :reset_at"), condition.to_owned())
-    };
-    Op::update(phone_pk(phone_key), update)
-        .when(condition)
-        .value(":one", n(1))
-        .value(":zero", n(0))
-        .value(":now", n(now))
-        .value(":reset_at", n(now + DAY_SECS))
 }
 
 #[async_trait]
@@ -659,12 +346,11 @@ impl StateStore for DynamoStore {
         let phone = Op::update(phone_pk(&verification.phone_key), "SET #current = :key")
             .name("#current", "current")
             .value(":key", s(&verification.key));
-        let extended = Op {
-            action: Action::Update("SET #current = :key, expires_at = :expires".into()),
-            ..phone.clone()
-        }
-        .when("attribute_not_exists(expires_at) OR expires_at <= :expires")
-        .value(":expires", n(expires));
+        let extended = phone
+            .clone()
+            .with_update("SET #current = :key, expires_at = :expires")
+            .when("attribute_not_exists(expires_at) OR expires_at <= :expires")
+            .value(":expires", n(expires));
         let put = || Op::put(verification_item(verification, new_rev()));
         if let Transacted::Written = self.transact(vec![put(), extended]).await? {
             return Ok(());
@@ -903,263 +589,5 @@ impl StateStore for DynamoStore {
             .await
             .map(drop)
             .map_err(|e| self.unavailable("DeleteItem", e))
-    }
-}
-
-/// Sends a write, again after a short pause when it met an in-flight transaction on its item:
-/// DynamoDB rejects it then (`TransactionConflict`) and the SDK does not retry that.
-async fn send_retrying_conflicts<T, E, R, F, Fut>(mut send: F) -> Result<T, SdkError<E, R>>
-where
-    E: Conflict,
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, SdkError<E, R>>>,
-{
-    let mut attempt = 1;
-    loop {
-        match send().await {
-            Err(e)
-                if attempt < CONFLICT_ATTEMPTS && e.as_service_error().is_some_and(Conflict::is_conflict) =>
-            {
-                tracing::debug!(attempt, "DynamoDB write met a transaction in flight; sending it again");
-                tokio::time::sleep(Duration::from_millis(20 << attempt)).await;
-                attempt += 1;
-            }
-            result => return result,
-        }
-    }
-}
-
-/// An operation error that says the item was locked by another transaction.
-trait Conflict {
-    fn is_conflict(&self) -> bool;
-}
-
-impl Conflict for UpdateItemError {
-    fn is_conflict(&self) -> bool {
-        matches!(self, Self::TransactionConflictException(_))
-    }
-}
-
-impl Conflict for DeleteItemError {
-    fn is_conflict(&self) -> bool {
-        matches!(self, Self::TransactionConflictException(_))
-    }
-}
-
-impl Conflict for TransactWriteItemsError {
-    /// Cancelled for a conflict only: a failed condition is an answer, not worth a retry.
-    fn is_conflict(&self) -> bool {
-        match self {
-            Self::TransactionCanceledException(cancelled) => {
-                let codes = || cancelled.cancellation_reasons().iter().filter_map(|r| r.code());
-                codes().any(|c| c == "TransactionConflict") && !codes().any(|c| c == CONDITION_FAILED)
-            }
-            _ => false,
-        }
-    }
-}
-
-fn s(value: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(value.into())
-}
-
-fn n(value: impl Display) -> AttributeValue {
-    AttributeValue::N(value.to_string())
-}
-
-fn progress_attributes(progress: &Progress) -> (&'static str, Option<&str>) {
-    match progress {
-        Progress::AwaitingCode => ("awaiting_code", None),
-        Progress::CodeAccepted => ("code_accepted", None),
-        Progress::TokenIssued { sealed_access_token } => ("token_issued", Some(sealed_access_token)),
-    }
-}
-
-fn verification_item(v: &Verification, rev: AttributeValue) -> Item {
-    let (stage, sealed) = progress_attributes(&v.progress);
-    let mut item = HashMap::from([
-        (PK.to_owned(), s(verification_pk(&v.key))),
-        ("flow_id".to_owned(), s(&v.flow_id)),
-        ("nonce_digest".to_owned(), s(&v.nonce_digest)),
-        ("client_id".to_owned(), s(&v.client_id)),
-        ("server_id".to_owned(), s(&v.server_id)),
-        ("phone".to_owned(), s(&v.phone)),
-        ("phone_key".to_owned(), s(&v.phone_key)),
-        ("test".to_owned(), AttributeValue::Bool(v.test)),
-        ("created_at".to_owned(), n(v.created_at)),
-        (TTL_ATTRIBUTE.to_owned(), n(v.expires_at)),
-        ("poll_interval_secs".to_owned(), n(v.poll_interval_secs)),
-        ("wrong_codes".to_owned(), n(v.wrong_codes)),
-        ("max_wrong_codes".to_owned(), n(v.max_wrong_codes)),
-        ("stage".to_owned(), s(stage)),
-        ("rev".to_owned(), rev),
-    ]);
-    if let Some(sealed) = sealed {
-        item.insert("sealed_access_token".to_owned(), s(sealed));
-    }
-    if let Some(lease) = &v.lease {
-        item.insert("lease_id".to_owned(), s(&lease.id));
-        item.insert("lease_until".to_owned(), n(lease.until));
-    }
-    item
-}
-
-fn session_item(session: &Session) -> Result<Item, StoreError> {
-    let userinfo = serde_json::to_string(&session.userinfo)
-        .map_err(|e| StoreError::Unavailable(format!("cannot encode the session's userinfo: {e}")))?;
-    Ok(HashMap::from([
-        (PK.to_owned(), s(session_pk(&session.key))),
-        ("flow_id".to_owned(), s(&session.flow_id)),
-        ("client_id".to_owned(), s(&session.client_id)),
-        ("server_id".to_owned(), s(&session.server_id)),
-        ("phone".to_owned(), s(&session.phone)),
-        ("userinfo".to_owned(), s(userinfo)),
-        ("verified_at".to_owned(), n(session.verified_at)),
-        (TTL_ATTRIBUTE.to_owned(), n(session.expires_at)),
-    ]))
-}
-
-fn corrupt(what: impl Display) -> StoreError {
-    StoreError::Unavailable(format!("corrupt DynamoDB item: {what}"))
-}
-
-/// Typed reads of one item's attributes; a missing or mistyped attribute is a corrupt item.
-struct Attributes<'a>(&'a Item);
-
-impl Attributes<'_> {
-    fn string(&self, name: &str) -> Result<String, StoreError> {
-        self.optional_string(name)?.ok_or_else(|| corrupt(format_args!("attribute {name} is missing")))
-    }
-
-    fn optional_string(&self, name: &str) -> Result<Option<String>, StoreError> {
-        self.0
-            .get(name)
-            .map(|value| {
-                value.as_s().cloned().map_err(|_| corrupt(format_args!("attribute {name} is not a string")))
-            })
-            .transpose()
-    }
-
-    fn optional_bool(&self, name: &str) -> Result<Option<bool>, StoreError> {
-        self.0
-            .get(name)
-            .map(|value| {
-                value
-                    .as_bool()
-                    .copied()
-                    .map_err(|_| corrupt(format_args!("attribute {name} is not a boolean")))
-            })
-            .transpose()
-    }
-
-    fn number<T: FromStr>(&self, name: &str) -> Result<T, StoreError> {
-        self.optional_number(name)?.ok_or_else(|| corrupt(format_args!("attribute {name} is missing")))
-    }
-
-    fn optional_number<T: FromStr>(&self, name: &str) -> Result<Option<T>, StoreError> {
-        self.0
-            .get(name)
-            .map(|value| {
-                value
-                    .as_n()
-                    .ok()
-                    .and_then(|number| number.parse().ok())
-                    .ok_or_else(|| corrupt(format_args!("attribute {name} is not a number in range")))
-            })
-            .transpose()
-    }
-}
-
-fn parse_verification(key: &str, item: &Item) -> Result<Verification, StoreError> {
-    let a = Attributes(item);
-    let progress = match a.string("stage")?.as_str() {
-        "awaiting_code" => Progress::AwaitingCode,
-        "code_accepted" => Progress::CodeAccepted,
-        "token_issued" => Progress::TokenIssued { sealed_access_token: a.string("sealed_access_token")? },
-        other => return Err(corrupt(format_args!("unknown stage {other:?}"))),
-    };
-    let lease = match (a.optional_string("lease_id")?, a.optional_number("lease_until")?) {
-        (Some(id), Some(until)) => Some(Lease { id, until }),
-        (None, None) => None,
-        _ => return Err(corrupt("lease_id and lease_until must come together")),
-    };
-    Ok(Verification {
-        key: key.to_owned(),
-        flow_id: a.string("flow_id")?,
-        nonce_digest: a.string("nonce_digest")?,
-        client_id: a.string("client_id")?,
-        server_id: a.string("server_id")?,
-        phone: a.string("phone")?,
-        // Absent only in items written before phone records: such a verification is nobody's
-        // current one, so a claim finds it not found.
-        phone_key: a.optional_string("phone_key")?.unwrap_or_default(),
-        test: a.optional_bool("test")?.unwrap_or(false),
-        created_at: a.number("created_at")?,
-        expires_at: a.number(TTL_ATTRIBUTE)?,
-        poll_interval_secs: a.number("poll_interval_secs")?,
-        wrong_codes: a.number("wrong_codes")?,
-        max_wrong_codes: a.number("max_wrong_codes")?,
-        progress,
-        lease,
-    })
-}
-
-/// A phone record as a claim needs it: the current verification and the failures (the send
-/// counters live in their own items).
-fn parse_phone(item: &Item) -> Result<PhoneRecord, StoreError> {
-    let a = Attributes(item);
-    Ok(PhoneRecord {
-        current: a.optional_string("current")?,
-        counters: PhoneCounters {
-            failures: a.optional_number("failures")?.unwrap_or(0),
-            failures_reset_at: a.optional_number("failures_reset_at")?.unwrap_or(0),
-            ..PhoneCounters::default()
-        },
-    })
-}
-
-fn parse_session(key: &str, item: &Item) -> Result<Session, StoreError> {
-    let a = Attributes(item);
-    let userinfo: Map<String, Value> = serde_json::from_str(&a.string("userinfo")?)
-        .map_err(|e| corrupt(format_args!("attribute userinfo is not a JSON object: {e}")))?;
-    Ok(Session {
-        key: key.to_owned(),
-        flow_id: a.string("flow_id")?,
-        client_id: a.string("client_id")?,
-        server_id: a.string("server_id")?,
-        phone: a.string("phone")?,
-        userinfo,
-        verified_at: a.number("verified_at")?,
-        expires_at: a.number(TTL_ATTRIBUTE)?,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn limits(day: u32, delays: &[u64]) -> Limits {
-        Limits { sends_per_phone_day: day, resend_delays_secs: delays.to_vec(), ..Limits::default() }
-    }
-
-    #[test]
-    fn resend_tiers_cover_every_send_below_the_daily_limit() {
-        assert_eq!(
-            resend_tiers(&limits(10, &[30, 60, 120, 300, 600, 1800])),
-            vec![(1, 1, 30), (2, 2, 60), (3, 3, 120), (4, 4, 300), (5, 5, 600), (6, 9, 1800)]
-        );
-        assert_eq!(resend_tiers(&limits(10, &[0, 3600])), vec![(1, 1, 0), (2, 9, 3600)]);
-        assert_eq!(resend_tiers(&limits(3, &[30, 60, 120, 300])), vec![(1, 1, 30), (2, 2, 60)]);
-        assert_eq!(resend_tiers(&limits(5, &[60, 60, 120])), vec![(1, 2, 60), (3, 4, 120)]);
-        assert_eq!(resend_tiers(&limits(1, &[30])), vec![]);
-        assert_eq!(resend_tiers(&limits(u32::MAX, &[5])), vec![(1, u32::MAX - 1, 5)]);
-    }
-
-    #[test]
-    fn only_mentioned_placeholders_count() {
-        assert!(mentions("SET a = :one", ":one"));
-        assert!(mentions("a = :one AND b = :one_more", ":one"));
-        assert!(!mentions("b = :one_more", ":one"));
-        assert!(!mentions("n BETWEEN :f10 AND :l10", ":f1"));
     }
 }

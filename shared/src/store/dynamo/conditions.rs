@@ -1,0 +1,110 @@
+//! The conditional writes of the limits, as the parent module's docs describe them: the send
+//! counters, the resend delays and the phone's consecutive failures.
+
+use super::codec::{day_pk, n, phone_pk};
+use super::transact::Op;
+use crate::limits::{DAY_SECS, HOUR_SECS, Limits, window_index};
+
+/// How long a counter outlives its window, so a slightly late clock still finds it.
+const COUNTER_TTL_MARGIN_SECS: u64 = HOUR_SECS;
+
+/// A phone is not locked by consecutive wrong codes (`:max_failures`, `:now`).
+pub(super) const NOT_LOCKED: &str = "attribute_not_exists(failures) OR attribute_not_exists(failures_reset_at) \
+                          OR failures < :max_failures OR failures_reset_at <= :now";
+
+/// A counter of the window `[index * secs, (index + 1) * secs)`: one more, if below `max`.
+pub(super) fn counter_op(pk: String, max: u32, index: u64, secs: u64) -> Op {
+    Op::update(pk, "ADD n :one SET expires_at = :expires")
+        .when("attribute_not_exists(n) OR n < :max")
+        .value(":one", n(1))
+        .value(":max", n(max))
+        .value(":expires", n((index + 1) * secs + COUNTER_TTL_MARGIN_SECS))
+}
+
+/// The day's send counter: one more if below the daily limit and the resend delay has passed.
+pub(super) fn day_op(phone_key: &str, limits: &Limits, now: u64) -> Op {
+    let day = window_index(now, DAY_SECS);
+    let mut op = counter_op(day_pk(phone_key, day), limits.sends_per_phone_day, day, DAY_SECS)
+        .with_update("ADD n :one SET last_sent_at = :now, expires_at = :expires");
+    let mut spaced = vec!["attribute_not_exists(last_sent_at)".to_owned(), "n = :zero".to_owned()];
+    for (i, (first, last, delay)) in resend_tiers(limits).into_iter().enumerate() {
+        spaced.push(format!("(n BETWEEN :f{i} AND :l{i} AND last_sent_at <= :t{i})"));
+        op = op
+            .value(&format!(":f{i}"), n(first))
+            .value(&format!(":l{i}"), n(last))
+            .value(&format!(":t{i}"), n(i128::from(now) - i128::from(delay)));
+    }
+    op.when(format!("attribute_not_exists(n) OR (n < :max AND ({}))", spaced.join(" OR ")))
+        .value(":now", n(now))
+        .value(":zero", n(0))
+}
+
+/// The resend delay after the n-th send of a day, for every n that may still send (below the
+/// daily limit), as runs `(first n, last n, delay)` of equal delays. The last listed delay repeats.
+pub(super) fn resend_tiers(limits: &Limits) -> Vec<(u32, u32, u64)> {
+    let delays = &limits.resend_delays_secs;
+    let repeat_from = delays.len().max(1); // the n whose delay is the last listed one
+    let max_n = limits.sends_per_phone_day.saturating_sub(1);
+    let mut tiers: Vec<(u32, u32, u64)> = Vec::new();
+    let mut sends = 1;
+    while sends <= max_n {
+        let index = sends as usize - 1;
+        let delay = delays.get(index.min(repeat_from - 1)).copied().unwrap_or(0);
+        let last = if sends as usize >= repeat_from { max_n } else { sends };
+        match tiers.last_mut() {
+            Some(tier) if tier.2 == delay => tier.1 = last,
+            _ => tiers.push((sends, last, delay)),
+        }
+        sends = last + 1;
+    }
+    tiers
+}
+
+/// One more consecutive failure for the phone: counted on (`restart` false: they are live or
+/// there are none) or from 1 (`restart`: they have expired); `extend` also extends the expiry.
+pub(super) fn failure_op(phone_key: &str, now: u64, restart: bool, extend: bool) -> Op {
+    let (failures, condition) = if restart {
+        ("failures = :one", "failures_reset_at <= :now")
+    } else {
+        (
+            "failures = if_not_exists(failures, :zero) + :one",
+            "(attribute_not_exists(failures_reset_at) OR failures_reset_at > :now)",
+        )
+    };
+    let (update, condition) = if extend {
+        (
+            format!("SET {failures}, failures_reset_at = :reset_at, expires_at = :reset_at"),
+            format!("{condition} AND (attribute_not_exists(expires_at) OR expires_at <= :reset_at)"),
+        )
+    } else {
+        (format!("SET {failures}, failures_reset_at = :reset_at"), condition.to_owned())
+    };
+    Op::update(phone_pk(phone_key), update)
+        .when(condition)
+        .value(":one", n(1))
+        .value(":zero", n(0))
+        .value(":now", n(now))
+        .value(":reset_at", n(now + DAY_SECS))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(day: u32, delays: &[u64]) -> Limits {
+        Limits { sends_per_phone_day: day, resend_delays_secs: delays.to_vec(), ..Limits::default() }
+    }
+
+    #[test]
+    fn resend_tiers_cover_every_send_below_the_daily_limit() {
+        assert_eq!(
+            resend_tiers(&limits(10, &[30, 60, 120, 300, 600, 1800])),
+            vec![(1, 1, 30), (2, 2, 60), (3, 3, 120), (4, 4, 300), (5, 5, 600), (6, 9, 1800)]
+        );
+        assert_eq!(resend_tiers(&limits(10, &[0, 3600])), vec![(1, 1, 0), (2, 9, 3600)]);
+        assert_eq!(resend_tiers(&limits(3, &[30, 60, 120, 300])), vec![(1, 1, 30), (2, 2, 60)]);
+        assert_eq!(resend_tiers(&limits(5, &[60, 60, 120])), vec![(1, 2, 60), (3, 4, 120)]);
+        assert_eq!(resend_tiers(&limits(1, &[30])), vec![]);
+        assert_eq!(resend_tiers(&limits(u32::MAX, &[5])), vec![(1, u32::MAX - 1, 5)]);
+    }
+}
