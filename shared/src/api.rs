@@ -15,11 +15,11 @@ use serde_json::{Value, json};
 use crate::{
     App,
     config::Config,
-    secret::AuthReqId,
     crypto,
     error::ApiError,
     flow::{self, CompleteRequest, StartRequest, store_error},
     phone, redact,
+    secret::AuthReqId,
     store::{StateStore, now_epoch_secs, session_key},
     telemetry::Summary,
 };

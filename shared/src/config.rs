@@ -307,7 +307,11 @@ impl RawConfig {
             .map_err(|e| ConfigError::new(format!("config is not valid JSON of the expected shape: {e}")))
     }
 
-    fn validate(self, secret_override: Option<ClientSecret>, secrets: Secrets) -> Result<Config, ConfigError> {
+    fn validate(
+        self,
+        secret_override: Option<ClientSecret>,
+        secrets: Secrets,
+    ) -> Result<Config, ConfigError> {
         let mut problems = Vec::new();
 
         if self.realm.trim().is_empty() || self.realm.contains('/') {

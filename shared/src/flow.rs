@@ -28,11 +28,11 @@ use crate::{
     App,
     ciba::{AuthStarted, DEFAULT_POLL_INTERVAL_SECS, UpstreamError, UserInfo},
     config::{AuthServer, FALLBACK_SCOPE, MAX_VERIFICATION_TTL_SECS, SmsClient},
-    secret::{AccessToken, AuthReqId, SessionToken},
     crypto,
     error::ApiError,
     limits::{Limit, RateLimited, ip_bucket},
     phone::{self, PhoneNumber},
+    secret::{AccessToken, AuthReqId, SessionToken},
     store::{
         self, Claim, ClaimOutcome, Lease, Progress, SendReservation, Session, StoreError, Verification,
         now_epoch_secs, session_key, verification_key,
@@ -188,7 +188,12 @@ pub async fn start(app: &App, request: StartRequest, summary: &mut Summary) -> R
     };
     summary.store(app.store.put_verification(&verification)).await.map_err(store_error)?;
 
-    Ok(Started { auth_server: server.into(), auth_req_id: AuthReqId::new(started.auth_req_id), nonce, flow_id })
+    Ok(Started {
+        auth_server: server.into(),
+        auth_req_id: AuthReqId::new(started.auth_req_id),
+        nonce,
+        flow_id,
+    })
 }
 
 /// `/sms/token`: verifies the code upstream and turns the verification into a session.

@@ -13,12 +13,7 @@ use std::sync::Arc;
 use lambda_emulator::{Emulator, apigw};
 use sandbox_auth::Sandbox;
 use serde_json::{Value, json};
-use shared::{
-    App,
-    config::Config,
-    secret::ClientSecret,
-    store::DynamoStore,
-};
+use shared::{App, config::Config, secret::ClientSecret, store::DynamoStore};
 use support::{CLIENT, CLIENT_SECRET, INVOKE_TIMEOUT, PHONE, assert_error, event};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_sms-token");

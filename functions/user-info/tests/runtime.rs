@@ -10,12 +10,7 @@ use std::sync::Arc;
 
 use lambda_emulator::{Emulator, apigw};
 use serde_json::{Value, json};
-use shared::{
-    App,
-    config::Config,
-    secret::ClientSecret,
-    store::DynamoStore,
-};
+use shared::{App, config::Config, secret::ClientSecret, store::DynamoStore};
 use support::{CLIENT, CLIENT_SECRET, INVOKE_TIMEOUT, PHONE, assert_error, event};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_user-info");
@@ -35,8 +30,9 @@ async fn reads_a_verified_session_without_the_client_secret() {
     let table = support::fresh_table("user-info").await;
 
     // A verified session on the table, made the way sms-auth and sms-token make it.
-    let config = Config::parse(&support::config(&sandbox).to_string(), Some(ClientSecret::new(CLIENT_SECRET)))
-        .expect("valid config");
+    let config =
+        Config::parse(&support::config(&sandbox).to_string(), Some(ClientSecret::new(CLIENT_SECRET)))
+            .expect("valid config");
     let app = App::new(
         config,
         Arc::new(DynamoStore::new(
