@@ -19,8 +19,8 @@ use crate::{
     error::ApiError,
     flow::{self, CompleteRequest, StartRequest, store_error},
     phone, redact,
-    secret::AuthReqId,
-    store::{StateStore, now_epoch_secs, session_key},
+    secret::{AuthReqId, SessionToken},
+    store::{SessionKey, StateStore, now_epoch_secs},
     telemetry::Summary,
 };
 
@@ -198,8 +198,8 @@ pub async fn user_info(config: &Config, store: &dyn StateStore, request: Request
     let mut summary = Summary::new("user_info");
     summary.request_id = request_id(&request);
     let result = async {
-        let token = session_token(&request)?;
-        let found = summary.store(store.get_session(&session_key(&token), now_epoch_secs())).await;
+        let token = SessionToken::new(session_token(&request)?);
+        let found = summary.store(store.get_session(&SessionKey::of(&token), now_epoch_secs())).await;
         let session = found.map_err(store_error)?.ok_or_else(ApiError::invalid_session)?;
         summary.flow_id = Some(session.flow_id.clone());
         summary.client_id = Some(session.client_id.clone());
@@ -233,9 +233,10 @@ pub async fn user_logout(store: &dyn StateStore, request: Request) -> HandlerRes
     summary.request_id = request_id(&request);
     let result = async {
         match presented_session(&request) {
-            Presented::Token(token) => {
-                summary.store(store.delete_session(&session_key(&token))).await.map_err(store_error)
-            }
+            Presented::Token(token) => summary
+                .store(store.delete_session(&SessionKey::of(&SessionToken::new(token))))
+                .await
+                .map_err(store_error),
             // A value that can be no session names nothing to end; its cookie is still cleared.
             Presented::Malformed => Ok(()),
             Presented::Nothing => Err(ApiError::no_session()),

@@ -34,8 +34,8 @@ use crate::{
     phone::{self, PhoneNumber},
     secret::{AccessToken, AuthReqId, SessionToken},
     store::{
-        self, Claim, ClaimOutcome, Lease, Progress, SendReservation, Session, StoreError, Verification,
-        now_epoch_secs, session_key, verification_key,
+        Claim, ClaimOutcome, IpKey, Lease, LeaseId, PhoneKey, Progress, SendReservation, Session, SessionKey,
+        StoreError, Verification, VerificationKey, now_epoch_secs,
     },
     telemetry::{Summary, UpstreamCall},
 };
@@ -121,7 +121,7 @@ pub async fn start(app: &App, request: StartRequest, summary: &mut Summary) -> R
     {
         return Err(ApiError::country_not_allowed());
     }
-    let phone_key = store::phone_key(&client.client_id, phone.e164());
+    let phone_key = PhoneKey::of(&client.client_id, phone.e164());
     let now = now_epoch_secs();
     let network = note_source(summary, client, request.source_ip.as_deref());
 
@@ -138,7 +138,7 @@ pub async fn start(app: &App, request: StartRequest, summary: &mut Summary) -> R
     } else {
         let reservation = SendReservation {
             phone_key: phone_key.clone(),
-            ip_key: network.as_deref().map(|bucket| store::ip_key(&client.client_id, bucket)),
+            ip_key: network.as_deref().map(|bucket| IpKey::of(&client.client_id, bucket)),
             limits: client.limits.clone(),
             now,
         };
@@ -170,7 +170,7 @@ pub async fn start(app: &App, request: StartRequest, summary: &mut Summary) -> R
 
     let nonce = crypto::new_nonce();
     let verification = Verification {
-        key: verification_key(&started.auth_req_id),
+        key: VerificationKey::of(&AuthReqId::new(started.auth_req_id.clone())),
         flow_id: flow_id.clone(),
         nonce_digest: crypto::digest("nonce", &nonce),
         client_id: client.client_id.clone(),
@@ -205,13 +205,13 @@ pub async fn complete(
     let (client, server) = client_and_server(app, &request.client_id, request.server_id.as_deref(), summary)?;
     note_source(summary, client, request.source_ip.as_deref());
     let auth_req_id = &request.auth_req_id;
-    let key = verification_key(auth_req_id.expose());
+    let key = VerificationKey::of(auth_req_id);
     summary.flow_id = Some(flow_id(auth_req_id.expose()));
 
     // 1. Claim the verification: it must exist, be alive, be this caller's, and be free.
     let budget = app.ciba.timeouts().token_budget;
     let now = now_epoch_secs();
-    let lease = Lease { id: crypto::new_token(), until: now + budget.as_secs() + LEASE_MARGIN_SECS };
+    let lease = Lease { id: LeaseId::new_random(), until: now + budget.as_secs() + LEASE_MARGIN_SECS };
     let claim = Claim {
         client_id: client.client_id.clone(),
         server_id: server.id.clone(),
@@ -254,7 +254,7 @@ pub async fn complete(
     let now = now_epoch_secs();
     let UserInfo(claims) = userinfo;
     let session = Session {
-        key: session_key(session_token.expose()),
+        key: SessionKey::of(&session_token),
         flow_id: verification.flow_id.clone(),
         client_id: verification.client_id.clone(),
         server_id: verification.server_id.clone(),
@@ -411,7 +411,7 @@ fn ends_upstream_request(err: &UpstreamError) -> bool {
 struct Attempt<'a> {
     app: &'a App,
     verification: &'a Verification,
-    lease_id: &'a str,
+    lease_id: &'a LeaseId,
     summary: &'a mut Summary,
     /// The upstream access token once redeemed (never for test numbers).
     access_token: Option<AccessToken>,

@@ -7,7 +7,10 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{Map, Value};
 
 use crate::limits::PhoneCounters;
-use crate::store::{Lease, PhoneRecord, Progress, Session, StoreError, Verification};
+use crate::store::{
+    IpKey, Lease, LeaseId, PhoneKey, PhoneRecord, Progress, Session, SessionKey, StoreError, Verification,
+    VerificationKey,
+};
 
 pub(super) type Item = HashMap<String, AttributeValue>;
 
@@ -18,28 +21,28 @@ const SESSION_PREFIX: &str = "s#";
 const PHONE_PREFIX: &str = "p#";
 const IP_PREFIX: &str = "i#";
 
-pub(super) fn verification_pk(key: &str) -> String {
-    format!("{VERIFICATION_PREFIX}{key}")
+pub(super) fn verification_pk(key: &VerificationKey) -> String {
+    format!("{VERIFICATION_PREFIX}{}", key.as_str())
 }
 
-pub(super) fn session_pk(key: &str) -> String {
-    format!("{SESSION_PREFIX}{key}")
+pub(super) fn session_pk(key: &SessionKey) -> String {
+    format!("{SESSION_PREFIX}{}", key.as_str())
 }
 
-pub(super) fn phone_pk(phone_key: &str) -> String {
-    format!("{PHONE_PREFIX}{phone_key}")
+pub(super) fn phone_pk(phone_key: &PhoneKey) -> String {
+    format!("{PHONE_PREFIX}{}", phone_key.as_str())
 }
 
-pub(super) fn window_pk(phone_key: &str, window_secs: u64, window: u64) -> String {
-    format!("{PHONE_PREFIX}{phone_key}#w{window_secs}#{window}")
+pub(super) fn window_pk(phone_key: &PhoneKey, window_secs: u64, window: u64) -> String {
+    format!("{PHONE_PREFIX}{}#w{window_secs}#{window}", phone_key.as_str())
 }
 
-pub(super) fn day_pk(phone_key: &str, day: u64) -> String {
-    format!("{PHONE_PREFIX}{phone_key}#d#{day}")
+pub(super) fn day_pk(phone_key: &PhoneKey, day: u64) -> String {
+    format!("{PHONE_PREFIX}{}#d#{day}", phone_key.as_str())
 }
 
-pub(super) fn ip_pk(ip_key: &str, hour: u64) -> String {
-    format!("{IP_PREFIX}{ip_key}#{hour}")
+pub(super) fn ip_pk(ip_key: &IpKey, hour: u64) -> String {
+    format!("{IP_PREFIX}{}#{hour}", ip_key.as_str())
 }
 
 /// A fresh `rev` for a verification item.
@@ -72,7 +75,7 @@ pub(super) fn verification_item(v: &Verification, rev: AttributeValue) -> Item {
         ("client_id".to_owned(), s(&v.client_id)),
         ("server_id".to_owned(), s(&v.server_id)),
         ("phone".to_owned(), s(&v.phone)),
-        ("phone_key".to_owned(), s(&v.phone_key)),
+        ("phone_key".to_owned(), s(v.phone_key.as_str())),
         ("test".to_owned(), AttributeValue::Bool(v.test)),
         ("created_at".to_owned(), n(v.created_at)),
         (TTL_ATTRIBUTE.to_owned(), n(v.expires_at)),
@@ -86,7 +89,7 @@ pub(super) fn verification_item(v: &Verification, rev: AttributeValue) -> Item {
         item.insert("sealed_access_token".to_owned(), s(sealed));
     }
     if let Some(lease) = &v.lease {
-        item.insert("lease_id".to_owned(), s(&lease.id));
+        item.insert("lease_id".to_owned(), s(lease.id.as_str()));
         item.insert("lease_until".to_owned(), n(lease.until));
     }
     item
@@ -158,7 +161,7 @@ impl Attributes<'_> {
     }
 }
 
-pub(super) fn parse_verification(key: &str, item: &Item) -> Result<Verification, StoreError> {
+pub(super) fn parse_verification(key: &VerificationKey, item: &Item) -> Result<Verification, StoreError> {
     let a = Attributes(item);
     let progress = match a.string("stage")?.as_str() {
         "awaiting_code" => Progress::AwaitingCode,
@@ -167,12 +170,12 @@ pub(super) fn parse_verification(key: &str, item: &Item) -> Result<Verification,
         other => return Err(corrupt(format_args!("unknown stage {other:?}"))),
     };
     let lease = match (a.optional_string("lease_id")?, a.optional_number("lease_until")?) {
-        (Some(id), Some(until)) => Some(Lease { id, until }),
+        (Some(id), Some(until)) => Some(Lease { id: LeaseId::from_stored(id), until }),
         (None, None) => None,
         _ => return Err(corrupt("lease_id and lease_until must come together")),
     };
     Ok(Verification {
-        key: key.to_owned(),
+        key: key.clone(),
         flow_id: a.string("flow_id")?,
         nonce_digest: a.string("nonce_digest")?,
         client_id: a.string("client_id")?,
@@ -180,7 +183,7 @@ pub(super) fn parse_verification(key: &str, item: &Item) -> Result<Verification,
         phone: a.string("phone")?,
         // Absent only in items written before phone records: such a verification is nobody's
         // current one, so a claim finds it not found.
-        phone_key: a.optional_string("phone_key")?.unwrap_or_default(),
+        phone_key: PhoneKey::from_stored(a.optional_string("phone_key")?.unwrap_or_default()),
         test: a.optional_bool("test")?.unwrap_or(false),
         created_at: a.number("created_at")?,
         expires_at: a.number(TTL_ATTRIBUTE)?,
@@ -197,7 +200,7 @@ pub(super) fn parse_verification(key: &str, item: &Item) -> Result<Verification,
 pub(super) fn parse_phone(item: &Item) -> Result<PhoneRecord, StoreError> {
     let a = Attributes(item);
     Ok(PhoneRecord {
-        current: a.optional_string("current")?,
+        current: a.optional_string("current")?.map(VerificationKey::from_stored),
         counters: PhoneCounters {
             failures: a.optional_number("failures")?.unwrap_or(0),
             failures_reset_at: a.optional_number("failures_reset_at")?.unwrap_or(0),
@@ -206,12 +209,12 @@ pub(super) fn parse_phone(item: &Item) -> Result<PhoneRecord, StoreError> {
     })
 }
 
-pub(super) fn parse_session(key: &str, item: &Item) -> Result<Session, StoreError> {
+pub(super) fn parse_session(key: &SessionKey, item: &Item) -> Result<Session, StoreError> {
     let a = Attributes(item);
     let userinfo: Map<String, Value> = serde_json::from_str(&a.string("userinfo")?)
         .map_err(|e| corrupt(format_args!("attribute userinfo is not a JSON object: {e}")))?;
     Ok(Session {
-        key: key.to_owned(),
+        key: key.clone(),
         flow_id: a.string("flow_id")?,
         client_id: a.string("client_id")?,
         server_id: a.string("server_id")?,

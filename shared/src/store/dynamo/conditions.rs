@@ -4,6 +4,7 @@
 use super::codec::{day_pk, n, phone_pk};
 use super::transact::Op;
 use crate::limits::{DAY_SECS, HOUR_SECS, Limits, window_index};
+use crate::store::PhoneKey;
 
 /// How long a counter outlives its window, so a slightly late clock still finds it.
 const COUNTER_TTL_MARGIN_SECS: u64 = HOUR_SECS;
@@ -22,7 +23,7 @@ pub(super) fn counter_op(pk: String, max: u32, index: u64, secs: u64) -> Op {
 }
 
 /// The day's send counter: one more if below the daily limit and the resend delay has passed.
-pub(super) fn day_op(phone_key: &str, limits: &Limits, now: u64) -> Op {
+pub(super) fn day_op(phone_key: &PhoneKey, limits: &Limits, now: u64) -> Op {
     let day = window_index(now, DAY_SECS);
     let mut op = counter_op(day_pk(phone_key, day), limits.sends_per_phone_day, day, DAY_SECS)
         .with_update("ADD n :one SET last_sent_at = :now, expires_at = :expires");
@@ -62,7 +63,7 @@ pub(super) fn resend_tiers(limits: &Limits) -> Vec<(u32, u32, u64)> {
 
 /// One more consecutive failure for the phone: counted on (`restart` false: they are live or
 /// there are none) or from 1 (`restart`: they have expired); `extend` also extends the expiry.
-pub(super) fn failure_op(phone_key: &str, now: u64, restart: bool, extend: bool) -> Op {
+pub(super) fn failure_op(phone_key: &PhoneKey, now: u64, restart: bool, extend: bool) -> Op {
     let (failures, condition) = if restart {
         ("failures = :one", "failures_reset_at <= :now")
     } else {

@@ -108,8 +108,8 @@ use self::codec::{
 use self::conditions::{NOT_LOCKED, counter_op, day_op, failure_op};
 use self::transact::{Check, Op, Transacted, send_retrying_conflicts};
 use super::{
-    Claim, ClaimOutcome, PhoneRecord, Progress, SendReservation, Session, StateStore, StoreError,
-    Verification, judge_claim, judge_reservation,
+    Claim, ClaimOutcome, LeaseId, PhoneRecord, Progress, SendReservation, Session, SessionKey, StateStore,
+    StoreError, Verification, VerificationKey, judge_claim, judge_reservation,
 };
 use crate::app::StartupError;
 use crate::limits::{DAY_SECS, HOUR_SECS, PhoneCounters, RateLimited, window_index};
@@ -275,7 +275,7 @@ impl DynamoStore {
     /// The verification and its `rev`, as stored (expired or not).
     async fn stored_verification(
         &self,
-        key: &str,
+        key: &VerificationKey,
     ) -> Result<Option<(Verification, Option<String>)>, StoreError> {
         let Some(item) = self.get(verification_pk(key)).await? else { return Ok(None) };
         let verification = parse_verification(key, &item)?;
@@ -345,7 +345,7 @@ impl StateStore for DynamoStore {
         let expires = (verification.created_at + DAY_SECS).max(verification.expires_at);
         let phone = Op::update(phone_pk(&verification.phone_key), "SET #current = :key")
             .name("#current", "current")
-            .value(":key", s(&verification.key));
+            .value(":key", s(verification.key.as_str()));
         let extended = phone
             .clone()
             .with_update("SET #current = :key, expires_at = :expires")
@@ -362,7 +362,11 @@ impl StateStore for DynamoStore {
         }
     }
 
-    async fn claim_verification(&self, key: &str, claim: &Claim) -> Result<ClaimOutcome, StoreError> {
+    async fn claim_verification(
+        &self,
+        key: &VerificationKey,
+        claim: &Claim,
+    ) -> Result<ClaimOutcome, StoreError> {
         for _ in 0..RACE_ATTEMPTS {
             let Some((stored, rev)) = self.stored_verification(key).await? else {
                 return Ok(ClaimOutcome::NotFound);
@@ -376,14 +380,16 @@ impl StateStore for DynamoStore {
                     // Exhausted or busy, unless the phone record says not found or locked first.
                     let phone = match stored.phone_key.as_str() {
                         "" => None,
-                        phone_key => {
-                            self.get(phone_pk(phone_key)).await?.map(|item| parse_phone(&item)).transpose()?
-                        }
+                        _ => self
+                            .get(phone_pk(&stored.phone_key))
+                            .await?
+                            .map(|item| parse_phone(&item))
+                            .transpose()?,
                     };
                     let outcome = judge_claim(Some(&stored), phone.as_ref(), claim);
                     return Ok(outcome.unwrap_or(ClaimOutcome::Busy { retry_after: 1 }));
                 }
-                None if stored.phone_key.is_empty() => {
+                None if stored.phone_key.as_str().is_empty() => {
                     // Written before phone records existed: it cannot be its phone's current one.
                     return Ok(judge_claim(Some(&stored), None, claim).unwrap_or(ClaimOutcome::NotFound));
                 }
@@ -392,7 +398,7 @@ impl StateStore for DynamoStore {
 
             let phone = Op::check(phone_pk(&stored.phone_key), format!("#current = :key AND ({NOT_LOCKED})"))
                 .name("#current", "current")
-                .value(":key", s(key))
+                .value(":key", s(key.as_str()))
                 .value(":max_failures", n(claim.max_failures_per_phone))
                 .value(":now", n(claim.now));
             let lease = Op::update(
@@ -400,7 +406,7 @@ impl StateStore for DynamoStore {
                 "SET lease_id = :lease_id, lease_until = :lease_until, rev = :new_rev",
             )
             .when(if rev.is_some() { "rev = :rev" } else { "attribute_not_exists(rev)" })
-            .value(":lease_id", s(&claim.lease.id))
+            .value(":lease_id", s(claim.lease.id.as_str()))
             .value(":lease_until", n(claim.lease.until))
             .value(":new_rev", new_rev())
             .value(":rev", s(rev.unwrap_or_default()));
@@ -437,7 +443,7 @@ impl StateStore for DynamoStore {
     async fn record_wrong_code(
         &self,
         verification: &Verification,
-        lease_id: &str,
+        lease_id: &LeaseId,
         ends_verification: bool,
         now: u64,
     ) -> Result<u32, StoreError> {
@@ -462,7 +468,7 @@ impl StateStore for DynamoStore {
                     .value(":seen", n(seen))
                     .value(":max", n(max))
             }
-            .value(":lease", s(lease_id))
+            .value(":lease", s(lease_id.as_str()))
             .value(":rev", new_rev());
             let failure = failure_op(&verification.phone_key, now, restart, extend);
             let checks = match self.transact(vec![counted, failure]).await? {
@@ -473,7 +479,7 @@ impl StateStore for DynamoStore {
             if let Some(Check::Failed(item)) = checks.next() {
                 let Some(item) = item else { return Err(StoreError::LeaseLost) };
                 let a = Attributes(&item);
-                if a.optional_string("lease_id")?.as_deref() != Some(lease_id) {
+                if a.optional_string("lease_id")?.as_deref() != Some(lease_id.as_str()) {
                     return Err(StoreError::LeaseLost);
                 }
                 (seen, max) = (a.number("wrong_codes")?, a.number("max_wrong_codes")?);
@@ -490,8 +496,8 @@ impl StateStore for DynamoStore {
 
     async fn release_verification(
         &self,
-        key: &str,
-        lease_id: &str,
+        key: &VerificationKey,
+        lease_id: &LeaseId,
         progress: &Progress,
     ) -> Result<(), StoreError> {
         let (stage, sealed) = progress_attributes(progress);
@@ -501,7 +507,7 @@ impl StateStore for DynamoStore {
             .table_name(&self.table)
             .key(PK, s(verification_pk(key)))
             .condition_expression("lease_id = :lease")
-            .expression_attribute_values(":lease", s(lease_id))
+            .expression_attribute_values(":lease", s(lease_id.as_str()))
             .expression_attribute_values(":stage", s(stage))
             .expression_attribute_values(":rev", new_rev());
         request = match sealed {
@@ -529,14 +535,18 @@ impl StateStore for DynamoStore {
         }
     }
 
-    async fn discard_verification(&self, key: &str, lease_id: &str) -> Result<(), StoreError> {
+    async fn discard_verification(
+        &self,
+        key: &VerificationKey,
+        lease_id: &LeaseId,
+    ) -> Result<(), StoreError> {
         let request = self
             .client
             .delete_item()
             .table_name(&self.table)
             .key(PK, s(verification_pk(key)))
             .condition_expression("lease_id = :lease")
-            .expression_attribute_values(":lease", s(lease_id));
+            .expression_attribute_values(":lease", s(lease_id.as_str()));
         match send_retrying_conflicts(|| request.clone().send()).await {
             Ok(_) => Ok(()),
             Err(e)
@@ -554,13 +564,13 @@ impl StateStore for DynamoStore {
     async fn complete_verification(
         &self,
         verification: &Verification,
-        lease_id: &str,
+        lease_id: &LeaseId,
         session: &Session,
     ) -> Result<(), StoreError> {
         let ops = vec![
             Op::delete(verification_pk(&verification.key))
                 .when("lease_id = :lease")
-                .value(":lease", s(lease_id)),
+                .value(":lease", s(lease_id.as_str())),
             Op::put(session_item(session)?).when("attribute_not_exists(pk)"),
             // A verified number starts counting again. (Should the phone record be gone, this
             // writes one that expires like any other.)
@@ -577,13 +587,13 @@ impl StateStore for DynamoStore {
         }
     }
 
-    async fn get_session(&self, key: &str, now: u64) -> Result<Option<Session>, StoreError> {
+    async fn get_session(&self, key: &SessionKey, now: u64) -> Result<Option<Session>, StoreError> {
         let Some(item) = self.get(session_pk(key)).await? else { return Ok(None) };
         let session = parse_session(key, &item)?;
         Ok((session.expires_at > now).then_some(session))
     }
 
-    async fn delete_session(&self, key: &str) -> Result<(), StoreError> {
+    async fn delete_session(&self, key: &SessionKey) -> Result<(), StoreError> {
         let request = self.client.delete_item().table_name(&self.table).key(PK, s(session_pk(key)));
         send_retrying_conflicts(|| request.clone().send())
             .await
