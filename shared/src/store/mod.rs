@@ -20,7 +20,6 @@ pub mod memory;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::{
@@ -39,8 +38,7 @@ pub fn now_epoch_secs() -> u64 {
 
 /// How far a verification got upstream, so a retried `/sms/token` resumes there instead of
 /// resubmitting a code the upstream already accepted.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "stage", rename_all = "snake_case")]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum Progress {
     #[default]
     AwaitingCode,

@@ -131,16 +131,9 @@ impl Attributes<'_> {
             .transpose()
     }
 
-    pub(super) fn optional_bool(&self, name: &str) -> Result<Option<bool>, StoreError> {
-        self.0
-            .get(name)
-            .map(|value| {
-                value
-                    .as_bool()
-                    .copied()
-                    .map_err(|_| corrupt(format_args!("attribute {name} is not a boolean")))
-            })
-            .transpose()
+    pub(super) fn bool(&self, name: &str) -> Result<bool, StoreError> {
+        let value = self.0.get(name).ok_or_else(|| corrupt(format_args!("attribute {name} is missing")))?;
+        value.as_bool().copied().map_err(|_| corrupt(format_args!("attribute {name} is not a boolean")))
     }
 
     pub(super) fn number<T: FromStr>(&self, name: &str) -> Result<T, StoreError> {
@@ -181,10 +174,8 @@ pub(super) fn parse_verification(key: &VerificationKey, item: &Item) -> Result<V
         client_id: a.string("client_id")?,
         server_id: a.string("server_id")?,
         phone: a.string("phone")?,
-        // Absent only in items written before phone records: such a verification is nobody's
-        // current one, so a claim finds it not found.
-        phone_key: PhoneKey::from_stored(a.optional_string("phone_key")?.unwrap_or_default()),
-        test: a.optional_bool("test")?.unwrap_or(false),
+        phone_key: PhoneKey::from_stored(a.string("phone_key")?),
+        test: a.bool("test")?,
         created_at: a.number("created_at")?,
         expires_at: a.number(TTL_ATTRIBUTE)?,
         poll_interval_secs: a.number("poll_interval_secs")?,

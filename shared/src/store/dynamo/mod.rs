@@ -276,10 +276,10 @@ impl DynamoStore {
     async fn stored_verification(
         &self,
         key: &VerificationKey,
-    ) -> Result<Option<(Verification, Option<String>)>, StoreError> {
+    ) -> Result<Option<(Verification, String)>, StoreError> {
         let Some(item) = self.get(verification_pk(key)).await? else { return Ok(None) };
         let verification = parse_verification(key, &item)?;
-        Ok(Some((verification, Attributes(&item).optional_string("rev")?)))
+        Ok(Some((verification, Attributes(&item).string("rev")?)))
     }
 }
 
@@ -378,20 +378,10 @@ impl StateStore for DynamoStore {
                 Some(ClaimOutcome::NotFound) => return Ok(ClaimOutcome::NotFound),
                 Some(_) => {
                     // Exhausted or busy, unless the phone record says not found or locked first.
-                    let phone = match stored.phone_key.as_str() {
-                        "" => None,
-                        _ => self
-                            .get(phone_pk(&stored.phone_key))
-                            .await?
-                            .map(|item| parse_phone(&item))
-                            .transpose()?,
-                    };
+                    let phone = self.get(phone_pk(&stored.phone_key)).await?;
+                    let phone = phone.as_ref().map(parse_phone).transpose()?;
                     let outcome = judge_claim(Some(&stored), phone.as_ref(), claim);
                     return Ok(outcome.unwrap_or(ClaimOutcome::Busy { retry_after: 1 }));
-                }
-                None if stored.phone_key.as_str().is_empty() => {
-                    // Written before phone records existed: it cannot be its phone's current one.
-                    return Ok(judge_claim(Some(&stored), None, claim).unwrap_or(ClaimOutcome::NotFound));
                 }
                 None => {}
             }
@@ -405,11 +395,11 @@ impl StateStore for DynamoStore {
                 verification_pk(key),
                 "SET lease_id = :lease_id, lease_until = :lease_until, rev = :new_rev",
             )
-            .when(if rev.is_some() { "rev = :rev" } else { "attribute_not_exists(rev)" })
+            .when("rev = :rev")
             .value(":lease_id", s(claim.lease.id.as_str()))
             .value(":lease_until", n(claim.lease.until))
             .value(":new_rev", new_rev())
-            .value(":rev", s(rev.unwrap_or_default()));
+            .value(":rev", s(rev));
             let checks = match self.try_transact(vec![phone, lease]).await? {
                 // Other calls are writing this verification or its phone right now.
                 None => return Ok(ClaimOutcome::Busy { retry_after: 1 }),
