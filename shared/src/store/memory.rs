@@ -1,5 +1,6 @@
 //! The in-memory store: the default of `local-api` and the reference the DynamoDB store is tested
-//! against. One mutex makes each operation atomic, as one conditional write is in DynamoDB.
+//! against. One mutex makes each operation atomic, as one conditional write is in DynamoDB. Like
+//! the DynamoDB store it takes the time from its callers (`now`, a verification's `created_at`).
 
 use std::{
     collections::HashMap,
@@ -11,7 +12,6 @@ use async_trait::async_trait;
 use super::{
     Claim, ClaimOutcome, IpKey, LeaseId, PhoneKey, PhoneRecord, Progress, SendReservation, Session,
     SessionKey, StateStore, StoreError, Verification, VerificationKey, judge_claim, judge_reservation,
-    now_epoch_secs,
 };
 use crate::limits::{DAY_SECS, HOUR_SECS, PhoneCounters, RateLimited, window_index};
 
@@ -129,7 +129,7 @@ impl StateStore for MemoryStore {
 
     async fn put_verification(&self, verification: &Verification) -> Result<(), StoreError> {
         let mut state = self.lock();
-        state.purge_expired(now_epoch_secs());
+        state.purge_expired(verification.created_at);
         let phone = state.phones.entry(verification.phone_key.clone()).or_default();
         phone.current = Some(verification.key.clone());
         phone.touch(verification.created_at);
