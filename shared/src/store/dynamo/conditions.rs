@@ -1,20 +1,131 @@
-//! The conditional writes of the limits, as the parent module's docs describe them: the send
-//! counters, the resend delays and the phone's consecutive failures.
+//! The store's conditional writes, one builder per write, in the words of the parent module's
+//! docs (its table of methods and the list of conditions below it). What to do when a condition
+//! fails is the parent module's.
 
-use super::codec::{day_pk, n, phone_pk};
+use super::codec::{day_pk, ip_pk, n, new_rev, phone_pk, s, session_item, verification_pk, window_pk};
 use super::transact::Op;
 use crate::limits::{DAY_SECS, HOUR_SECS, Limits, window_index};
-use crate::store::PhoneKey;
+use crate::store::{
+    Claim, LeaseId, PhoneKey, SendReservation, Session, StoreError, Verification, VerificationKey,
+};
 
 /// How long a counter outlives its window, so a slightly late clock still finds it.
 const COUNTER_TTL_MARGIN_SECS: u64 = HOUR_SECS;
 
 /// A phone is not locked by consecutive wrong codes (`:max_failures`, `:now`).
-pub(super) const NOT_LOCKED: &str = "attribute_not_exists(failures) OR attribute_not_exists(failures_reset_at) \
+const NOT_LOCKED: &str = "attribute_not_exists(failures) OR attribute_not_exists(failures_reset_at) \
                           OR failures < :max_failures OR failures_reset_at <= :now";
 
+/// `reserve_send`: the source network's hour (with a source network only), the phone unlocked,
+/// its window and its day, in this order.
+pub(super) fn reservation_ops(reservation: &SendReservation) -> Vec<Op> {
+    let (limits, now) = (&reservation.limits, reservation.now);
+    let phone_key = &reservation.phone_key;
+    let mut ops = Vec::with_capacity(4);
+    if let Some(ip_key) = &reservation.ip_key {
+        let hour = window_index(now, HOUR_SECS);
+        ops.push(counter_op(ip_pk(ip_key, hour), limits.starts_per_ip_hour, hour, HOUR_SECS));
+    }
+    ops.push(
+        Op::check(phone_pk(phone_key), NOT_LOCKED)
+            .value(":max_failures", n(limits.max_failures_per_phone))
+            .value(":now", n(now)),
+    );
+    let window = window_index(now, limits.send_window_secs);
+    ops.push(counter_op(
+        window_pk(phone_key, limits.send_window_secs, window),
+        limits.sends_per_phone_window,
+        window,
+        limits.send_window_secs,
+    ));
+    ops.push(day_op(phone_key, limits, now));
+    ops
+}
+
+/// `put_verification`'s update of the phone record: the verification becomes its current one,
+/// and, when `extend`, the record lives at least a day after `created_at` (never shorter).
+pub(super) fn current_op(verification: &Verification, extend: bool) -> Op {
+    let op = Op::update(phone_pk(&verification.phone_key), "SET #current = :key")
+        .name("#current", "current")
+        .value(":key", s(verification.key.as_str()));
+    if !extend {
+        return op;
+    }
+    let expires = (verification.created_at + DAY_SECS).max(verification.expires_at);
+    op.with_update("SET #current = :key, expires_at = :expires")
+        .when("attribute_not_exists(expires_at) OR expires_at <= :expires")
+        .value(":expires", n(expires))
+}
+
+/// `claim_verification`: the phone record still names `key` current and is unlocked, and the
+/// verification is still the revision `rev` that was read; then it takes the claim's lease.
+pub(super) fn claim_ops(key: &VerificationKey, phone_key: &PhoneKey, rev: String, claim: &Claim) -> Vec<Op> {
+    let phone = Op::check(phone_pk(phone_key), format!("#current = :key AND ({NOT_LOCKED})"))
+        .name("#current", "current")
+        .value(":key", s(key.as_str()))
+        .value(":max_failures", n(claim.max_failures_per_phone))
+        .value(":now", n(claim.now));
+    let lease = Op::update(
+        verification_pk(key),
+        "SET lease_id = :lease_id, lease_until = :lease_until, rev = :new_rev",
+    )
+    .when("rev = :rev")
+    .value(":lease_id", s(claim.lease.id.as_str()))
+    .value(":lease_until", n(claim.lease.until))
+    .value(":new_rev", new_rev())
+    .value(":rev", s(rev));
+    vec![phone, lease]
+}
+
+/// `record_wrong_code`'s update of the verification under `lease_id`: one more wrong code than
+/// `seen` (of `max`), or, when `ends`, all of them; the lease is released either way.
+pub(super) fn wrong_code_op(
+    key: &VerificationKey,
+    lease_id: &LeaseId,
+    seen: u32,
+    max: u32,
+    ends: bool,
+) -> Op {
+    let pk = verification_pk(key);
+    if ends {
+        Op::update(pk, "SET wrong_codes = max_wrong_codes, rev = :rev REMOVE lease_id, lease_until")
+            .when("lease_id = :lease")
+    } else {
+        Op::update(pk, "SET wrong_codes = :counted, rev = :rev REMOVE lease_id, lease_until")
+            .when("lease_id = :lease AND wrong_codes = :seen AND max_wrong_codes = :max")
+            .value(":counted", n(seen + 1))
+            .value(":seen", n(seen))
+            .value(":max", n(max))
+    }
+    .value(":lease", s(lease_id.as_str()))
+    .value(":rev", new_rev())
+}
+
+/// `complete_verification`: the verification deleted under `lease_id`, the session put (a new
+/// one), and the phone's failures cleared.
+pub(super) fn complete_ops(
+    verification: &Verification,
+    lease_id: &LeaseId,
+    session: &Session,
+) -> Result<Vec<Op>, StoreError> {
+    Ok(vec![
+        Op::delete(verification_pk(&verification.key))
+            .when("lease_id = :lease")
+            .value(":lease", s(lease_id.as_str())),
+        Op::put(session_item(session)?).when("attribute_not_exists(pk)"),
+        // A verified number starts counting again. (Should the phone record be gone, this
+        // writes one that expires like any other.)
+        Op::update(
+            phone_pk(&verification.phone_key),
+            "SET failures = :zero, expires_at = if_not_exists(expires_at, :expires)",
+        )
+        .value(":zero", n(0))
+        .value(":expires", n(session.verified_at + DAY_SECS)),
+    ])
+}
+
 /// A counter of the window `[index * secs, (index + 1) * secs)`: one more, if below `max`.
-pub(super) fn counter_op(pk: String, max: u32, index: u64, secs: u64) -> Op {
+fn counter_op(pk: String, max: u32, index: u64, secs: u64) -> Op {
     Op::update(pk, "ADD n :one SET expires_at = :expires")
         .when("attribute_not_exists(n) OR n < :max")
         .value(":one", n(1))
@@ -23,7 +134,7 @@ pub(super) fn counter_op(pk: String, max: u32, index: u64, secs: u64) -> Op {
 }
 
 /// The day's send counter: one more if below the daily limit and the resend delay has passed.
-pub(super) fn day_op(phone_key: &PhoneKey, limits: &Limits, now: u64) -> Op {
+fn day_op(phone_key: &PhoneKey, limits: &Limits, now: u64) -> Op {
     let day = window_index(now, DAY_SECS);
     let mut op = counter_op(day_pk(phone_key, day), limits.sends_per_phone_day, day, DAY_SECS)
         .with_update("ADD n :one SET last_sent_at = :now, expires_at = :expires");
@@ -42,7 +153,7 @@ pub(super) fn day_op(phone_key: &PhoneKey, limits: &Limits, now: u64) -> Op {
 
 /// The resend delay after the n-th send of a day, for every n that may still send (below the
 /// daily limit), as runs `(first n, last n, delay)` of equal delays. The last listed delay repeats.
-pub(super) fn resend_tiers(limits: &Limits) -> Vec<(u32, u32, u64)> {
+fn resend_tiers(limits: &Limits) -> Vec<(u32, u32, u64)> {
     let delays = &limits.resend_delays_secs;
     let repeat_from = delays.len().max(1); // the n whose delay is the last listed one
     let max_n = limits.sends_per_phone_day.saturating_sub(1);

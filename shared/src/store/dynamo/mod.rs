@@ -101,18 +101,17 @@ use aws_sdk_dynamodb::{
 };
 
 use self::codec::{
-    Attributes, Item, PK, TTL_ATTRIBUTE, ip_pk, n, new_rev, parse_phone, parse_session, parse_verification,
-    phone_pk, progress_attributes, s, session_item, session_pk, verification_item, verification_pk,
-    window_pk,
+    Attributes, Item, PK, TTL_ATTRIBUTE, new_rev, parse_phone, parse_session, parse_verification, phone_pk,
+    progress_attributes, s, session_pk, verification_item, verification_pk,
 };
-use self::conditions::{NOT_LOCKED, counter_op, day_op, failure_op};
+use self::conditions::{claim_ops, complete_ops, current_op, failure_op, reservation_ops, wrong_code_op};
 use self::transact::{Check, Op, Transacted, send_retrying_conflicts};
 use super::{
     Claim, ClaimOutcome, LeaseId, PhoneRecord, Progress, SendReservation, Session, SessionKey, StateStore,
     StoreError, Verification, VerificationKey, judge_claim, judge_reservation,
 };
 use crate::app::StartupError;
-use crate::limits::{DAY_SECS, HOUR_SECS, PhoneCounters, RateLimited, window_index};
+use crate::limits::{DAY_SECS, PhoneCounters, RateLimited};
 
 /// How often a conditional write is sent again with what its failure showed (a lost race, or a
 /// guess that was wrong) before the store gives up.
@@ -185,7 +184,12 @@ impl DynamoStore {
             Err(e) => return Err(self.unavailable("CreateTable", e)),
         };
         self.wait_until_active().await?;
+        self.ensure_ttl().await?;
+        Ok(created)
+    }
 
+    /// Turns TTL on for `expires_at` unless it is on (or turning on).
+    async fn ensure_ttl(&self) -> Result<(), StoreError> {
         let ttl = self
             .client
             .describe_time_to_live()
@@ -214,7 +218,7 @@ impl DynamoStore {
                 .await
                 .map_err(|e| self.unavailable("UpdateTimeToLive", e))?;
         }
-        Ok(created)
+        Ok(())
     }
 
     async fn wait_until_active(&self) -> Result<(), StoreError> {
@@ -281,6 +285,26 @@ impl DynamoStore {
         let verification = parse_verification(key, &item)?;
         Ok(Some((verification, Attributes(&item).string("rev")?)))
     }
+
+    /// What a claim of `stored` answers without a write, if anything: judged as if the phone
+    /// allowed it (what the verification itself says), and then, for an exhausted or busy one,
+    /// with its phone record, which may say not found or locked first. `None` means try the write.
+    async fn judge_before_claiming(
+        &self,
+        stored: &Verification,
+        claim: &Claim,
+    ) -> Result<Option<ClaimOutcome>, StoreError> {
+        match judge_claim(Some(stored), Some(&allowing_phone(stored)), claim) {
+            None => Ok(None),
+            Some(ClaimOutcome::NotFound) => Ok(Some(ClaimOutcome::NotFound)),
+            Some(_) => {
+                let phone = self.get(phone_pk(&stored.phone_key)).await?;
+                let phone = phone.as_ref().map(parse_phone).transpose()?;
+                let outcome = judge_claim(Some(stored), phone.as_ref(), claim);
+                Ok(Some(outcome.unwrap_or(ClaimOutcome::Busy { retry_after: 1 })))
+            }
+        }
+    }
 }
 
 #[async_trait]
@@ -289,50 +313,13 @@ impl StateStore for DynamoStore {
         &self,
         reservation: &SendReservation,
     ) -> Result<Result<(), RateLimited>, StoreError> {
-        let (limits, now) = (&reservation.limits, reservation.now);
-        let phone_key = &reservation.phone_key;
-        let mut ops = Vec::with_capacity(4);
-        if let Some(ip_key) = &reservation.ip_key {
-            let hour = window_index(now, HOUR_SECS);
-            ops.push(counter_op(ip_pk(ip_key, hour), limits.starts_per_ip_hour, hour, HOUR_SECS));
-        }
-        ops.push(
-            Op::check(phone_pk(phone_key), NOT_LOCKED)
-                .value(":max_failures", n(limits.max_failures_per_phone))
-                .value(":now", n(now)),
-        );
-        let window = window_index(now, limits.send_window_secs);
-        ops.push(counter_op(
-            window_pk(phone_key, limits.send_window_secs, window),
-            limits.sends_per_phone_window,
-            window,
-            limits.send_window_secs,
-        ));
-        ops.push(day_op(phone_key, limits, now));
-
+        let ops = reservation_ops(reservation);
         for _ in 0..RACE_ATTEMPTS {
             let checks = match self.transact(ops.clone()).await? {
                 Transacted::Refused(checks) => checks,
                 Transacted::Written => return Ok(Ok(())),
             };
-            // The items whose conditions failed, as they stood; one whose condition held counts
-            // as below every limit, which is all the judge needs to know of it.
-            let mut checks = checks.into_iter();
-            let mut next_failed = || match checks.next() {
-                Some(Check::Failed(item)) => item.unwrap_or_default(),
-                _ => Item::new(),
-            };
-            let ip_item = if reservation.ip_key.is_some() { next_failed() } else { Item::new() };
-            let (phone, window, day) = (next_failed(), next_failed(), next_failed());
-            let (phone, window, day) = (Attributes(&phone), Attributes(&window), Attributes(&day));
-            let counters = PhoneCounters {
-                window_sends: window.optional_number("n")?.unwrap_or(0),
-                day_sends: day.optional_number("n")?.unwrap_or(0),
-                last_sent_at: day.optional_number("last_sent_at")?,
-                failures: phone.optional_number("failures")?.unwrap_or(0),
-                failures_reset_at: phone.optional_number("failures_reset_at")?.unwrap_or(0),
-            };
-            let ip_starts = Attributes(&ip_item).optional_number("n")?.unwrap_or(0);
+            let (counters, ip_starts) = refused_reservation(checks, reservation.ip_key.is_some())?;
             if let Err(limited) = judge_reservation(&counters, ip_starts, reservation) {
                 return Ok(Err(limited));
             }
@@ -342,21 +329,12 @@ impl StateStore for DynamoStore {
     }
 
     async fn put_verification(&self, verification: &Verification) -> Result<(), StoreError> {
-        let expires = (verification.created_at + DAY_SECS).max(verification.expires_at);
-        let phone = Op::update(phone_pk(&verification.phone_key), "SET #current = :key")
-            .name("#current", "current")
-            .value(":key", s(verification.key.as_str()));
-        let extended = phone
-            .clone()
-            .with_update("SET #current = :key, expires_at = :expires")
-            .when("attribute_not_exists(expires_at) OR expires_at <= :expires")
-            .value(":expires", n(expires));
         let put = || Op::put(verification_item(verification, new_rev()));
-        if let Transacted::Written = self.transact(vec![put(), extended]).await? {
+        if let Transacted::Written = self.transact(vec![put(), current_op(verification, true)]).await? {
             return Ok(());
         }
         // The phone record already lives longer: keep its expiry.
-        match self.transact(vec![put(), phone]).await? {
+        match self.transact(vec![put(), current_op(verification, false)]).await? {
             Transacted::Written => Ok(()),
             Transacted::Refused(_) => Err(self.gave_up("TransactWriteItems (put_verification)")),
         }
@@ -371,36 +349,10 @@ impl StateStore for DynamoStore {
             let Some((stored, rev)) = self.stored_verification(key).await? else {
                 return Ok(ClaimOutcome::NotFound);
             };
-            // Judged as if the phone allowed it: what the verification itself says.
-            let allowing =
-                PhoneRecord { current: Some(stored.key.clone()), counters: PhoneCounters::default() };
-            match judge_claim(Some(&stored), Some(&allowing), claim) {
-                Some(ClaimOutcome::NotFound) => return Ok(ClaimOutcome::NotFound),
-                Some(_) => {
-                    // Exhausted or busy, unless the phone record says not found or locked first.
-                    let phone = self.get(phone_pk(&stored.phone_key)).await?;
-                    let phone = phone.as_ref().map(parse_phone).transpose()?;
-                    let outcome = judge_claim(Some(&stored), phone.as_ref(), claim);
-                    return Ok(outcome.unwrap_or(ClaimOutcome::Busy { retry_after: 1 }));
-                }
-                None => {}
+            if let Some(denied) = self.judge_before_claiming(&stored, claim).await? {
+                return Ok(denied);
             }
-
-            let phone = Op::check(phone_pk(&stored.phone_key), format!("#current = :key AND ({NOT_LOCKED})"))
-                .name("#current", "current")
-                .value(":key", s(key.as_str()))
-                .value(":max_failures", n(claim.max_failures_per_phone))
-                .value(":now", n(claim.now));
-            let lease = Op::update(
-                verification_pk(key),
-                "SET lease_id = :lease_id, lease_until = :lease_until, rev = :new_rev",
-            )
-            .when("rev = :rev")
-            .value(":lease_id", s(claim.lease.id.as_str()))
-            .value(":lease_until", n(claim.lease.until))
-            .value(":new_rev", new_rev())
-            .value(":rev", s(rev));
-            let checks = match self.try_transact(vec![phone, lease]).await? {
+            let checks = match self.try_transact(claim_ops(key, &stored.phone_key, rev, claim)).await? {
                 // Other calls are writing this verification or its phone right now.
                 None => return Ok(ClaimOutcome::Busy { retry_after: 1 }),
                 Some(Transacted::Written) => {
@@ -411,18 +363,7 @@ impl StateStore for DynamoStore {
                 }
                 Some(Transacted::Refused(checks)) => checks,
             };
-            let mut checks = checks.into_iter();
-            let phone = match checks.next() {
-                Some(Check::Failed(item)) => item.as_ref().map(parse_phone).transpose()?,
-                _ => Some(allowing),
-            };
-            let verification = match checks.next() {
-                Some(Check::Failed(item)) => {
-                    item.as_ref().map(|item| parse_verification(key, item)).transpose()?
-                }
-                _ => Some(stored),
-            };
-            if let Some(outcome) = judge_claim(verification.as_ref(), phone.as_ref(), claim) {
+            if let Some(outcome) = judge_refused_claim(checks, stored, claim)? {
                 return Ok(outcome);
             }
             // Another write changed the verification, which is still claimable: try again.
@@ -437,7 +378,6 @@ impl StateStore for DynamoStore {
         ends_verification: bool,
         now: u64,
     ) -> Result<u32, StoreError> {
-        let pk = verification_pk(&verification.key);
         // Guesses, corrected by what a failed condition shows: the counts of the claimed record,
         // failures still live (or none), and an expiry to extend.
         let (mut seen, mut max) = (verification.wrong_codes, verification.max_wrong_codes);
@@ -445,21 +385,7 @@ impl StateStore for DynamoStore {
         for _ in 0..RACE_ATTEMPTS {
             // At the limit already (only a record put used up gets here): released at the limit.
             let ends = ends_verification || seen >= max;
-            let counted = if ends {
-                Op::update(
-                    pk.clone(),
-                    "SET wrong_codes = max_wrong_codes, rev = :rev REMOVE lease_id, lease_until",
-                )
-                .when("lease_id = :lease")
-            } else {
-                Op::update(pk.clone(), "SET wrong_codes = :counted, rev = :rev REMOVE lease_id, lease_until")
-                    .when("lease_id = :lease AND wrong_codes = :seen AND max_wrong_codes = :max")
-                    .value(":counted", n(seen + 1))
-                    .value(":seen", n(seen))
-                    .value(":max", n(max))
-            }
-            .value(":lease", s(lease_id.as_str()))
-            .value(":rev", new_rev());
+            let counted = wrong_code_op(&verification.key, lease_id, seen, max, ends);
             let failure = failure_op(&verification.phone_key, now, restart, extend);
             let checks = match self.transact(vec![counted, failure]).await? {
                 Transacted::Written => return Ok(if ends { 0 } else { max - (seen + 1) }),
@@ -557,20 +483,7 @@ impl StateStore for DynamoStore {
         lease_id: &LeaseId,
         session: &Session,
     ) -> Result<(), StoreError> {
-        let ops = vec![
-            Op::delete(verification_pk(&verification.key))
-                .when("lease_id = :lease")
-                .value(":lease", s(lease_id.as_str())),
-            Op::put(session_item(session)?).when("attribute_not_exists(pk)"),
-            // A verified number starts counting again. (Should the phone record be gone, this
-            // writes one that expires like any other.)
-            Op::update(
-                phone_pk(&verification.phone_key),
-                "SET failures = :zero, expires_at = if_not_exists(expires_at, :expires)",
-            )
-            .value(":zero", n(0))
-            .value(":expires", n(session.verified_at + DAY_SECS)),
-        ];
+        let ops = complete_ops(verification, lease_id, session)?;
         match self.transact(ops).await? {
             Transacted::Written => Ok(()),
             Transacted::Refused(_) => Err(StoreError::LeaseLost),
@@ -590,4 +503,53 @@ impl StateStore for DynamoStore {
             .map(drop)
             .map_err(|e| self.unavailable("DeleteItem", e))
     }
+}
+
+/// A phone record that lets `verification` be claimed: it is current, and nothing is locked.
+fn allowing_phone(verification: &Verification) -> PhoneRecord {
+    PhoneRecord { current: Some(verification.key.clone()), counters: PhoneCounters::default() }
+}
+
+/// What a refused claim ([`claim_ops`]) answers, judged on the phone record and the verification
+/// as the failed conditions returned them (one whose condition held is as it was); `None` when the
+/// verification is still claimable, changed by another write meanwhile.
+fn judge_refused_claim(
+    checks: Vec<Check>,
+    stored: Verification,
+    claim: &Claim,
+) -> Result<Option<ClaimOutcome>, StoreError> {
+    let mut checks = checks.into_iter();
+    let phone = match checks.next() {
+        Some(Check::Failed(item)) => item.as_ref().map(parse_phone).transpose()?,
+        _ => Some(allowing_phone(&stored)),
+    };
+    let verification = match checks.next() {
+        Some(Check::Failed(item)) => {
+            item.as_ref().map(|item| parse_verification(&stored.key, item)).transpose()?
+        }
+        _ => Some(stored),
+    };
+    Ok(judge_claim(verification.as_ref(), phone.as_ref(), claim))
+}
+
+/// The counters a refused reservation ([`reservation_ops`]) saw, and the source network's starts:
+/// the items whose conditions failed, as they stood; one whose condition held counts as below
+/// every limit, which is all the judge needs to know of it.
+fn refused_reservation(checks: Vec<Check>, with_ip: bool) -> Result<(PhoneCounters, u32), StoreError> {
+    let mut checks = checks.into_iter();
+    let mut next_failed = || match checks.next() {
+        Some(Check::Failed(item)) => item.unwrap_or_default(),
+        _ => Item::new(),
+    };
+    let ip = if with_ip { next_failed() } else { Item::new() };
+    let (phone, window, day) = (next_failed(), next_failed(), next_failed());
+    let (phone, window, day) = (Attributes(&phone), Attributes(&window), Attributes(&day));
+    let counters = PhoneCounters {
+        window_sends: window.optional_number("n")?.unwrap_or(0),
+        day_sends: day.optional_number("n")?.unwrap_or(0),
+        last_sent_at: day.optional_number("last_sent_at")?,
+        failures: phone.optional_number("failures")?.unwrap_or(0),
+        failures_reset_at: phone.optional_number("failures_reset_at")?.unwrap_or(0),
+    };
+    Ok((counters, Attributes(&ip).optional_number("n")?.unwrap_or(0)))
 }
