@@ -1,6 +1,8 @@
 //! The DynamoDB store: one table, string partition key `pk`, TTL on `expires_at` (epoch seconds).
 //!
-//! Items; `{…}` are the hex digests the caller passes, never a credential or a phone number:
+//! Items; `{…}` are the hex digests of the caller's keys ([`VerificationKey`], [`SessionKey`],
+//! [`PhoneKey`](crate::store::PhoneKey), [`IpKey`](crate::store::IpKey)), never a credential or a
+//! phone number:
 //!
 //! | item `pk`                        | holds                                   | `expires_at`          |
 //! |----------------------------------|-----------------------------------------|-----------------------|
@@ -11,7 +13,7 @@
 //! | `p#{phone_key}#d#{day}`          | sends to the phone in one UTC day       | day's end + 1 h       |
 //! | `i#{ip_key}#{hour}`              | starts from a source network in an hour | hour's end + 1 h      |
 //!
-//! Window, day and hour numbers are [`window_index`] (epoch seconds / length): a new window is a
+//! Window, day and hour numbers are [`window_index`](crate::limits::window_index) (epoch seconds / length): a new window is a
 //! new item, so counts restart without a read, and the old item is never read again and expires.
 //!
 //! | method                  | calls (`TWI`: TransactWriteItems)                       | conditions         |
@@ -75,13 +77,21 @@
 //! `lease_until` (N) while leased; `rev` (S). Session: `flow_id`, `client_id`, `server_id`, `phone`
 //! (S); `userinfo` (S, a JSON object); `verified_at`, `expires_at` (N). Phone: `current` (S, a
 //! verification key); `failures`, `failures_reset_at`, `expires_at` (N). Counters: `n`,
-//! `expires_at` (N); the day's also `last_sent_at` (N).
+//! `expires_at` (N); the day's also `last_sent_at` (N). A verification or session item that lacks
+//! one of its attributes (but the lease's and the sealed token) is unreadable.
 //!
 //! DynamoDB deletes expired items lazily (up to days later), so reads and claims treat
 //! `expires_at <= now` as absent (counters need not: their key names their window). A write that
 //! meets an in-flight transaction on its item (`TransactionConflict`, which the SDK does not retry)
 //! is sent again, up to 4 times in all. Every other error, after the SDK's own retries, and every
 //! unreadable item is [`StoreError::Unavailable`].
+//!
+//! The files: this one has the store, its table and the [`StateStore`] methods, which decide what
+//! to write and what a refusal means; `conditions.rs` builds each conditional write above (and
+//! the resend tiers of `day`); `transact.rs` sends them (one transaction of `Op`s,
+//! what a cancelled one says of each condition, the retries after `TransactionConflict`);
+//! `codec.rs` turns records into items and back (keys with their prefixes, `Progress` as `stage`
+//! and `sealed_access_token`, userinfo as JSON text).
 
 mod codec;
 mod conditions;
