@@ -29,7 +29,8 @@ use shared::{
     metrics,
     phone::PhoneNumber,
     redact,
-    store::{self, MemoryStore},
+    secret::SessionToken,
+    store::{MemoryStore, SessionKey},
     timings::Timings,
 };
 
@@ -164,8 +165,10 @@ fn benches(c: &mut Criterion) {
     // session deleted), so the in-memory store stays the size a warm instance's would be: it
     // purges expired items on writes, in time linear in its size.
     let end_session = |verified: &lambda_http::Response<Body>| {
-        let session = body_json(verified)["session"].as_str().map(store::session_key).expect("a session");
-        runtime.block_on(app.store.delete_session(&session)).expect("the session is deleted");
+        let session = body_json(verified)["session"].as_str().map(SessionToken::new).expect("a session");
+        runtime
+            .block_on(app.store.delete_session(&SessionKey::of(&session)))
+            .expect("the session is deleted");
     };
     let finish = |started: &Value| {
         let verified = runtime

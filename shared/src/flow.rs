@@ -37,8 +37,8 @@ use crate::{
     phone::{self, PhoneNumber},
     secret::{AccessToken, AuthReqId, Nonce, OtpCode, SessionToken},
     store::{
-        self, Claim, ClaimOutcome, Lease, Progress, SendReservation, Session, StoreError, Verification,
-        session_key, verification_key,
+        Claim, ClaimOutcome, IpKey, Lease, LeaseId, PhoneKey, Progress, SendReservation, Session, SessionKey,
+        StoreError, Verification, VerificationKey,
     },
 };
 
@@ -194,7 +194,7 @@ async fn run_start(app: &App, request: StartRequest, facts: &mut Facts) -> Resul
     {
         return Err(FlowError::CountryNotAllowed);
     }
-    let phone_key = store::phone_key(&client.client_id, phone.e164());
+    let phone_key = PhoneKey::of(&client.client_id, phone.e164());
     let now = app.clock.now();
     let network = note_source(facts, client, request.source_ip.as_deref());
 
@@ -211,7 +211,7 @@ async fn run_start(app: &App, request: StartRequest, facts: &mut Facts) -> Resul
     } else {
         let reservation = SendReservation {
             phone_key: phone_key.clone(),
-            ip_key: network.as_deref().map(|bucket| store::ip_key(&client.client_id, bucket)),
+            ip_key: network.as_deref().map(|bucket| IpKey::of(&client.client_id, bucket)),
             limits: client.limits.clone(),
             now,
         };
@@ -225,7 +225,7 @@ async fn run_start(app: &App, request: StartRequest, facts: &mut Facts) -> Resul
 
     let nonce = Nonce::new(crypto::new_nonce());
     let verification = Verification {
-        key: verification_key(auth_req_id.expose()),
+        key: VerificationKey::of(&auth_req_id),
         flow_id: flow_id.clone(),
         nonce_digest: crypto::digest("nonce", nonce.expose()),
         client_id: client.client_id.clone(),
@@ -284,7 +284,7 @@ async fn run_complete(app: &App, request: CompleteRequest, facts: &mut Facts) ->
     // 1. Claim the verification: it must exist, be alive, be this caller's, and be free.
     let budget = app.ciba.timeouts().token_budget;
     let now = app.clock.now();
-    let lease = Lease { id: crypto::new_token(), until: now + budget.as_secs() + LEASE_MARGIN_SECS };
+    let lease = Lease { id: LeaseId::new_random(), until: now + budget.as_secs() + LEASE_MARGIN_SECS };
     let claim = Claim {
         client_id: client.client_id.clone(),
         server_id: server.id.clone(),
@@ -293,16 +293,15 @@ async fn run_complete(app: &App, request: CompleteRequest, facts: &mut Facts) ->
         now,
         max_failures_per_phone: client.limits.max_failures_per_phone,
     };
-    let verification =
-        match app.store.claim_verification(&verification_key(auth_req_id.expose()), &claim).await? {
-            ClaimOutcome::Claimed(verification) => verification,
-            ClaimOutcome::NotFound => return Err(FlowError::VerificationNotFound),
-            ClaimOutcome::Busy { retry_after } => return Err(FlowError::InProgress { retry_after }),
-            ClaimOutcome::Exhausted => return Err(FlowError::TooManyAttempts),
-            ClaimOutcome::PhoneLocked { retry_after } => {
-                return Err(FlowError::RateLimited(RateLimited { limit: Limit::PhoneLocked, retry_after }));
-            }
-        };
+    let verification = match app.store.claim_verification(&VerificationKey::of(auth_req_id), &claim).await? {
+        ClaimOutcome::Claimed(verification) => verification,
+        ClaimOutcome::NotFound => return Err(FlowError::VerificationNotFound),
+        ClaimOutcome::Busy { retry_after } => return Err(FlowError::InProgress { retry_after }),
+        ClaimOutcome::Exhausted => return Err(FlowError::TooManyAttempts),
+        ClaimOutcome::PhoneLocked { retry_after } => {
+            return Err(FlowError::RateLimited(RateLimited { limit: Limit::PhoneLocked, retry_after }));
+        }
+    };
     facts.phone_masked = Some(phone::mask(&verification.phone));
     facts.country_code = phone::country_code_of(&verification.phone);
     let lifetime_left = std::time::Duration::from_secs(verification.expires_at.saturating_sub(now));
@@ -324,7 +323,7 @@ async fn run_complete(app: &App, request: CompleteRequest, facts: &mut Facts) ->
     let now = app.clock.now();
     let UserInfo(claims) = userinfo;
     let session = Session {
-        key: session_key(session_token.expose()),
+        key: SessionKey::of(&session_token),
         flow_id: verification.flow_id.clone(),
         client_id: verification.client_id.clone(),
         server_id: verification.server_id.clone(),
@@ -461,7 +460,7 @@ fn note_source(facts: &mut Facts, client: &SmsClient, source_ip: Option<&str>) -
 struct Attempt<'a> {
     app: &'a App,
     verification: &'a Verification,
-    lease_id: &'a str,
+    lease_id: &'a LeaseId,
     facts: &'a mut Facts,
     /// The upstream access token once redeemed (never for test numbers).
     access_token: Option<AccessToken>,

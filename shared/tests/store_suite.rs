@@ -5,14 +5,21 @@
 //! `scripts/with-test-services.sh cargo test -p shared --test store_suite`; without it those tests
 //! fail.
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    future::Future,
+    sync::{Arc, LazyLock, Mutex},
+    time::Duration,
+};
 
 use serde_json::{Map, json};
 use shared::{
+    clock::now_epoch_secs,
     limits::{DAY_SECS, HOUR_SECS, Limit, Limits, RateLimited},
+    secret::{AuthReqId, SessionToken},
     store::{
-        Claim, ClaimOutcome, DynamoStore, Lease, MemoryStore, Progress, SendReservation, Session, StateStore,
-        StoreError, Verification, ip_key, now_epoch_secs, phone_key, session_key, verification_key,
+        Claim, ClaimOutcome, DynamoStore, IpKey, Lease, LeaseId, MemoryStore, PhoneKey, Progress,
+        SendReservation, Session, SessionKey, StateStore, StoreError, Verification, VerificationKey,
     },
 };
 use tokio::sync::Barrier;
@@ -52,19 +59,32 @@ async fn dynamo_store() -> Store {
     Arc::new(dynamo_on_fresh_table().await)
 }
 
-/// A fresh key, shaped like the real ones (a hex digest).
-fn new_key() -> String {
-    verification_key(&uuid::Uuid::new_v4().to_string())
+/// A fresh key, as the flow makes them.
+fn new_key() -> VerificationKey {
+    VerificationKey::of(&AuthReqId::new(uuid::Uuid::new_v4().to_string()))
 }
 
 /// A fresh phone record key: every test phone is its own.
-fn new_phone() -> String {
-    phone_key("client-a", &format!("+1555{}", uuid::Uuid::new_v4().simple()))
+fn new_phone() -> PhoneKey {
+    PhoneKey::of("client-a", &format!("+1555{}", uuid::Uuid::new_v4().simple()))
 }
 
 /// A fresh source network key.
-fn new_ip() -> String {
-    ip_key("client-a", &uuid::Uuid::new_v4().to_string())
+fn new_ip() -> IpKey {
+    IpKey::of("client-a", &uuid::Uuid::new_v4().to_string())
+}
+
+/// The key of a session whose token is `token`.
+fn session_key(token: &str) -> SessionKey {
+    SessionKey::of(&SessionToken::new(token))
+}
+
+/// The lease id the cases call `name`. Lease ids are random ([`LeaseId::new_random`]), never made
+/// from text; here one name is one id for the whole run, as one string was.
+fn lease_named(name: &str) -> LeaseId {
+    static NAMED: LazyLock<Mutex<HashMap<String, LeaseId>>> = LazyLock::new(Mutex::default);
+    let mut named = NAMED.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    named.entry(name.to_owned()).or_insert_with(LeaseId::new_random).clone()
 }
 
 fn verification(now: u64) -> Verification {
@@ -92,7 +112,7 @@ fn claim(v: &Verification, lease_id: &str, now: u64) -> Claim {
         client_id: v.client_id.clone(),
         server_id: v.server_id.clone(),
         nonce_digest: v.nonce_digest.clone(),
-        lease: Lease { id: lease_id.into(), until: now + LEASE_SECS },
+        lease: Lease { id: lease_named(lease_id), until: now + LEASE_SECS },
         now,
         max_failures_per_phone: MAX_FAILURES,
     }
@@ -165,7 +185,7 @@ async fn put_then_claim_returns_the_record(store: Store) {
     assert_eq!(
         got,
         Verification {
-            lease: Some(Lease { id: "lease-1".into(), until: now + LEASE_SECS }),
+            lease: Some(Lease { id: lease_named("lease-1"), until: now + LEASE_SECS }),
             ..plain.clone()
         }
     );
@@ -188,14 +208,14 @@ async fn put_then_claim_returns_the_record(store: Store) {
             max_wrong_codes: 3,
             progress,
             // An old lease, already over, as a retried request leaves it.
-            lease: Some(Lease { id: "old".into(), until: now - 1 }),
+            lease: Some(Lease { id: lease_named("old"), until: now - 1 }),
             ..verification(now)
         };
         store.put_verification(&v).await.unwrap();
         let got = claimed(&store, &v, "lease-2", now).await;
         assert_eq!(
             got,
-            Verification { lease: Some(Lease { id: "lease-2".into(), until: now + LEASE_SECS }), ..v }
+            Verification { lease: Some(Lease { id: lease_named("lease-2"), until: now + LEASE_SECS }), ..v }
         );
     }
 
@@ -218,11 +238,11 @@ async fn expired_verification_is_not_found(store: Store) {
     store.put_verification(&at_the_second).await.unwrap();
     assert_eq!(outcome(&store, &at_the_second, "lease", now).await, ClaimOutcome::NotFound);
 
-    // In real time: live now, gone a little later, although nothing deleted it.
-    let short = Verification { expires_at: now_epoch_secs() + 1, ..verification(now) };
+    // A second to live: gone two seconds later, although nothing deleted it (no sleep: the store
+    // takes the time from its caller).
+    let short = Verification { expires_at: now + 1, ..verification(now) };
     store.put_verification(&short).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(2100)).await;
-    assert_eq!(outcome(&store, &short, "lease", now_epoch_secs()).await, ClaimOutcome::NotFound);
+    assert_eq!(outcome(&store, &short, "lease", now + 2).await, ClaimOutcome::NotFound);
 }
 
 async fn claim_by_another_caller_is_not_found(store: Store) {
@@ -244,7 +264,7 @@ async fn claim_by_another_caller_is_not_found(store: Store) {
     let not_theirs = Claim { nonce_digest: "other-nonce".into(), ..claim(&exhausted, "x", now) };
     assert_eq!(store.claim_verification(&exhausted.key, &not_theirs).await.unwrap(), ClaimOutcome::NotFound);
     // The failed claims took no lease.
-    assert_eq!(claimed(&store, &v, "owner", now).await.lease.unwrap().id, "owner");
+    assert_eq!(claimed(&store, &v, "owner", now).await.lease.unwrap().id, lease_named("owner"));
 }
 
 async fn second_claim_while_leased_is_busy(store: Store) {
@@ -258,7 +278,7 @@ async fn second_claim_while_leased_is_busy(store: Store) {
         ClaimOutcome::Busy { retry_after: LEASE_SECS - 10 }
     );
     // The lease still belongs to the first caller.
-    store.release_verification(&v.key, "first", &Progress::AwaitingCode).await.unwrap();
+    store.release_verification(&v.key, &lease_named("first"), &Progress::AwaitingCode).await.unwrap();
 }
 
 async fn claim_after_lease_expiry_succeeds(store: Store) {
@@ -268,11 +288,13 @@ async fn claim_after_lease_expiry_succeeds(store: Store) {
     claimed(&store, &v, "first", now).await;
     let later = now + LEASE_SECS;
     let got = claimed(&store, &v, "second", later).await;
-    assert_eq!(got.lease, Some(Lease { id: "second".into(), until: later + LEASE_SECS }));
+    assert_eq!(got.lease, Some(Lease { id: lease_named("second"), until: later + LEASE_SECS }));
     // The first caller's lease is gone.
-    assert_lease_lost(store.record_wrong_code(&v, "first", false, now).await);
-    assert_lease_lost(store.release_verification(&v.key, "first", &Progress::CodeAccepted).await);
-    assert_eq!(store.record_wrong_code(&v, "second", false, now).await.unwrap(), 4);
+    assert_lease_lost(store.record_wrong_code(&v, &lease_named("first"), false, now).await);
+    assert_lease_lost(
+        store.release_verification(&v.key, &lease_named("first"), &Progress::CodeAccepted).await,
+    );
+    assert_eq!(store.record_wrong_code(&v, &lease_named("second"), false, now).await.unwrap(), 4);
 }
 
 async fn wrong_codes_count_down_and_stop_at_the_limit(store: Store) {
@@ -284,9 +306,12 @@ async fn wrong_codes_count_down_and_stop_at_the_limit(store: Store) {
         let got = claimed(&store, &v, &lease, now).await;
         assert_eq!(got.wrong_codes, round as u32);
         assert_eq!(got.attempts_left(), 3 - round as u32);
-        assert_eq!(store.record_wrong_code(&v, &lease, false, now).await.unwrap(), expected_left);
+        assert_eq!(
+            store.record_wrong_code(&v, &lease_named(&lease), false, now).await.unwrap(),
+            expected_left
+        );
         // Recording released the lease.
-        assert_lease_lost(store.record_wrong_code(&v, &lease, false, now).await);
+        assert_lease_lost(store.record_wrong_code(&v, &lease_named(&lease), false, now).await);
     }
     assert_eq!(outcome(&store, &v, "after", now).await, ClaimOutcome::Exhausted);
     // Exhausted wins over a live lease, and over a lease that has ended.
@@ -298,9 +323,9 @@ async fn ending_wrong_code_exhausts_at_once(store: Store) {
     let v = Verification { wrong_codes: 1, ..verification(now) };
     store.put_verification(&v).await.unwrap();
     claimed(&store, &v, "lease", now).await;
-    assert_eq!(store.record_wrong_code(&v, "lease", true, now).await.unwrap(), 0);
+    assert_eq!(store.record_wrong_code(&v, &lease_named("lease"), true, now).await.unwrap(), 0);
     assert_eq!(outcome(&store, &v, "next", now).await, ClaimOutcome::Exhausted);
-    assert_lease_lost(store.record_wrong_code(&v, "lease", true, now).await);
+    assert_lease_lost(store.record_wrong_code(&v, &lease_named("lease"), true, now).await);
 }
 
 async fn a_wrong_lease_is_lease_lost(store: Store) {
@@ -310,31 +335,37 @@ async fn a_wrong_lease_is_lease_lost(store: Store) {
     let s = session(now);
 
     // Not leased at all yet.
-    assert_lease_lost(store.record_wrong_code(&v, "nobody", false, now).await);
-    assert_lease_lost(store.record_wrong_code(&v, "nobody", true, now).await);
-    assert_lease_lost(store.release_verification(&v.key, "nobody", &Progress::CodeAccepted).await);
-    assert_lease_lost(store.discard_verification(&v.key, "nobody").await);
-    assert_lease_lost(store.complete_verification(&v, "nobody", &s).await);
+    assert_lease_lost(store.record_wrong_code(&v, &lease_named("nobody"), false, now).await);
+    assert_lease_lost(store.record_wrong_code(&v, &lease_named("nobody"), true, now).await);
+    assert_lease_lost(
+        store.release_verification(&v.key, &lease_named("nobody"), &Progress::CodeAccepted).await,
+    );
+    assert_lease_lost(store.discard_verification(&v.key, &lease_named("nobody")).await);
+    assert_lease_lost(store.complete_verification(&v, &lease_named("nobody"), &s).await);
 
     // Leased by someone else.
     claimed(&store, &v, "owner", now).await;
-    assert_lease_lost(store.record_wrong_code(&v, "other", false, now).await);
-    assert_lease_lost(store.record_wrong_code(&v, "other", true, now).await);
-    assert_lease_lost(store.release_verification(&v.key, "other", &Progress::CodeAccepted).await);
-    assert_lease_lost(store.discard_verification(&v.key, "other").await);
-    assert_lease_lost(store.complete_verification(&v, "other", &s).await);
+    assert_lease_lost(store.record_wrong_code(&v, &lease_named("other"), false, now).await);
+    assert_lease_lost(store.record_wrong_code(&v, &lease_named("other"), true, now).await);
+    assert_lease_lost(
+        store.release_verification(&v.key, &lease_named("other"), &Progress::CodeAccepted).await,
+    );
+    assert_lease_lost(store.discard_verification(&v.key, &lease_named("other")).await);
+    assert_lease_lost(store.complete_verification(&v, &lease_named("other"), &s).await);
 
     // An unknown verification.
     let unknown = verification(now);
-    assert_lease_lost(store.record_wrong_code(&unknown, "owner", false, now).await);
-    assert_lease_lost(store.release_verification(&unknown.key, "owner", &Progress::AwaitingCode).await);
-    assert_lease_lost(store.discard_verification(&unknown.key, "owner").await);
-    assert_lease_lost(store.complete_verification(&unknown, "owner", &s).await);
+    assert_lease_lost(store.record_wrong_code(&unknown, &lease_named("owner"), false, now).await);
+    assert_lease_lost(
+        store.release_verification(&unknown.key, &lease_named("owner"), &Progress::AwaitingCode).await,
+    );
+    assert_lease_lost(store.discard_verification(&unknown.key, &lease_named("owner")).await);
+    assert_lease_lost(store.complete_verification(&unknown, &lease_named("owner"), &s).await);
 
     // None of that changed anything: no session, the owner still holds an untouched record.
     assert_eq!(store.get_session(&s.key, now).await.unwrap(), None);
     assert_eq!(outcome(&store, &v, "other", now).await, ClaimOutcome::Busy { retry_after: LEASE_SECS });
-    store.release_verification(&v.key, "owner", &Progress::AwaitingCode).await.unwrap();
+    store.release_verification(&v.key, &lease_named("owner"), &Progress::AwaitingCode).await.unwrap();
     let after = claimed(&store, &v, "check", now).await;
     assert_eq!((after.wrong_codes, after.progress), (0, Progress::AwaitingCode));
 }
@@ -345,19 +376,21 @@ async fn release_saves_progress(store: Store) {
     store.put_verification(&v).await.unwrap();
 
     claimed(&store, &v, "one", now).await;
-    store.release_verification(&v.key, "one", &Progress::CodeAccepted).await.unwrap();
+    store.release_verification(&v.key, &lease_named("one"), &Progress::CodeAccepted).await.unwrap();
     assert_eq!(claimed(&store, &v, "two", now).await.progress, Progress::CodeAccepted);
 
     let issued = Progress::TokenIssued { sealed_access_token: "sealed-token".into() };
-    store.release_verification(&v.key, "two", &issued).await.unwrap();
+    store.release_verification(&v.key, &lease_named("two"), &issued).await.unwrap();
     let got = claimed(&store, &v, "three", now).await;
     assert_eq!(got.progress, issued);
     assert_eq!(got.wrong_codes, 0);
-    assert_eq!(got.lease.map(|l| l.id), Some("three".into()));
+    assert_eq!(got.lease.map(|l| l.id), Some(lease_named("three")));
 
     // Releasing drops the lease: the same lease cannot release twice.
-    store.release_verification(&v.key, "three", &Progress::AwaitingCode).await.unwrap();
-    assert_lease_lost(store.release_verification(&v.key, "three", &Progress::AwaitingCode).await);
+    store.release_verification(&v.key, &lease_named("three"), &Progress::AwaitingCode).await.unwrap();
+    assert_lease_lost(
+        store.release_verification(&v.key, &lease_named("three"), &Progress::AwaitingCode).await,
+    );
     // ... and a stage without a token leaves none behind.
     assert_eq!(claimed(&store, &v, "four", now).await.progress, Progress::AwaitingCode);
 }
@@ -367,9 +400,9 @@ async fn discard_removes_the_verification(store: Store) {
     let v = verification(now);
     store.put_verification(&v).await.unwrap();
     claimed(&store, &v, "lease", now).await;
-    store.discard_verification(&v.key, "lease").await.unwrap();
+    store.discard_verification(&v.key, &lease_named("lease")).await.unwrap();
     assert_eq!(outcome(&store, &v, "again", now).await, ClaimOutcome::NotFound);
-    assert_lease_lost(store.discard_verification(&v.key, "lease").await);
+    assert_lease_lost(store.discard_verification(&v.key, &lease_named("lease")).await);
 }
 
 async fn complete_consumes_the_verification_and_creates_the_session(store: Store) {
@@ -378,12 +411,12 @@ async fn complete_consumes_the_verification_and_creates_the_session(store: Store
     store.put_verification(&v).await.unwrap();
     claimed(&store, &v, "lease", now).await;
     let s = session(now);
-    store.complete_verification(&v, "lease", &s).await.unwrap();
+    store.complete_verification(&v, &lease_named("lease"), &s).await.unwrap();
     assert_eq!(outcome(&store, &v, "again", now).await, ClaimOutcome::NotFound);
     assert_eq!(store.get_session(&s.key, now).await.unwrap(), Some(s.clone()));
     // Done once: the lease is gone with the verification.
     let other = session(now);
-    assert_lease_lost(store.complete_verification(&v, "lease", &other).await);
+    assert_lease_lost(store.complete_verification(&v, &lease_named("lease"), &other).await);
     assert_eq!(store.get_session(&other.key, now).await.unwrap(), None);
 }
 
@@ -396,7 +429,7 @@ async fn sessions_expire_and_can_be_deleted(store: Store) {
     store.put_verification(&v).await.unwrap();
     claimed(&store, &v, "lease", now).await;
     let s = Session { expires_at: now + 100, ..session(now) };
-    store.complete_verification(&v, "lease", &s).await.unwrap();
+    store.complete_verification(&v, &lease_named("lease"), &s).await.unwrap();
 
     assert_eq!(store.get_session(&s.key, now + 99).await.unwrap(), Some(s.clone()));
     assert_eq!(store.get_session(&s.key, now + 100).await.unwrap(), None);
@@ -426,7 +459,7 @@ async fn concurrent_claims_grant_one_lease(store: Store) {
     }
     assert_eq!(winners.len(), 1, "exactly one claim wins: {winners:?}");
     // And it is the winner's lease the store kept.
-    store.release_verification(&v.key, &winners[0], &Progress::AwaitingCode).await.unwrap();
+    store.release_verification(&v.key, &lease_named(&winners[0]), &Progress::AwaitingCode).await.unwrap();
 }
 
 async fn concurrent_wrong_codes_under_one_lease_count_once(store: Store) {
@@ -436,7 +469,7 @@ async fn concurrent_wrong_codes_under_one_lease_count_once(store: Store) {
     claimed(&store, &v, "lease", now).await;
     let results = race(20, |_| {
         let (store, v) = (Arc::clone(&store), v.clone());
-        async move { store.record_wrong_code(&v, "lease", false, now).await }
+        async move { store.record_wrong_code(&v, &lease_named("lease"), false, now).await }
     })
     .await;
     let mut counted = Vec::new();
@@ -466,7 +499,7 @@ async fn concurrent_wrong_codes_never_pass_the_limit(store: Store) {
                 match store.claim_verification(&v.key, &claim(&v, &lease, now)).await {
                     Ok(ClaimOutcome::Claimed(record)) => {
                         assert!(record.wrong_codes < record.max_wrong_codes);
-                        match store.record_wrong_code(&v, &lease, false, now).await {
+                        match store.record_wrong_code(&v, &lease_named(&lease), false, now).await {
                             Ok(left) => left_seen.push(left),
                             Err(e) => panic!("the lease holder lost its lease: {e}"),
                         }
@@ -496,7 +529,7 @@ async fn concurrent_wrong_codes_never_pass_the_limit(store: Store) {
     claimed(&store, &last, "lease", now).await;
     let results = race(20, |i| {
         let (store, last) = (Arc::clone(&store), last.clone());
-        async move { store.record_wrong_code(&last, "lease", i % 2 == 0, now).await }
+        async move { store.record_wrong_code(&last, &lease_named("lease"), i % 2 == 0, now).await }
     })
     .await;
     let counted: Vec<u32> = results
@@ -519,7 +552,7 @@ async fn concurrent_completes_create_one_session(store: Store) {
     let sessions: Vec<Session> = (0..10).map(|_| session(now)).collect();
     let results = race(10, |i| {
         let (store, v, s) = (Arc::clone(&store), v.clone(), sessions[i].clone());
-        async move { store.complete_verification(&v, "lease", &s).await }
+        async move { store.complete_verification(&v, &lease_named("lease"), &s).await }
     })
     .await;
     let mut winners = Vec::new();
@@ -546,14 +579,14 @@ const DAY_START: u64 = 1_900_000_000 / DAY_SECS * DAY_SECS;
 /// 10:00 UTC that day: the start of an hour and of every window that divides it.
 const T0: u64 = DAY_START + 10 * HOUR_SECS;
 
-fn reservation(phone: &str, ip: Option<&str>, limits: &Limits, now: u64) -> SendReservation {
-    SendReservation { phone_key: phone.into(), ip_key: ip.map(Into::into), limits: limits.clone(), now }
+fn reservation(phone: &PhoneKey, ip: Option<&IpKey>, limits: &Limits, now: u64) -> SendReservation {
+    SendReservation { phone_key: phone.clone(), ip_key: ip.cloned(), limits: limits.clone(), now }
 }
 
 async fn reserve(
     store: &Store,
-    phone: &str,
-    ip: Option<&str>,
+    phone: &PhoneKey,
+    ip: Option<&IpKey>,
     limits: &Limits,
     now: u64,
 ) -> Result<(), RateLimited> {
@@ -677,7 +710,7 @@ async fn a_new_start_replaces_the_older_verification(store: Store) {
     let old = verification(now);
     store.put_verification(&old).await.unwrap();
     claimed(&store, &old, "before", now).await;
-    store.release_verification(&old.key, "before", &Progress::AwaitingCode).await.unwrap();
+    store.release_verification(&old.key, &lease_named("before"), &Progress::AwaitingCode).await.unwrap();
     let other_phone = verification(now);
     store.put_verification(&other_phone).await.unwrap();
 
@@ -702,14 +735,14 @@ async fn wrong_codes_across_verifications_lock_the_phone(store: Store) {
     for (lease, left) in [("a", 1), ("b", 0)] {
         let got = claim_outcome(&store, &first, &claim_with(&first, lease, now, 3)).await;
         assert!(matches!(got, ClaimOutcome::Claimed(_)), "{got:?}");
-        assert_eq!(store.record_wrong_code(&first, lease, false, now).await.unwrap(), left);
+        assert_eq!(store.record_wrong_code(&first, &lease_named(lease), false, now).await.unwrap(), left);
     }
     // A new code does not reset the phone's count: its first wrong code is the phone's third.
     let second = Verification { phone_key: phone.clone(), ..verification(now) };
     store.put_verification(&second).await.unwrap();
     let got = claim_outcome(&store, &second, &claim_with(&second, "c", now, 3)).await;
     assert!(matches!(got, ClaimOutcome::Claimed(_)), "{got:?}");
-    assert_eq!(store.record_wrong_code(&second, "c", false, now).await.unwrap(), 4);
+    assert_eq!(store.record_wrong_code(&second, &lease_named("c"), false, now).await.unwrap(), 4);
     assert_eq!(
         claim_outcome(&store, &second, &claim_with(&second, "d", now, 3)).await,
         ClaimOutcome::PhoneLocked { retry_after: DAY_SECS }
@@ -731,10 +764,10 @@ async fn wrong_codes_across_verifications_lock_the_phone(store: Store) {
     store.put_verification(&third).await.unwrap();
     let got = claim_outcome(&store, &third, &claim_with(&third, "f", later, 3)).await;
     assert!(matches!(got, ClaimOutcome::Claimed(_)), "{got:?}");
-    assert_eq!(store.record_wrong_code(&third, "f", false, later).await.unwrap(), 4);
+    assert_eq!(store.record_wrong_code(&third, &lease_named("f"), false, later).await.unwrap(), 4);
     let got = claim_outcome(&store, &third, &claim_with(&third, "g", later, 2)).await;
     assert!(matches!(got, ClaimOutcome::Claimed(_)), "one failure counted, not four: {got:?}");
-    assert_eq!(store.record_wrong_code(&third, "g", false, later).await.unwrap(), 3);
+    assert_eq!(store.record_wrong_code(&third, &lease_named("g"), false, later).await.unwrap(), 3);
     assert_eq!(
         claim_outcome(&store, &third, &claim_with(&third, "h", later, 2)).await,
         ClaimOutcome::PhoneLocked { retry_after: DAY_SECS }
@@ -748,16 +781,16 @@ async fn a_verified_number_starts_counting_failures_again(store: Store) {
     store.put_verification(&first).await.unwrap();
     let got = claim_outcome(&store, &first, &claim_with(&first, "a", now, 2)).await;
     assert!(matches!(got, ClaimOutcome::Claimed(_)), "{got:?}");
-    assert_eq!(store.record_wrong_code(&first, "a", false, now).await.unwrap(), 4);
+    assert_eq!(store.record_wrong_code(&first, &lease_named("a"), false, now).await.unwrap(), 4);
     let got = claim_outcome(&store, &first, &claim_with(&first, "b", now, 2)).await;
     assert!(matches!(got, ClaimOutcome::Claimed(_)), "{got:?}");
-    store.complete_verification(&first, "b", &session(now)).await.unwrap();
+    store.complete_verification(&first, &lease_named("b"), &session(now)).await.unwrap();
 
     let second = Verification { phone_key: phone.clone(), ..verification(now) };
     store.put_verification(&second).await.unwrap();
     let got = claim_outcome(&store, &second, &claim_with(&second, "c", now, 2)).await;
     assert!(matches!(got, ClaimOutcome::Claimed(_)), "{got:?}");
-    assert_eq!(store.record_wrong_code(&second, "c", false, now).await.unwrap(), 4);
+    assert_eq!(store.record_wrong_code(&second, &lease_named("c"), false, now).await.unwrap(), 4);
     let got = claim_outcome(&store, &second, &claim_with(&second, "d", now, 2)).await;
     assert!(matches!(got, ClaimOutcome::Claimed(_)), "the count restarted at the verification: {got:?}");
     let limits = Limits { max_failures_per_phone: 2, ..Limits::default() };
@@ -900,28 +933,28 @@ mod dynamo_only {
         dynamo.put_verification(&v).await.unwrap();
         claimed(&dynamo, &v, "lease", now).await;
         let issued = Progress::TokenIssued { sealed_access_token: "sealed".into() };
-        dynamo.release_verification(&v.key, "lease", &issued).await.unwrap();
+        dynamo.release_verification(&v.key, &lease_named("lease"), &issued).await.unwrap();
         claimed(&dynamo, &v, "lease-2", now).await;
 
-        let item = raw_get(&store, format!("v#{}", v.key)).await.expect("verification item");
+        let item = raw_get(&store, format!("v#{}", v.key.as_str())).await.expect("verification item");
         assert_eq!(attr_n(&item, "expires_at"), Some(v.expires_at.to_string()));
         assert_eq!(attr_s(&item, "stage").as_deref(), Some("token_issued"));
         assert_eq!(attr_s(&item, "sealed_access_token").as_deref(), Some("sealed"));
-        assert_eq!(attr_s(&item, "lease_id").as_deref(), Some("lease-2"));
+        assert_eq!(attr_s(&item, "lease_id").as_deref(), Some(lease_named("lease-2").as_str()));
         assert_eq!(attr_n(&item, "lease_until"), Some((now + LEASE_SECS).to_string()));
         assert_eq!(attr_n(&item, "wrong_codes").as_deref(), Some("0"));
         assert_eq!(attr_s(&item, "client_id"), Some(v.client_id.clone()));
-        assert_eq!(attr_s(&item, "phone_key"), Some(v.phone_key.clone()));
+        assert_eq!(attr_s(&item, "phone_key").as_deref(), Some(v.phone_key.as_str()));
         assert_eq!(item.get("test").and_then(|t| t.as_bool().ok()), Some(&false));
         assert!(attr_s(&item, "rev").is_some_and(|rev| rev.len() >= 16), "a revision token");
-        let phone = raw_get(&store, format!("p#{}", v.phone_key)).await.expect("phone item");
-        assert_eq!(attr_s(&phone, "current"), Some(v.key.clone()));
+        let phone = raw_get(&store, format!("p#{}", v.phone_key.as_str())).await.expect("phone item");
+        assert_eq!(attr_s(&phone, "current").as_deref(), Some(v.key.as_str()));
         assert_eq!(attr_n(&phone, "expires_at"), Some((now + DAY_SECS).to_string()), "a day after its use");
 
         let s = session(now);
-        dynamo.complete_verification(&v, "lease-2", &s).await.unwrap();
-        assert!(raw_get(&store, format!("v#{}", v.key)).await.is_none());
-        let item = raw_get(&store, format!("s#{}", s.key)).await.expect("session item");
+        dynamo.complete_verification(&v, &lease_named("lease-2"), &s).await.unwrap();
+        assert!(raw_get(&store, format!("v#{}", v.key.as_str())).await.is_none());
+        let item = raw_get(&store, format!("s#{}", s.key.as_str())).await.expect("session item");
         assert_eq!(attr_n(&item, "expires_at"), Some(s.expires_at.to_string()));
         assert_eq!(attr_n(&item, "verified_at"), Some(s.verified_at.to_string()));
         let userinfo: serde_json::Value = serde_json::from_str(&attr_s(&item, "userinfo").unwrap()).unwrap();
@@ -938,39 +971,43 @@ mod dynamo_only {
         let now = T0 + 1234;
         assert_eq!(reserve(&dynamo, &phone, Some(&ip), &limits, now).await, Ok(()));
         let hour = now / HOUR_SECS;
-        let item = raw_get(&store, format!("i#{ip}#{hour}")).await.expect("network counter");
+        let item = raw_get(&store, format!("i#{}#{hour}", ip.as_str())).await.expect("network counter");
         assert_eq!(attr_n(&item, "n").as_deref(), Some("1"));
         assert_eq!(attr_n(&item, "expires_at"), Some(((hour + 2) * HOUR_SECS).to_string()));
         let window = now / 600;
-        let item = raw_get(&store, format!("p#{phone}#w600#{window}")).await.expect("window counter");
+        let item =
+            raw_get(&store, format!("p#{}#w600#{window}", phone.as_str())).await.expect("window counter");
         assert_eq!(attr_n(&item, "n").as_deref(), Some("1"));
         assert_eq!(attr_n(&item, "expires_at"), Some(((window + 1) * 600 + HOUR_SECS).to_string()));
         let day = now / DAY_SECS;
-        let item = raw_get(&store, format!("p#{phone}#d#{day}")).await.expect("day counter");
+        let item = raw_get(&store, format!("p#{}#d#{day}", phone.as_str())).await.expect("day counter");
         assert_eq!(attr_n(&item, "n").as_deref(), Some("1"));
         assert_eq!(attr_n(&item, "last_sent_at"), Some(now.to_string()));
         assert_eq!(attr_n(&item, "expires_at"), Some(((day + 1) * DAY_SECS + HOUR_SECS).to_string()));
-        assert!(raw_get(&store, format!("p#{phone}")).await.is_none(), "a send writes no phone record");
+        assert!(
+            raw_get(&store, format!("p#{}", phone.as_str())).await.is_none(),
+            "a send writes no phone record"
+        );
 
         let now = now_epoch_secs();
         let v = Verification { phone_key: phone.clone(), ..verification(now) };
         dynamo.put_verification(&v).await.unwrap();
         claimed(&dynamo, &v, "lease", now).await;
-        assert_eq!(dynamo.record_wrong_code(&v, "lease", false, now).await.unwrap(), 4);
-        let item = raw_get(&store, format!("p#{phone}")).await.expect("phone record");
-        assert_eq!(attr_s(&item, "current"), Some(v.key.clone()));
+        assert_eq!(dynamo.record_wrong_code(&v, &lease_named("lease"), false, now).await.unwrap(), 4);
+        let item = raw_get(&store, format!("p#{}", phone.as_str())).await.expect("phone record");
+        assert_eq!(attr_s(&item, "current").as_deref(), Some(v.key.as_str()));
         assert_eq!(attr_n(&item, "failures").as_deref(), Some("1"));
         assert_eq!(attr_n(&item, "failures_reset_at"), Some((now + DAY_SECS).to_string()));
         assert_eq!(attr_n(&item, "expires_at"), Some((now + DAY_SECS).to_string()));
         // An earlier clock never shortens the record's life.
         let early = Verification { key: new_key(), created_at: now - 500, ..v.clone() };
         dynamo.put_verification(&early).await.unwrap();
-        let item = raw_get(&store, format!("p#{phone}")).await.expect("phone record");
-        assert_eq!(attr_s(&item, "current"), Some(early.key.clone()));
+        let item = raw_get(&store, format!("p#{}", phone.as_str())).await.expect("phone record");
+        assert_eq!(attr_s(&item, "current").as_deref(), Some(early.key.as_str()));
         assert_eq!(attr_n(&item, "expires_at"), Some((now + DAY_SECS).to_string()));
         claimed(&dynamo, &early, "lease", now).await;
-        dynamo.complete_verification(&early, "lease", &session(now)).await.unwrap();
-        let item = raw_get(&store, format!("p#{phone}")).await.expect("phone record");
+        dynamo.complete_verification(&early, &lease_named("lease"), &session(now)).await.unwrap();
+        let item = raw_get(&store, format!("p#{}", phone.as_str())).await.expect("phone record");
         assert_eq!(attr_n(&item, "failures").as_deref(), Some("0"));
         assert_eq!(attr_n(&item, "expires_at"), Some((now + DAY_SECS).to_string()));
     }
@@ -999,12 +1036,12 @@ mod dynamo_only {
 
         let before = calls.count();
         claimed(&store, &v, "a", now).await;
-        store.record_wrong_code(&v, "a", false, now).await.unwrap();
+        store.record_wrong_code(&v, &lease_named("a"), false, now).await.unwrap();
         assert_eq!(counted(before), 3, "/sms/token with a wrong code");
 
         let before = calls.count();
         let got = claimed(&store, &v, "b", now).await;
-        store.complete_verification(&got, "b", &session(now)).await.unwrap();
+        store.complete_verification(&got, &lease_named("b"), &session(now)).await.unwrap();
         assert_eq!(counted(before), 3, "/sms/token verified");
 
         // Refusals are answered from the failed write itself.
@@ -1052,14 +1089,14 @@ mod dynamo_only {
         let dynamo: Store = Arc::new(store.clone());
         for (pk, attrs) in [
             (
-                format!("v#{}", v.key),
+                format!("v#{}", v.key.as_str()),
                 vec![
                     ("expires_at", AttributeValue::N((now + 60).to_string())),
                     ("stage", AttributeValue::S("no-such-stage".into())),
                 ],
             ),
             (
-                format!("s#{}", session_key("corrupt")),
+                format!("s#{}", session_key("corrupt").as_str()),
                 vec![("expires_at", AttributeValue::N((now + 60).to_string()))],
             ),
         ] {
@@ -1127,11 +1164,17 @@ mod dynamo_only {
             ("create_table_if_missing", dynamo.create_table_if_missing().await.map(drop)),
             ("put_verification", store.put_verification(&v).await),
             ("claim_verification", store.claim_verification(&v.key, &claim(&v, "l", now)).await.map(drop)),
-            ("record_wrong_code", store.record_wrong_code(&v, "l", false, now).await.map(drop)),
-            ("record_wrong_code(ends)", store.record_wrong_code(&v, "l", true, now).await.map(drop)),
-            ("release_verification", store.release_verification(&v.key, "l", &Progress::CodeAccepted).await),
-            ("discard_verification", store.discard_verification(&v.key, "l").await),
-            ("complete_verification", store.complete_verification(&v, "l", &s).await),
+            ("record_wrong_code", store.record_wrong_code(&v, &lease_named("l"), false, now).await.map(drop)),
+            (
+                "record_wrong_code(ends)",
+                store.record_wrong_code(&v, &lease_named("l"), true, now).await.map(drop),
+            ),
+            (
+                "release_verification",
+                store.release_verification(&v.key, &lease_named("l"), &Progress::CodeAccepted).await,
+            ),
+            ("discard_verification", store.discard_verification(&v.key, &lease_named("l")).await),
+            ("complete_verification", store.complete_verification(&v, &lease_named("l"), &s).await),
             ("get_session", store.get_session(&s.key, now).await.map(drop)),
             ("delete_session", store.delete_session(&s.key).await),
         ];

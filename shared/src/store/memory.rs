@@ -1,5 +1,6 @@
 //! The in-memory store: the default of `local-api` and the reference the DynamoDB store is tested
-//! against. One mutex makes each operation atomic, as one conditional write is in DynamoDB.
+//! against. One mutex makes each operation atomic, as one conditional write is in DynamoDB. Like
+//! the DynamoDB store it takes the time from its callers (`now`, a verification's `created_at`).
 
 use std::{
     collections::HashMap,
@@ -9,8 +10,8 @@ use std::{
 use async_trait::async_trait;
 
 use super::{
-    Claim, ClaimOutcome, PhoneRecord, Progress, SendReservation, Session, StateStore, StoreError,
-    Verification, judge_claim, judge_reservation, now_epoch_secs,
+    Claim, ClaimOutcome, IpKey, LeaseId, PhoneKey, PhoneRecord, Progress, SendReservation, Session,
+    SessionKey, StateStore, StoreError, Verification, VerificationKey, judge_claim, judge_reservation,
 };
 use crate::limits::{DAY_SECS, HOUR_SECS, PhoneCounters, RateLimited, window_index};
 
@@ -21,19 +22,19 @@ pub struct MemoryStore {
 
 #[derive(Default)]
 struct State {
-    verifications: HashMap<String, Verification>,
-    sessions: HashMap<String, Session>,
-    phones: HashMap<String, Phone>,
+    verifications: HashMap<VerificationKey, Verification>,
+    sessions: HashMap<SessionKey, Session>,
+    phones: HashMap<PhoneKey, Phone>,
     /// Starts per (source network key, hour number).
-    ip_starts: HashMap<(String, u64), u32>,
+    ip_starts: HashMap<(IpKey, u64), u32>,
     /// The `now` of the last purge of expired items.
     purged_at: u64,
 }
 
-/// A phone record with its fixed windows as stored; [`Phone::record`] reads it at a given time.
+/// A phone record with its fixed windows as stored; [`Phone::counters`] reads it at a given time.
 #[derive(Clone, Debug, Default)]
 struct Phone {
-    current: Option<String>,
+    current: Option<VerificationKey>,
     window: (u64, u32),
     day: (u64, u32),
     last_sent_at: Option<u64>,
@@ -74,10 +75,10 @@ impl MemoryStore {
 
 impl State {
     /// The verification, if the caller still holds its lease.
-    fn leased(&mut self, key: &str, lease_id: &str) -> Result<&mut Verification, StoreError> {
+    fn leased(&mut self, key: &VerificationKey, lease_id: &LeaseId) -> Result<&mut Verification, StoreError> {
         self.verifications
             .get_mut(key)
-            .filter(|v| v.lease.as_ref().is_some_and(|l| l.id == lease_id))
+            .filter(|v| v.lease.as_ref().is_some_and(|l| l.id == *lease_id))
             .ok_or(StoreError::LeaseLost)
     }
 
@@ -128,7 +129,7 @@ impl StateStore for MemoryStore {
 
     async fn put_verification(&self, verification: &Verification) -> Result<(), StoreError> {
         let mut state = self.lock();
-        state.purge_expired(now_epoch_secs());
+        state.purge_expired(verification.created_at);
         let phone = state.phones.entry(verification.phone_key.clone()).or_default();
         phone.current = Some(verification.key.clone());
         phone.touch(verification.created_at);
@@ -136,7 +137,11 @@ impl StateStore for MemoryStore {
         Ok(())
     }
 
-    async fn claim_verification(&self, key: &str, claim: &Claim) -> Result<ClaimOutcome, StoreError> {
+    async fn claim_verification(
+        &self,
+        key: &VerificationKey,
+        claim: &Claim,
+    ) -> Result<ClaimOutcome, StoreError> {
         let mut state = self.lock();
         let phone =
             state.verifications.get(key).and_then(|v| state.phones.get(&v.phone_key)).map(|p| PhoneRecord {
@@ -156,7 +161,7 @@ impl StateStore for MemoryStore {
     async fn record_wrong_code(
         &self,
         verification: &Verification,
-        lease_id: &str,
+        lease_id: &LeaseId,
         ends_verification: bool,
         now: u64,
     ) -> Result<u32, StoreError> {
@@ -178,8 +183,8 @@ impl StateStore for MemoryStore {
 
     async fn release_verification(
         &self,
-        key: &str,
-        lease_id: &str,
+        key: &VerificationKey,
+        lease_id: &LeaseId,
         progress: &Progress,
     ) -> Result<(), StoreError> {
         let mut state = self.lock();
@@ -189,7 +194,11 @@ impl StateStore for MemoryStore {
         Ok(())
     }
 
-    async fn discard_verification(&self, key: &str, lease_id: &str) -> Result<(), StoreError> {
+    async fn discard_verification(
+        &self,
+        key: &VerificationKey,
+        lease_id: &LeaseId,
+    ) -> Result<(), StoreError> {
         let mut state = self.lock();
         state.leased(key, lease_id)?;
         state.verifications.remove(key);
@@ -199,7 +208,7 @@ impl StateStore for MemoryStore {
     async fn complete_verification(
         &self,
         verification: &Verification,
-        lease_id: &str,
+        lease_id: &LeaseId,
         session: &Session,
     ) -> Result<(), StoreError> {
         let mut state = self.lock();
@@ -207,7 +216,7 @@ impl StateStore for MemoryStore {
         state.verifications.remove(&verification.key);
         if let Some(phone) = state.phones.get_mut(&verification.phone_key) {
             phone.failures = 0;
-            if phone.current.as_deref() == Some(verification.key.as_str()) {
+            if phone.current.as_ref() == Some(&verification.key) {
                 phone.current = None;
             }
         }
@@ -215,11 +224,11 @@ impl StateStore for MemoryStore {
         Ok(())
     }
 
-    async fn get_session(&self, key: &str, now: u64) -> Result<Option<Session>, StoreError> {
+    async fn get_session(&self, key: &SessionKey, now: u64) -> Result<Option<Session>, StoreError> {
         Ok(self.lock().sessions.get(key).filter(|s| s.expires_at > now).cloned())
     }
 
-    async fn delete_session(&self, key: &str) -> Result<(), StoreError> {
+    async fn delete_session(&self, key: &SessionKey) -> Result<(), StoreError> {
         self.lock().sessions.remove(key);
         Ok(())
     }

@@ -14,13 +14,11 @@
 //! before the store deletes them.
 
 pub mod dynamo;
+mod keys;
 pub mod memory;
 mod timed;
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::{
@@ -29,38 +27,13 @@ use crate::{
 };
 
 pub use dynamo::DynamoStore;
+pub use keys::{IpKey, LeaseId, PhoneKey, SessionKey, VerificationKey};
 pub use memory::MemoryStore;
 pub use timed::Timed;
 
-/// Seconds since the Unix epoch: the unit of every `*_at` field (and of DynamoDB's TTL).
-pub fn now_epoch_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
-/// The store key of a verification: never the raw `auth_req_id`, which is a bearer credential.
-pub fn verification_key(auth_req_id: &str) -> String {
-    crypto::digest("verification", auth_req_id)
-}
-
-/// The store key of a session: the digest of its token.
-pub fn session_key(token: &str) -> String {
-    crypto::digest("session", token)
-}
-
-/// The store key of a phone's record for one client: limits count the E.164 form.
-pub fn phone_key(client_id: &str, e164: &str) -> String {
-    crypto::digest("phone", &format!("{client_id}\0{e164}"))
-}
-
-/// The store key of a source network's start counter for one client (see [`crate::limits::ip_bucket`]).
-pub fn ip_key(client_id: &str, ip_bucket: &str) -> String {
-    crypto::digest("ip", &format!("{client_id}\0{ip_bucket}"))
-}
-
 /// How far a verification got upstream, so a retried `/sms/token` resumes there instead of
 /// resubmitting a code the upstream already accepted.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "stage", rename_all = "snake_case")]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum Progress {
     #[default]
     AwaitingCode,
@@ -74,21 +47,21 @@ pub enum Progress {
 /// A `/sms/token` call's exclusive right to work on a verification until `until`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Lease {
-    pub id: String,
+    pub id: LeaseId,
     pub until: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Verification {
-    pub key: String,
+    pub key: VerificationKey,
     pub flow_id: String,
     pub nonce_digest: String,
     pub client_id: String,
     pub server_id: String,
     /// E.164; kept for the session, never logged in full.
     pub phone: String,
-    /// The phone record this verification counts against ([`phone_key`]).
-    pub phone_key: String,
+    /// The phone record this verification counts against.
+    pub phone_key: PhoneKey,
     /// Started for a configured test number: no upstream, a fixed code.
     pub test: bool,
     pub created_at: u64,
@@ -108,7 +81,7 @@ impl Verification {
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Session {
-    pub key: String,
+    pub key: SessionKey,
     pub flow_id: String,
     pub client_id: String,
     pub server_id: String,
@@ -134,15 +107,15 @@ pub struct Claim {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PhoneRecord {
     /// Key of the phone's current verification; older ones are replaced.
-    pub current: Option<String>,
+    pub current: Option<VerificationKey>,
     pub counters: PhoneCounters,
 }
 
 /// One SMS about to be sent: counted against the phone and the source network, or refused.
 #[derive(Clone, Debug)]
 pub struct SendReservation {
-    pub phone_key: String,
-    pub ip_key: Option<String>,
+    pub phone_key: PhoneKey,
+    pub ip_key: Option<IpKey>,
     pub limits: Limits,
     pub now: u64,
 }
@@ -178,7 +151,7 @@ pub fn judge_claim(
     let same_server = crypto::constant_time_eq(&v.server_id, &claim.server_id);
     let same_nonce = crypto::constant_time_eq(&v.nonce_digest, &claim.nonce_digest);
     // A newer start for the same phone and client replaced this one.
-    let current = phone.and_then(|p| p.current.as_deref()) == Some(v.key.as_str());
+    let current = phone.and_then(|p| p.current.as_ref()) == Some(&v.key);
     if !(same_client & same_server & same_nonce & current) {
         return Some(ClaimOutcome::NotFound);
     }
@@ -235,7 +208,11 @@ pub trait StateStore: Send + Sync {
     async fn put_verification(&self, verification: &Verification) -> Result<(), StoreError>;
 
     /// Atomically grants `claim.lease` if [`judge_claim`] allows it.
-    async fn claim_verification(&self, key: &str, claim: &Claim) -> Result<ClaimOutcome, StoreError>;
+    async fn claim_verification(
+        &self,
+        key: &VerificationKey,
+        claim: &Claim,
+    ) -> Result<ClaimOutcome, StoreError>;
 
     /// Under the caller's lease: counts one wrong code (or, when `ends_verification`, uses up all
     /// attempts), counts a failure for the phone (they reset a day after the last), and releases
@@ -243,7 +220,7 @@ pub trait StateStore: Send + Sync {
     async fn record_wrong_code(
         &self,
         verification: &Verification,
-        lease_id: &str,
+        lease_id: &LeaseId,
         ends_verification: bool,
         now: u64,
     ) -> Result<u32, StoreError>;
@@ -252,25 +229,26 @@ pub trait StateStore: Send + Sync {
     /// retried resumes from there.
     async fn release_verification(
         &self,
-        key: &str,
-        lease_id: &str,
+        key: &VerificationKey,
+        lease_id: &LeaseId,
         progress: &Progress,
     ) -> Result<(), StoreError>;
 
     /// Under the caller's lease: deletes a verification the upstream has ended.
-    async fn discard_verification(&self, key: &str, lease_id: &str) -> Result<(), StoreError>;
+    async fn discard_verification(&self, key: &VerificationKey, lease_id: &LeaseId)
+    -> Result<(), StoreError>;
 
     /// Under the caller's lease, in one atomic step: consumes the verification, creates the
     /// session, and clears the phone's failure count. Either all happen or none.
     async fn complete_verification(
         &self,
         verification: &Verification,
-        lease_id: &str,
+        lease_id: &LeaseId,
         session: &Session,
     ) -> Result<(), StoreError>;
 
     /// A live session, or `None` when unknown or expired.
-    async fn get_session(&self, key: &str, now: u64) -> Result<Option<Session>, StoreError>;
+    async fn get_session(&self, key: &SessionKey, now: u64) -> Result<Option<Session>, StoreError>;
 
-    async fn delete_session(&self, key: &str) -> Result<(), StoreError>;
+    async fn delete_session(&self, key: &SessionKey) -> Result<(), StoreError>;
 }

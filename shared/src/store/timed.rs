@@ -6,7 +6,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::{Claim, ClaimOutcome, Progress, SendReservation, Session, StateStore, StoreError, Verification};
+use super::{
+    Claim, ClaimOutcome, LeaseId, Progress, SendReservation, Session, SessionKey, StateStore, StoreError,
+    Verification, VerificationKey,
+};
 use crate::{limits::RateLimited, timings::store_call};
 
 pub struct Timed(pub Arc<dyn StateStore>);
@@ -24,14 +27,18 @@ impl StateStore for Timed {
         store_call(self.0.put_verification(verification)).await
     }
 
-    async fn claim_verification(&self, key: &str, claim: &Claim) -> Result<ClaimOutcome, StoreError> {
+    async fn claim_verification(
+        &self,
+        key: &VerificationKey,
+        claim: &Claim,
+    ) -> Result<ClaimOutcome, StoreError> {
         store_call(self.0.claim_verification(key, claim)).await
     }
 
     async fn record_wrong_code(
         &self,
         verification: &Verification,
-        lease_id: &str,
+        lease_id: &LeaseId,
         ends_verification: bool,
         now: u64,
     ) -> Result<u32, StoreError> {
@@ -40,31 +47,35 @@ impl StateStore for Timed {
 
     async fn release_verification(
         &self,
-        key: &str,
-        lease_id: &str,
+        key: &VerificationKey,
+        lease_id: &LeaseId,
         progress: &Progress,
     ) -> Result<(), StoreError> {
         store_call(self.0.release_verification(key, lease_id, progress)).await
     }
 
-    async fn discard_verification(&self, key: &str, lease_id: &str) -> Result<(), StoreError> {
+    async fn discard_verification(
+        &self,
+        key: &VerificationKey,
+        lease_id: &LeaseId,
+    ) -> Result<(), StoreError> {
         store_call(self.0.discard_verification(key, lease_id)).await
     }
 
     async fn complete_verification(
         &self,
         verification: &Verification,
-        lease_id: &str,
+        lease_id: &LeaseId,
         session: &Session,
     ) -> Result<(), StoreError> {
         store_call(self.0.complete_verification(verification, lease_id, session)).await
     }
 
-    async fn get_session(&self, key: &str, now: u64) -> Result<Option<Session>, StoreError> {
+    async fn get_session(&self, key: &SessionKey, now: u64) -> Result<Option<Session>, StoreError> {
         store_call(self.0.get_session(key, now)).await
     }
 
-    async fn delete_session(&self, key: &str) -> Result<(), StoreError> {
+    async fn delete_session(&self, key: &SessionKey) -> Result<(), StoreError> {
         store_call(self.0.delete_session(key)).await
     }
 }
