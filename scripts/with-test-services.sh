@@ -4,10 +4,11 @@
 #   scripts/with-test-services.sh cargo test -p shared --test store_suite
 #
 # - DynamoDB: AWS's DynamoDB Local (scripts/dynamodb-local.sh installs it and a Java runtime),
-#   in memory, on a free port, log in .tmp/dynamodb-local.log. It serves requests concurrently
-#   and makes each conditional write and transaction atomic, as DynamoDB does, so the tests'
-#   races are real races at the server. It has no bind-address option and listens on every
-#   interface; every request goes to 127.0.0.1.
+#   in memory, on a free port, log in .tmp/dynamodb-local.log. Nothing serialises requests in
+#   front of it: it takes them concurrently and makes each conditional write and transaction
+#   atomic, as DynamoDB does (inside, it runs its database operations one at a time, so it never
+#   answers TransactionConflict). It has no bind-address option and listens on every interface;
+#   every request goes to 127.0.0.1.
 # - Secrets Manager: moto's server (in the git-ignored .venv, scripts/python-tools.sh) on a free
 #   127.0.0.1 port, log in .tmp/moto.log. The tests only create and read secrets there.
 #

@@ -176,6 +176,8 @@ async fn run(args: Args) -> Result<(), String> {
             ];
             if store == "dynamodb" {
                 let (_, pid) = dynamodb.as_ref().ok_or("no DynamoDB Local")?;
+                // Its JVM can use every core, although it runs its database operations one at a
+                // time (its flows per second barely change from c=1 to c=32).
                 watched.push(Watched { role: "DynamoDB Local", pid: *pid, ceiling_cores: cores() });
             }
             watched.push(Watched { role: "load generator", pid: None, ceiling_cores: cores() });

@@ -2,9 +2,9 @@
 //! within one API instance (both stores), then spread over several `local-api` processes sharing
 //! one DynamoDB table, as several Lambda instances would.
 //!
-//! The DynamoDB tests run on DynamoDB Local (`scripts/with-test-services.sh`), which serves
-//! requests concurrently and makes each conditional write and transaction atomic, as DynamoDB
-//! does: the races below are real races at the server, not requests taken one at a time.
+//! The DynamoDB tests run on DynamoDB Local (`scripts/with-test-services.sh`), with nothing
+//! serialising requests in front of it: the racing calls reach it at once, in any order, and only
+//! the atomicity of each conditional write and transaction (DynamoDB's own) keeps them apart.
 
 #[macro_use]
 mod common;
