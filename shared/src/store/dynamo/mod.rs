@@ -143,7 +143,7 @@ impl DynamoStore {
 
     /// A client configured from the environment as a Lambda instance's is
     /// ([`crate::aws::sdk_config_from_env`]); `AWS_ENDPOINT_URL_DYNAMODB` points it elsewhere,
-    /// e.g. at the local moto server of `scripts/with-moto.sh`.
+    /// e.g. at the DynamoDB Local server of `scripts/with-test-services.sh`.
     pub fn client_from_env() -> Result<Client, StartupError> {
         Ok(crate::aws::dynamodb_client(&crate::aws::sdk_config_from_env()?))
     }
