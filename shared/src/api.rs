@@ -1,7 +1,7 @@
 //! The HTTP side of the endpoints: `lambda_http::Request` in, `Response` out.
 //!
 //! Each handler parses and bounds the body, calls the flow, and maps its result to the seed's
-//! response shape (or, through [`ApiError`], the one error shape); [`handle`], the one skeleton
+//! response shape (or, through [`ApiError`], the one error shape); `handle`, the one skeleton
 //! they share, logs the request's one line from that answer and the flow's facts. The same functions run inside
 //! Lambda (`functions/*`) and behind `local-api`, so there is no second implementation to drift.
 

@@ -3,7 +3,7 @@
 //!
 //! [`ErrorCode`] is the only list of error codes: each owns its wire string and its HTTP status,
 //! and [`ErrorCode::ALL`] is what the metrics' bounded outcomes, the log lines and the OpenAPI
-//! check are derived from. A new code is one line in [`error_codes!`]'s table; every `match` on
+//! check are derived from. A new code is one line in the `error_codes!` table; every `match` on
 //! the enum then tells the compiler where it must be handled. The flow's outcomes
 //! ([`FlowError`]) become an [`ApiError`] in one exhaustive `match` ([`From<FlowError>`]), which
 //! also writes each code's `message`. Internal causes are logged where they happen and never

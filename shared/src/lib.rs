@@ -1,9 +1,13 @@
 //! The common crate of the SMS phone-verification backend.
 //!
-//! Read it in the order a request flows: [`api`] (HTTP in and out) → [`flow`] (the protocol steps)
-//! → [`ciba`] (the upstream calls) and [`store`] (the state). [`config`] is loaded once at cold
-//! start into an [`App`]; [`crypto`], [`phone`], [`redact`] and [`telemetry`] are the small
-//! helpers those use.
+//! Read it in the order a request flows: [`api`] (HTTP in and out, the one handler skeleton) →
+//! [`flow`] (the protocol steps, in domain words: a result or a [`flow::FlowError`], and the
+//! request's [`flow::Facts`]) → [`ciba`] (the upstream calls) and [`store`] (the state). Back at
+//! the edge, [`error`] turns a `FlowError` into the one error shape (its [`error::ErrorCode`] is
+//! the only list of codes) and [`telemetry`] writes the request's one line, with the time the
+//! adapters charged to it ([`timings`]). [`config`] is loaded once at cold start into an [`App`]
+//! (with its [`clock`]); [`secret`], [`crypto`], [`phone`], [`limits`] and [`redact`] are the
+//! small pieces those use.
 
 pub mod api;
 pub mod app;
