@@ -6,7 +6,7 @@
 //! 2. cold starts of each function binary against a local Lambda Runtime API;
 //! 3. one warm instance of each function serving a run of invocations: peak RSS, CPU per
 //!    invocation, TCP connections to the upstream;
-//! 4. the full flow through `local-api` and the `sandbox-auth` upstream at concurrency 1 and 32,
+//! 4. the full flow through `local-api` and the `sandbox-auth` upstream at concurrency 1, 16 and 32,
 //!    on the in-memory store and on DynamoDB (DynamoDB Local), with the CPU time of every process;
 //! 5. criterion's estimates of the handler cost;
 //!
@@ -181,7 +181,7 @@ async fn run(args: Args) -> Result<(), String> {
                 watched.push(Watched { role: "DynamoDB Local", pid: *pid, ceiling_cores: cores() });
             }
             watched.push(Watched { role: "load generator", pid: None, ceiling_cores: cores() });
-            for concurrency in [1, 32] {
+            for concurrency in LOAD_CONCURRENCY {
                 println!("bench: load on {store}, c={concurrency}, {} s", seconds.as_secs());
                 let result = load::run(
                     if store == "memory" { "memory" } else { "DynamoDB (DynamoDB Local)" },
@@ -255,6 +255,9 @@ fn unique() -> String {
 
 /// DynamoDB Local's endpoint (from `scripts/with-test-services.sh`) and the pid of the process
 /// serving it.
+/// The clients of the load runs: one, the level the targets are set at (16), and a busy one.
+const LOAD_CONCURRENCY: [usize; 3] = [1, 16, 32];
+
 fn dynamodb_local() -> Result<(String, Option<u32>), String> {
     let endpoint = std::env::var("AWS_ENDPOINT_URL_DYNAMODB")
         .ok()

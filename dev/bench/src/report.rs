@@ -134,13 +134,15 @@ impl Report {
             size.map_or("—".into(), |(b, f, arch)| format!("{} ({f}, {arch}, the largest)", mb(b))),
             verdict(size.map(|(b, ..)| b as f64 / 1e6 <= BINARY_TARGET_MB))
         );
-        let busy: Vec<&LoadResult> = self.load.iter().filter(|l| l.concurrency > 1).collect();
+        let busiest = self.load.iter().map(|l| l.concurrency).max().unwrap_or(0);
+        let busy: Vec<&LoadResult> =
+            self.load.iter().filter(|l| l.concurrency > 1 && l.concurrency == busiest).collect();
         let limited: Vec<String> =
             busy.iter().map(|l| format!("{}: {}", l.store, l.limited_by.unwrap_or("nothing"))).collect();
         let _ = writeln!(
             w,
             "| full-flow throughput limited by the sandbox or the store, not our handlers | {} | {} |\n",
-            if limited.is_empty() { "—".into() } else { format!("at c=32 {}", limited.join(", ")) },
+            if limited.is_empty() { "—".into() } else { format!("at c={busiest} {}", limited.join(", ")) },
             verdict((!busy.is_empty()).then(|| busy.iter().all(|l| l.limited_by != Some("ours"))))
         );
     }
