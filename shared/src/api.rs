@@ -26,7 +26,7 @@ use crate::{
     secret::{AuthReqId, Nonce, OtpCode, SessionToken},
     store::{SessionKey, StateStore},
     telemetry::RequestLog,
-    timings::{measure, store_call},
+    timings::measure,
 };
 
 /// Largest body `/sms/auth` and `/sms/token` accept; theirs are a few hundred bytes.
@@ -213,7 +213,7 @@ pub async fn user_info(
         let mut facts = Facts::default();
         let answer: Result<Answer, ApiError> = async {
             let token = session_token(&request)?;
-            let found = store_call(store.get_session(&SessionKey::of(&token), clock.now())).await;
+            let found = store.get_session(&SessionKey::of(&token), clock.now()).await;
             let session = found.map_err(FlowError::from)?.ok_or_else(ApiError::invalid_session)?;
             facts.flow_id = Some(session.flow_id.clone());
             facts.client_id = Some(session.client_id.clone());
@@ -243,7 +243,7 @@ pub async fn user_logout(store: &dyn StateStore, request: Request) -> HandlerRes
     handle("user_logout", &request, async {
         let ended = match presented_session(&request) {
             Presented::Token(token) => {
-                store_call(store.delete_session(&SessionKey::of(&token))).await.map_err(FlowError::from)
+                store.delete_session(&SessionKey::of(&token)).await.map_err(FlowError::from)
             }
             // A value that can be no session names nothing to end; its cookie is still cleared.
             Presented::Malformed => Ok(()),

@@ -53,9 +53,10 @@ impl App {
 }
 
 /// The store of the functions that only read or end sessions (`/user/info`, logout): the
-/// DynamoDB table named by `TABLE_NAME`, without the config's client secret or an upstream client.
-pub fn session_store_from_env() -> Result<DynamoStore, StartupError> {
-    DynamoStore::from_env(required_table_name()?)
+/// DynamoDB table named by `TABLE_NAME`, without the config's client secret or an upstream client,
+/// its calls timed like the flow's ([`Timed`]).
+pub fn session_store_from_env() -> Result<Timed, StartupError> {
+    Ok(Timed(Arc::new(DynamoStore::from_env(required_table_name()?)?)))
 }
 
 fn required_table_name() -> Result<String, StartupError> {

@@ -1,6 +1,7 @@
 //! A store that charges the time of every call to the request being served (see
-//! [`crate::timings`]), around any other store: what [`crate::App`] holds, so the flow's store
-//! calls are timed without the flow knowing.
+//! [`crate::timings`]), around any other store: what [`crate::App`] and the session functions
+//! ([`crate::app::session_store_from_env`]) hold, so no handler or flow step times a store call
+//! itself.
 
 use std::sync::Arc;
 
