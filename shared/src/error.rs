@@ -90,8 +90,6 @@ impl ErrorCode {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ApiError {
-    #[serde(skip)]
-    pub code: ErrorCode,
     /// The code's wire string, or the upstream's OAuth error code for [`ErrorCode::UpstreamRejected`].
     pub error: Cow<'static, str>,
     pub status: u16,
@@ -113,7 +111,6 @@ pub struct ApiError {
 impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
-            code,
             error: Cow::Borrowed(code.as_str()),
             status: code.status(),
             message: Some(message.into()),
