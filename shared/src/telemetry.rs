@@ -102,6 +102,8 @@ impl RequestLog {
             cold_start = self.cold_start,
             duration_ms = round_ms(duration_ms),
             store_ms = (t.store_ms > 0.0).then(|| round_ms(t.store_ms)),
+            store_read_units = (t.store_read_units > 0.0).then_some(t.store_read_units),
+            store_write_units = (t.store_write_units > 0.0).then_some(t.store_write_units),
             upstream_ms = t.upstream_ms().map(round_ms),
             upstream_auth_ms = t.upstream_auth_ms.map(round_ms),
             upstream_callback_ms = t.upstream_callback_ms.map(round_ms),

@@ -1,5 +1,5 @@
-//! Where one request spent its time outside our own code: the state store and each upstream
-//! call, for the request's summary line and metrics.
+//! Where one request spent its time outside our own code (the state store and each upstream
+//! call) and the DynamoDB capacity it consumed, for the request's summary line and metrics.
 //!
 //! The adapters record their own calls ([`crate::ciba`] each upstream call,
 //! [`crate::store::Timed`] each store call) into the request's [`Timings`], which live in a Tokio
@@ -26,10 +26,13 @@ pub enum UpstreamCall {
     Userinfo,
 }
 
-/// Milliseconds, summed over the calls of one request.
+/// Milliseconds, summed over the calls of one request, and the DynamoDB capacity units the calls
+/// consumed as DynamoDB reported them (what on-demand tables bill: read and write request units).
 #[derive(Debug, Default, Clone, Copy, PartialEq)]
 pub struct Timings {
     pub store_ms: f64,
+    pub store_read_units: f64,
+    pub store_write_units: f64,
     pub upstream_auth_ms: Option<f64>,
     pub upstream_callback_ms: Option<f64>,
     pub upstream_token_ms: Option<f64>,
@@ -73,6 +76,14 @@ pub async fn store_call<T>(call: impl Future<Output = T>) -> T {
     output
 }
 
+/// Adds what DynamoDB says one call consumed to the request's capacity units.
+pub fn store_capacity(read_units: f64, write_units: f64) {
+    record(|timings| {
+        timings.store_read_units += read_units;
+        timings.store_write_units += write_units;
+    });
+}
+
 /// Runs one upstream call, adding its duration to that call's field.
 pub async fn upstream_call<T>(which: UpstreamCall, call: impl Future<Output = T>) -> T {
     let started = Instant::now();
@@ -98,15 +109,19 @@ mod tests {
     async fn calls_are_charged_to_the_measured_request_only() {
         let ((), timings) = measure(async {
             store_call(async {}).await;
+            store_capacity(1.0, 0.0);
+            store_capacity(0.5, 4.0);
             upstream_call(UpstreamCall::Token, async {}).await;
             upstream_call(UpstreamCall::Token, async {}).await;
         })
         .await;
         assert!(timings.store_ms >= 0.0);
+        assert_eq!((timings.store_read_units, timings.store_write_units), (1.5, 4.0));
         assert!(timings.upstream_token_ms.is_some() && timings.upstream_auth_ms.is_none());
         assert!(timings.upstream_ms().is_some());
         // Unmeasured: recorded nowhere, and no panic.
         store_call(async {}).await;
+        store_capacity(1.0, 1.0);
         assert_eq!(measure(async {}).await.1, Timings::default());
     }
 }

@@ -1192,4 +1192,37 @@ mod dynamo_only {
         }
         assert!(started.elapsed() < Duration::from_secs(30), "failing took {:?}", started.elapsed());
     }
+
+    /// What each store call consumed reaches the request's figures as DynamoDB reports it: reads
+    /// for the consistent GetItems, writes for the rest (transactions included), nothing for an
+    /// unmeasured call.
+    #[tokio::test]
+    async fn each_call_charges_the_capacity_dynamodb_reports() {
+        use shared::timings::measure;
+        let store = dynamo_on_fresh_table().await;
+        let now = now_epoch_secs();
+        let v = verification(now);
+        let ((), put) = measure(async { store.put_verification(&v).await.unwrap() }).await;
+        assert_eq!(put.store_read_units, 0.0, "{put:?}");
+        // A two-item transaction: at least one unit for each of its items.
+        assert!(put.store_write_units >= 2.0, "{put:?}");
+        let (_, claim) = measure(async { claimed_on(&store, &v, now).await }).await;
+        assert!(claim.store_read_units >= 1.0 && claim.store_write_units >= 2.0, "{claim:?}");
+        let s = session(now);
+        let ((), completed) =
+            measure(async { store.complete_verification(&v, &lease_named("l"), &s).await.unwrap() }).await;
+        assert!(completed.store_write_units >= 3.0 && completed.store_read_units == 0.0, "{completed:?}");
+        let (_, read) = measure(async { store.get_session(&s.key, now).await.unwrap() }).await;
+        assert_eq!(read.store_write_units, 0.0, "{read:?}");
+        assert!(read.store_read_units > 0.0, "{read:?}");
+        let ((), ended) = measure(async { store.delete_session(&s.key).await.unwrap() }).await;
+        assert!(ended.store_write_units >= 1.0, "{ended:?}");
+    }
+
+    async fn claimed_on(store: &DynamoStore, v: &Verification, now: u64) -> Verification {
+        match store.claim_verification(&v.key, &claim(v, "l", now)).await.unwrap() {
+            ClaimOutcome::Claimed(claimed) => claimed,
+            other => panic!("expected a claim, got {other:?}"),
+        }
+    }
 }

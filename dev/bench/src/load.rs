@@ -4,6 +4,8 @@
 //! that window says which one limits the throughput.
 
 use std::{
+    io::{Read, Seek, SeekFrom},
+    path::Path,
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
@@ -50,6 +52,47 @@ pub struct LoadResult {
     pub verdict: String,
     /// The role that limits it, when a process (or the machine's CPU, by the largest consumer) does.
     pub limited_by: Option<&'static str>,
+    /// What `local-api` logged in the window (its lines are the functions' lines).
+    pub logged: Logged,
+}
+
+/// The log lines `local-api` wrote during the measured window, per verified flow: their bytes
+/// (CloudWatch Logs bills ingestion by the byte) and the DynamoDB capacity units the summary
+/// lines report (`store_read_units`, `store_write_units`).
+#[derive(Clone, Debug, Default)]
+pub struct Logged {
+    pub bytes_per_flow: f64,
+    pub lines_per_flow: f64,
+    pub read_units_per_flow: f64,
+    pub write_units_per_flow: f64,
+}
+
+impl Logged {
+    /// The part of `log` between the offsets `from` and `to`, divided over `flows`.
+    fn of(log: &Path, from: u64, to: u64, flows: u64) -> Result<Logged, String> {
+        let mut file = std::fs::File::open(log).map_err(|e| format!("open {}: {e}", log.display()))?;
+        file.seek(SeekFrom::Start(from)).map_err(|e| e.to_string())?;
+        let mut window = String::new();
+        file.take(to.saturating_sub(from)).read_to_string(&mut window).map_err(|e| e.to_string())?;
+        let (mut lines, mut read, mut write) = (0_u64, 0.0, 0.0);
+        for line in window.lines() {
+            lines += 1;
+            let Ok(line) = serde_json::from_str::<Value>(line) else { continue };
+            read += line["store_read_units"].as_f64().unwrap_or(0.0);
+            write += line["store_write_units"].as_f64().unwrap_or(0.0);
+        }
+        let flows = flows.max(1) as f64;
+        Ok(Logged {
+            bytes_per_flow: window.len() as f64 / flows,
+            lines_per_flow: lines as f64 / flows,
+            read_units_per_flow: read / flows,
+            write_units_per_flow: write / flows,
+        })
+    }
+}
+
+fn log_length(log: &Path) -> u64 {
+    std::fs::metadata(log).map_or(0, |m| m.len())
 }
 
 impl LoadResult {
@@ -134,6 +177,7 @@ pub async fn run(
     warmup: Duration,
     duration: Duration,
     watched: &[Watched],
+    log: &Path,
 ) -> Result<LoadResult, String> {
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(concurrency * 2)
@@ -144,10 +188,13 @@ pub async fn run(
     drive(&client, concurrency, warmup).await;
 
     let cpu_before: Vec<Option<f64>> = watched.iter().map(cpu_of).collect();
+    let log_before = log_length(log);
     let started = Instant::now();
     let workers = drive(&client, concurrency, duration).await;
     let seconds = started.elapsed().as_secs_f64();
     let cpu_after: Vec<Option<f64>> = watched.iter().map(cpu_of).collect();
+    // Every flow of the window has ended (each worker finishes its flow), so its lines are in.
+    let log_after = log_length(log);
 
     let mut all = Worker::default();
     for worker in workers {
@@ -171,6 +218,7 @@ pub async fn run(
         })
         .collect();
     let (limited_by, verdict) = verdict(&processes, concurrency);
+    let logged = Logged::of(log, log_before, log_after, all.flows)?;
     Ok(LoadResult {
         store,
         concurrency,
@@ -183,6 +231,7 @@ pub async fn run(
         processes,
         verdict,
         limited_by,
+        logged,
     })
 }
 

@@ -14,6 +14,7 @@
 //! server binds 127.0.0.1; nothing else is contacted.
 
 mod artifacts;
+mod cost;
 mod functions;
 mod load;
 mod machine;
@@ -66,7 +67,7 @@ struct Args {
     /// Cold starts per function (at least 20).
     #[arg(long)]
     starts: Option<usize>,
-    /// Invocations of each warm function instance.
+    /// Invocations of each warm function instance (at most 999: the sandbox outbox keeps 1000 codes).
     #[arg(long)]
     invocations: Option<usize>,
     /// Seconds of measured load per configuration.
@@ -78,6 +79,12 @@ struct Args {
     /// Phases to run, comma-separated: sizes, cold, warm, load, criterion.
     #[arg(long, value_delimiter = ',', default_value = "sizes,cold,warm,load,criterion")]
     phases: Vec<String>,
+    /// The stores of the load phase, comma-separated: memory, dynamodb.
+    #[arg(long, value_delimiter = ',', default_value = "memory,dynamodb")]
+    stores: Vec<String>,
+    /// The client counts of the load phase, comma-separated.
+    #[arg(long, value_delimiter = ',', default_values_t = LOAD_CONCURRENCY)]
+    concurrency: Vec<usize>,
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -100,11 +107,18 @@ async fn run(args: Args) -> Result<(), String> {
     std::fs::create_dir_all(&work).map_err(|e| format!("create {}: {e}", work.display()))?;
     let phase = |name: &str| args.phases.iter().any(|p| p == name);
     let starts = args.starts.unwrap_or(if args.quick { 20 } else { 30 }).max(1);
-    let invocations = args.invocations.unwrap_or(if args.quick { 100 } else { 300 }).max(1);
+    let invocations = args.invocations.unwrap_or(if args.quick { 200 } else { 500 }).max(1);
     let seconds = Duration::from_secs(args.seconds.unwrap_or(if args.quick { 3 } else { 10 }).max(1));
     let warmup = Duration::from_secs(if args.quick { 1 } else { 2 });
 
-    let mut report = Report { machine: Some(machine::describe()), quick: args.quick, ..Report::default() };
+    let template =
+        std::fs::read_to_string(root.join("template.yaml")).map_err(|e| format!("template.yaml: {e}"))?;
+    let mut report = Report {
+        machine: Some(machine::describe()),
+        quick: args.quick,
+        memory_mb: cost::template_memory_mb(&template),
+        ..Report::default()
+    };
     println!("bench: {}", report.machine.as_ref().map(|m| format!("{m:?}")).unwrap_or_default());
 
     if phase("sizes") {
@@ -163,7 +177,7 @@ async fn run(args: Args) -> Result<(), String> {
     if phase("load") {
         let sandbox = server::start_sandbox(&bin_dir, &work)?;
         let table = format!("bench-load-{}", unique());
-        for store in ["memory", "dynamodb"] {
+        for store in ["memory", "dynamodb"].into_iter().filter(|s| args.stores.iter().any(|a| a == s)) {
             let api = server::start_local_api(
                 &bin_dir,
                 &work,
@@ -181,7 +195,8 @@ async fn run(args: Args) -> Result<(), String> {
                 watched.push(Watched { role: "DynamoDB Local", pid: *pid, ceiling_cores: cores() });
             }
             watched.push(Watched { role: "load generator", pid: None, ceiling_cores: cores() });
-            for concurrency in LOAD_CONCURRENCY {
+            println!("bench: local-api on {store} is pid {}", api.pid());
+            for &concurrency in &args.concurrency {
                 println!("bench: load on {store}, c={concurrency}, {} s", seconds.as_secs());
                 let result = load::run(
                     if store == "memory" { "memory" } else { "DynamoDB (DynamoDB Local)" },
@@ -192,6 +207,7 @@ async fn run(args: Args) -> Result<(), String> {
                     warmup,
                     seconds,
                     &watched,
+                    &api.log,
                 )
                 .await?;
                 println!(
@@ -203,6 +219,13 @@ async fn run(args: Args) -> Result<(), String> {
                     result.token.p99,
                     result.errors,
                     result.verdict
+                );
+                println!(
+                    "    log {:.0} bytes and {:.1} lines per flow; DynamoDB {:.1} read + {:.1} write units per flow",
+                    result.logged.bytes_per_flow,
+                    result.logged.lines_per_flow,
+                    result.logged.read_units_per_flow,
+                    result.logged.write_units_per_flow
                 );
                 for p in &result.processes {
                     println!(

@@ -17,6 +17,8 @@ const START_TIMEOUT: Duration = Duration::from_secs(120);
 /// A child process, killed and reaped when dropped; its output goes to a log file.
 pub struct Server {
     pub port: u16,
+    /// Where its stdout and stderr go.
+    pub log: PathBuf,
     child: Child,
 }
 
@@ -28,7 +30,7 @@ impl Server {
         command.stdin(Stdio::null()).stdout(out).stderr(err);
         let child =
             command.spawn().map_err(|e| format!("start {name} ({:?}): {e}", command.get_program()))?;
-        let mut server = Server { port, child };
+        let mut server = Server { port, log: log.to_owned(), child };
         let until = Instant::now() + START_TIMEOUT;
         loop {
             if TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok() {

@@ -2,7 +2,9 @@
 
 use lambda_http::{Error, Request, run, service_fn};
 
-#[tokio::main]
+// Lambda sends an instance one event at a time, so one thread serves it; worker threads would
+// only add cross-thread wake-ups (BENCHMARKS.md, "Tuning log").
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     shared::telemetry::init();
     let app = shared::App::from_env().await.inspect_err(shared::telemetry::startup_failed)?;

@@ -3,7 +3,9 @@
 
 use lambda_http::{Error, run, service_fn};
 
-#[tokio::main]
+// Lambda sends an instance one event at a time, so one thread serves it; worker threads would
+// only add cross-thread wake-ups (BENCHMARKS.md, "Tuning log").
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     shared::telemetry::init();
     run(service_fn(shared::api::sms_log)).await

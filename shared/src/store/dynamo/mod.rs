@@ -105,8 +105,8 @@ use aws_sdk_dynamodb::{
     error::DisplayErrorContext,
     operation::{create_table::CreateTableError, delete_item::DeleteItemError, update_item::UpdateItemError},
     types::{
-        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TableStatus,
-        TimeToLiveSpecification, TimeToLiveStatus,
+        AttributeDefinition, BillingMode, ConsumedCapacity, KeySchemaElement, KeyType,
+        ReturnConsumedCapacity, ScalarAttributeType, TableStatus, TimeToLiveSpecification, TimeToLiveStatus,
     },
 };
 
@@ -122,6 +122,7 @@ use super::{
 };
 use crate::limits::{DAY_SECS, PhoneCounters, RateLimited};
 use crate::startup::StartupError;
+use crate::timings;
 
 /// How often a conditional write is sent again with what its failure showed (a lost race, or a
 /// guess that was wrong) before the store gives up.
@@ -280,9 +281,11 @@ impl DynamoStore {
             .table_name(&self.table)
             .key(PK, s(pk))
             .consistent_read(true)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
             .map_err(|e| self.unavailable("GetItem", e))?;
+        charge(Units::Read, out.consumed_capacity());
         Ok(out.item)
     }
 
@@ -433,6 +436,7 @@ impl StateStore for DynamoStore {
             .table_name(&self.table)
             .key(PK, s(verification_pk(key)))
             .condition_expression("lease_id = :lease")
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .expression_attribute_values(":lease", s(lease_id.as_str()))
             .expression_attribute_values(":stage", s(stage))
             .expression_attribute_values(":rev", new_rev());
@@ -448,7 +452,10 @@ impl StateStore for DynamoStore {
             ),
         };
         match send_retrying_conflicts(|| request.clone().send()).await {
-            Ok(_) => Ok(()),
+            Ok(out) => {
+                charge(Units::Write, out.consumed_capacity());
+                Ok(())
+            }
             Err(e)
                 if matches!(
                     e.as_service_error(),
@@ -472,9 +479,13 @@ impl StateStore for DynamoStore {
             .table_name(&self.table)
             .key(PK, s(verification_pk(key)))
             .condition_expression("lease_id = :lease")
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .expression_attribute_values(":lease", s(lease_id.as_str()));
         match send_retrying_conflicts(|| request.clone().send()).await {
-            Ok(_) => Ok(()),
+            Ok(out) => {
+                charge(Units::Write, out.consumed_capacity());
+                Ok(())
+            }
             Err(e)
                 if matches!(
                     e.as_service_error(),
@@ -507,11 +518,37 @@ impl StateStore for DynamoStore {
     }
 
     async fn delete_session(&self, key: &SessionKey) -> Result<(), StoreError> {
-        let request = self.client.delete_item().table_name(&self.table).key(PK, s(session_pk(key)));
+        let request = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key(PK, s(session_pk(key)))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total);
         send_retrying_conflicts(|| request.clone().send())
             .await
-            .map(drop)
+            .map(|out| charge(Units::Write, out.consumed_capacity()))
             .map_err(|e| self.unavailable("DeleteItem", e))
+    }
+}
+
+/// Which units a call consumed: reads (GetItem) or writes (everything else).
+#[derive(Clone, Copy)]
+pub(super) enum Units {
+    Read,
+    Write,
+}
+
+/// Charges what DynamoDB says a call consumed (each call asks for it with
+/// `ReturnConsumedCapacity::Total`) to the request's read or write units, for its summary line
+/// ([`timings::store_capacity`]). DynamoDB reports no capacity for a refused condition or a
+/// cancelled transaction, although it bills them: the figures are a floor.
+pub(super) fn charge<'a>(units: Units, consumed: impl IntoIterator<Item = &'a ConsumedCapacity>) {
+    for consumed in consumed {
+        let total = consumed.capacity_units().unwrap_or(0.0);
+        match units {
+            Units::Read => timings::store_capacity(consumed.read_capacity_units().unwrap_or(total), 0.0),
+            Units::Write => timings::store_capacity(0.0, consumed.write_capacity_units().unwrap_or(total)),
+        }
     }
 }
 

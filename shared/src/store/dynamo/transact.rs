@@ -11,13 +11,13 @@ use aws_sdk_dynamodb::{
         update_item::UpdateItemError,
     },
     types::{
-        AttributeValue, ConditionCheck, Delete, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
-        Update,
+        AttributeValue, ConditionCheck, Delete, Put, ReturnConsumedCapacity,
+        ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
     },
 };
 
-use super::DynamoStore;
 use super::codec::{Item, PK, s};
+use super::{DynamoStore, Units, charge};
 use crate::store::StoreError;
 
 /// How often a write that met an in-flight transaction on its item is sent in all.
@@ -46,9 +46,16 @@ impl DynamoStore {
             .map(|op| op.into_transact_item(&self.table))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| self.unavailable("TransactWriteItems", e))?;
-        let request = self.client.transact_write_items().set_transact_items(Some(items));
+        let request = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total);
         match send_retrying_conflicts(|| request.clone().send()).await {
-            Ok(_) => Ok(Some(Transacted::Written)),
+            Ok(out) => {
+                charge(Units::Write, out.consumed_capacity());
+                Ok(Some(Transacted::Written))
+            }
             Err(e) if e.as_service_error().is_some_and(Conflict::is_conflict) => Ok(None),
             Err(e) => match e.as_service_error() {
                 Some(TransactWriteItemsError::TransactionCanceledException(cancelled))
