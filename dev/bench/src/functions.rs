@@ -57,6 +57,9 @@ pub struct WarmInstance {
     pub upstream_connections: Option<u64>,
     /// Upstream requests the sandbox answered meanwhile.
     pub upstream_requests: Option<u64>,
+    /// Its TCP connections to DynamoDB Local after the warm-up invocation and after the last one
+    /// (local ports: the same ones mean every call of the run went over them).
+    pub store_connections: Option<(Vec<u16>, Vec<u16>)>,
 }
 
 /// Where the function binaries are, and the DynamoDB table they share (on DynamoDB Local).
@@ -65,6 +68,8 @@ pub struct Setup {
     pub table: String,
     pub events_dir: PathBuf,
     pub phones: Arc<AtomicU64>,
+    /// DynamoDB Local's port on 127.0.0.1, whose connections from each instance are watched.
+    pub dynamodb_port: Option<u16>,
 }
 
 impl Setup {
@@ -336,7 +341,7 @@ pub async fn warm_instances(setup: &Setup, flows: usize) -> Result<Vec<WarmInsta
     // (libphonenumber's metadata on the first parse, the first connections and TLS handshakes),
     // which the cold-start figures carry; the meter is for the warm invocations after it.
     let mut started = Vec::with_capacity(flows + 1);
-    let mut meter = Meter::begin(&auth, Some(&sandbox));
+    let mut meter = Meter::begin(&auth, Some(&sandbox), setup.dynamodb_port);
     started.push(auth.start_flow(setup).await.map_err(|e| format!("sms-auth: {e}"))?);
     meter.warmed(Some(&sandbox));
     for _ in 0..flows {
@@ -349,7 +354,7 @@ pub async fn warm_instances(setup: &Setup, flows: usize) -> Result<Vec<WarmInsta
     let token = Instance::start(setup, "sms-token", &sandbox).await?;
     let mut sessions = Vec::with_capacity(flows + 1);
     let (first, rest) = started.split_first().ok_or("no verification started")?;
-    let mut meter = Meter::begin(&token, Some(&sandbox));
+    let mut meter = Meter::begin(&token, Some(&sandbox), setup.dynamodb_port);
     let response = token
         .invoke(&setup.token_event(first, &code_for(&sandbox, &first.phone)?))
         .await
@@ -378,7 +383,7 @@ pub async fn warm_instances(setup: &Setup, flows: usize) -> Result<Vec<WarmInsta
         let instance = Instance::start(setup, function, &sandbox).await?;
         let events = events(function);
         let (first, rest) = events.split_first().ok_or("no events")?;
-        let mut meter = Meter::begin(&instance, None);
+        let mut meter = Meter::begin(&instance, None, setup.dynamodb_port);
         instance.invoke(first).await.map_err(|e| format!("{function}: {e}"))?;
         meter.warmed(None);
         for event in rest {
@@ -398,14 +403,18 @@ struct Meter {
     rss_at_start_kib: u64,
     connections_at_start: Option<u64>,
     stats_before: Option<sandbox_auth::Stats>,
+    dynamodb_port: Option<u16>,
+    store_connections_warm: Option<Vec<u16>>,
     cpu_before: f64,
     latencies: Vec<Duration>,
 }
 
 impl Meter {
-    fn begin(instance: &Instance, sandbox: Option<&Sandbox>) -> Meter {
+    fn begin(instance: &Instance, sandbox: Option<&Sandbox>, dynamodb_port: Option<u16>) -> Meter {
         let pid = instance.process.id();
         Meter {
+            dynamodb_port,
+            store_connections_warm: None,
             pid,
             rss_at_start_kib: procfs::status_kib(pid, "VmRSS").unwrap_or(0),
             connections_at_start: sandbox.map(|s| s.stats().connections),
@@ -419,6 +428,8 @@ impl Meter {
     fn warmed(&mut self, sandbox: Option<&Sandbox>) {
         self.cpu_before = procfs::cpu_seconds(self.pid).unwrap_or(0.0);
         self.stats_before = sandbox.map(Sandbox::stats);
+        self.store_connections_warm =
+            self.dynamodb_port.and_then(|port| procfs::connections_to(self.pid, port));
         self.latencies.clear();
     }
 
@@ -444,6 +455,10 @@ impl Meter {
             rss_at_start_kib: self.rss_at_start_kib,
             upstream_connections,
             upstream_requests,
+            store_connections: self
+                .store_connections_warm
+                .clone()
+                .zip(self.dynamodb_port.and_then(|port| procfs::connections_to(self.pid, port))),
         }
     }
 }

@@ -142,6 +142,7 @@ async fn run(args: Args) -> Result<(), String> {
             table,
             events_dir: root.join("events"),
             phones: phones.clone(),
+            dynamodb_port: dynamodb.as_ref().and_then(|(endpoint, _)| endpoint_port(endpoint)),
         };
         if phase("cold") {
             println!("bench: {starts} cold starts of each function");
@@ -286,12 +287,13 @@ fn dynamodb_local() -> Result<(String, Option<u32>), String> {
         .ok()
         .filter(|url| url.starts_with("http://127.0.0.1:"))
         .ok_or("AWS_ENDPOINT_URL_DYNAMODB does not name a DynamoDB Local server on 127.0.0.1: run scripts/bench.sh")?;
-    let port: u16 = endpoint
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.trim_end_matches('/').parse().ok())
-        .ok_or_else(|| format!("no port in AWS_ENDPOINT_URL_DYNAMODB={endpoint}"))?;
+    let port =
+        endpoint_port(&endpoint).ok_or_else(|| format!("no port in AWS_ENDPOINT_URL_DYNAMODB={endpoint}"))?;
     Ok((endpoint, procfs::pid_listening_on(port)))
+}
+
+fn endpoint_port(endpoint: &str) -> Option<u16> {
+    endpoint.rsplit(':').next().and_then(|p| p.trim_end_matches('/').parse().ok())
 }
 
 /// A fresh DynamoDB table on DynamoDB Local, created (with TTL) by `local-api --create-table`, which serves

@@ -61,6 +61,36 @@ pub fn pid_listening_on(port: u16) -> Option<u32> {
     None
 }
 
+/// The local ports of the TCP connections process `pid` has open to 127.0.0.1:`port` (each
+/// connection has its own), found through the sockets' inodes as [`pid_listening_on`] does.
+pub fn connections_to(pid: u32, port: u16) -> Option<Vec<u16>> {
+    let inodes: Vec<String> = fs::read_dir(format!("/proc/{pid}/fd"))
+        .ok()?
+        .flatten()
+        .filter_map(|fd| {
+            let target = fs::read_link(fd.path()).ok()?;
+            let target = target.to_str()?;
+            Some(target.strip_prefix("socket:[")?.strip_suffix(']')?.to_owned())
+        })
+        .collect();
+    let table = fs::read_to_string(format!("/proc/{pid}/net/tcp")).ok()?;
+    let mut ports: Vec<u16> = table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (local, remote, state, inode) =
+                (fields.get(1)?, fields.get(2)?, fields.get(3)?, fields.get(9)?);
+            let remote_port = u16::from_str_radix(remote.split_once(':')?.1, 16).ok()?;
+            // 01: ESTABLISHED.
+            (*state == "01" && remote_port == port && inodes.iter().any(|i| i == inode))
+                .then(|| u16::from_str_radix(local.split_once(':')?.1, 16).ok())?
+        })
+        .collect();
+    ports.sort_unstable();
+    Some(ports)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -78,5 +108,8 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         assert_eq!(pid_listening_on(port), Some(std::process::id()));
+        let client = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let local = client.local_addr().unwrap().port();
+        assert_eq!(connections_to(std::process::id(), port), Some(vec![local]));
     }
 }

@@ -363,28 +363,42 @@ impl Report {
     }
 
     fn connections(&self, w: &mut String) {
-        let upstream: Vec<&WarmInstance> =
-            self.warm.iter().filter(|i| i.upstream_connections.is_some()).collect();
+        let upstream: Vec<&WarmInstance> = self
+            .warm
+            .iter()
+            .filter(|i| i.upstream_connections.is_some() || i.store_connections.is_some())
+            .collect();
         if upstream.is_empty() {
             return;
         }
         let _ = writeln!(
             w,
-            "### 6. Connection reuse\n\nTCP connections the sandbox accepted while one warm instance served its \
-             invocations (`GET /sandbox/stats` before and after); expected: 1 per instance.\n"
+            "### 6. Connection reuse\n\nWhile one warm instance served its invocations: the TCP connections the \
+             sandbox accepted from it (`GET /sandbox/stats` before the warm-up invocation and after the last), \
+             and its connections to DynamoDB Local after the warm-up and after the last invocation (by local \
+             port, from `/proc`: the same port means the same connection carried every call). Expected: one \
+             kept-alive connection per instance to each host.\n"
         );
         let _ = writeln!(
             w,
-            "| function | invocations | upstream requests | TCP connections |\n|---|---|---|---|"
+            "| function | invocations | upstream requests | upstream TCP connections | DynamoDB connections |\n|---|---|---|---|---|"
         );
         for i in upstream {
+            let store = match &i.store_connections {
+                Some((_, last)) if last.is_empty() => "0".into(),
+                Some((warm, last)) if warm == last => format!("**{}**, kept from the warm-up", last.len()),
+                Some((warm, last)) => {
+                    format!("**{}** ({} after the warm-up; new ones opened)", last.len(), warm.len())
+                }
+                None => "—".into(),
+            };
             let _ = writeln!(
                 w,
-                "| `{}` | {} | {} | **{}** |",
+                "| `{}` | {} | {} | {} | {store} |",
                 i.function,
                 i.invocations,
-                i.upstream_requests.unwrap_or(0),
-                i.upstream_connections.unwrap_or(0)
+                i.upstream_requests.map_or("—".into(), |n| n.to_string()),
+                i.upstream_connections.map_or("—".into(), |n| format!("**{n}**")),
             );
         }
         let _ = writeln!(w);
