@@ -189,7 +189,7 @@ pub async fn sms_clients(config: &Config, request: Request) -> HandlerResult {
                 json!({
                     "client_id": client.client_id,
                     "title": client.title,
-                    "allowed_countries": client.allowed_countries,
+                    "allowed_countries": client.numbers.allowed_countries,
                 })
             })
             .collect();

@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use crate::{
     limits::{Limits, RawLimits},
-    phone::{LoginHintFormat, PhoneNumber},
+    phone::{LoginHintFormat, NumberPolicy, NumberType, PhoneNumber},
     secret::{ClientSecret, OtpCode},
 };
 
@@ -55,8 +55,8 @@ pub struct SmsClient {
     pub scope: Option<String>,
     pub sms_template: String,
     pub limits: Limits,
-    /// ISO 3166-1 regions (`GB`) whose numbers may be verified; `None`: all.
-    pub allowed_countries: Option<Vec<String>>,
+    /// The countries and number types it sends an SMS to.
+    pub numbers: NumberPolicy,
     /// Fixed numbers with fixed codes: no upstream call, no SMS (app-store review, demos).
     pub test_numbers: Vec<TestNumber>,
 }
@@ -242,6 +242,8 @@ struct RawClient {
     sms_template: Option<String>,
     limits: Option<RawLimits>,
     allowed_countries: Option<Vec<String>>,
+    number_types: Option<Vec<NumberType>>,
+    allow_global_numbers: Option<bool>,
     #[serde(default)]
     test_numbers: Vec<RawTestNumber>,
 }
@@ -290,9 +292,15 @@ mod defaults {
 }
 
 impl RawConfig {
+    /// The config's shape; an error names the key (`clients[0].number_types[1]: unknown variant …`).
     fn read(json: &str) -> Result<Self, ConfigError> {
-        serde_json::from_str(json)
-            .map_err(|e| ConfigError::new(format!("config is not valid JSON of the expected shape: {e}")))
+        serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(json)).map_err(|e| {
+            ConfigError::new(format!(
+                "config is not valid JSON of the expected shape: {}: {}",
+                e.path(),
+                e.inner()
+            ))
+        })
     }
 
     /// Checks every section, collecting every problem before giving up, in file order.
@@ -413,7 +421,13 @@ fn validate_sms_client(
     let sms_template = validate_sms_template(client.sms_template, at, problems);
     let limits = client.limits.unwrap_or_default().over(&defaults.limits);
     problems.extend(limits.problems(&format!("{at}.limits")));
-    let allowed_countries = validate_allowed_countries(client.allowed_countries, at, problems);
+    let numbers = NumberPolicy::from_config(
+        client.allowed_countries,
+        client.number_types,
+        client.allow_global_numbers,
+        at,
+        problems,
+    );
     let test_numbers =
         validate_test_numbers(client.test_numbers, at, defaults.test_numbers_enabled, problems);
     Some(SmsClient {
@@ -423,7 +437,7 @@ fn validate_sms_client(
         scope: client.scope.filter(|s| !s.trim().is_empty()),
         sms_template,
         limits,
-        allowed_countries,
+        numbers,
         test_numbers,
     })
 }
@@ -465,25 +479,6 @@ fn validate_sms_template(template: Option<String>, at: &str, problems: &mut Vec<
         problems.push(format!("`{at}.sms_template` must contain {CODE_PLACEHOLDER}"));
     }
     template
-}
-
-/// The regions upper-cased; `None` (all allowed) stays `None`.
-fn validate_allowed_countries(
-    countries: Option<Vec<String>>,
-    at: &str,
-    problems: &mut Vec<String>,
-) -> Option<Vec<String>> {
-    let countries = countries
-        .map(|countries| countries.iter().map(|c| c.trim().to_ascii_uppercase()).collect::<Vec<_>>());
-    if let Some(countries) = &countries
-        && (countries.is_empty()
-            || countries.iter().any(|c| c.len() != 2 || !c.bytes().all(|b| b.is_ascii_uppercase())))
-    {
-        problems.push(format!(
-            "`{at}.allowed_countries` must list ISO 3166-1 alpha-2 codes such as \"GB\" (leave it out to allow all)"
-        ));
-    }
-    countries
 }
 
 fn validate_test_numbers(
@@ -600,7 +595,7 @@ mod tests {
         assert_eq!(client.client_secret.expose(), "seed-secret");
         assert_eq!(client.sms_template, DEFAULT_SMS_TEMPLATE);
         assert_eq!(client.limits, Limits::default());
-        assert!(client.allowed_countries.is_none() && client.test_numbers.is_empty());
+        assert!(client.numbers == NumberPolicy::default() && client.test_numbers.is_empty());
         assert_eq!(config.session_ttl, Duration::from_secs(3600));
     }
 
@@ -667,8 +662,20 @@ mod tests {
         let config = Config::parse(&json, None).unwrap();
         let client = &config.sms_clients[0];
         assert_eq!((client.limits.max_wrong_codes, client.limits.starts_per_ip_hour), (3, 10));
-        assert_eq!(client.allowed_countries.as_deref(), Some(&["GB".to_owned(), "DE".to_owned()][..]));
+        assert_eq!(
+            client.numbers.allowed_countries.as_deref(),
+            Some(&["GB".to_owned(), "DE".to_owned()][..])
+        );
         assert_eq!(client.test_numbers[0].phone, "+447400123000");
+        let typed = json.replace(
+            r#""allowed_countries": ["gb", "DE"],"#,
+            r#""number_types": ["mobile", "voip"], "allow_global_numbers": true,"#,
+        );
+        let numbers = &Config::parse(&typed, None).unwrap().sms_clients[0].numbers;
+        assert_eq!(numbers.number_types, [NumberType::Mobile, NumberType::Voip]);
+        assert!(numbers.allow_global_numbers && numbers.allowed_countries.is_none());
+        let err = Config::parse(&typed.replace(r#""voip""#, r#""landline""#), None).unwrap_err().to_string();
+        assert!(err.contains("number_types") && err.contains("fixed_line"), "{err}");
 
         let disabled = json.replace(r#""test_numbers_enabled": true"#, r#""test_numbers_enabled": false"#);
         let err = Config::parse(&disabled, None).unwrap_err().to_string();

@@ -60,6 +60,8 @@ error_codes! {
     /// No live session (the session endpoints), with a `WWW-Authenticate` challenge.
     Unauthorized => "unauthorized", 401;
     CountryNotAllowed => "country_not_allowed", 403;
+    /// A number type the client does not send SMS to; `data.number_type` names it.
+    NumberNotAllowed => "number_not_allowed", 403;
     PhoneNotVerified => "phone_not_verified", 403;
     /// No such route.
     NotFound => "not_found", 404;
@@ -223,6 +225,16 @@ impl From<FlowError> for ApiError {
                 C::CountryNotAllowed,
                 "phone numbers of this country cannot be verified by this client",
             ),
+            FlowError::NumberNotAllowed(number_type) => {
+                let name = crate::phone::number_type_name(number_type);
+                Self::new(
+                    C::NumberNotAllowed,
+                    format!(
+                        "this client does not send SMS to numbers of this type ({name}); use a mobile number"
+                    ),
+                )
+                .with_data(json!({ "number_type": name }))
+            }
             FlowError::RateLimited(limited) => Self::rate_limited(limited),
             // One answer for all, so the API tells an attacker nothing about which exist.
             FlowError::VerificationNotFound => Self::new(

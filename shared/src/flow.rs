@@ -34,7 +34,7 @@ use crate::{
     config::{AuthServer, FALLBACK_SCOPE, MAX_VERIFICATION_TTL_SECS, SmsClient},
     crypto,
     limits::{Limit, RateLimited, ip_bucket},
-    phone::{self, PhoneNumber},
+    phone::{self, NumberRefused, NumberType, PhoneNumber},
     secret::{AccessToken, AuthReqId, Nonce, OtpCode, SessionToken},
     store::{
         Claim, ClaimOutcome, IpKey, Lease, LeaseId, PhoneKey, Progress, SendReservation, Session, SessionKey,
@@ -60,6 +60,8 @@ pub enum FlowError {
     InvalidPhoneNumber(String),
     /// The client's country allow-list does not include the number's country.
     CountryNotAllowed,
+    /// The client does not send an SMS to numbers of this type (or to global-service numbers).
+    NumberNotAllowed(NumberType),
     /// A limit against pumping or guessing said no; nothing was sent or counted.
     RateLimited(RateLimited),
     /// Unknown, expired, used, replaced, or another client's, server's or nonce's.
@@ -107,6 +109,8 @@ pub struct Facts {
     pub phone_masked: Option<String>,
     /// The phone's country calling code (44 for +44…): what conversion is grouped by.
     pub country_code: Option<u16>,
+    /// The phone's number type by libphonenumber (`mobile`, `premium_rate`, …).
+    pub number_type: Option<&'static str>,
     /// A keyed digest of the caller's network (see [`crypto::source_key`]).
     pub source: Option<String>,
     /// Set for a configured test number.
@@ -189,16 +193,19 @@ async fn run_start(app: &App, request: StartRequest, facts: &mut Facts) -> Resul
     let phone = PhoneNumber::parse(&request.login_hint).map_err(FlowError::InvalidPhoneNumber)?;
     facts.phone_masked = Some(phone.masked());
     facts.country_code = Some(phone.country_code());
-    if let Some(allowed) = &client.allowed_countries
-        && !phone.region().is_some_and(|region| allowed.iter().any(|a| a == region))
-    {
-        return Err(FlowError::CountryNotAllowed);
+    facts.number_type = Some(phone::number_type_name(phone.number_type()));
+    let test_number = client.test_numbers.iter().any(|t| t.phone == phone.e164());
+    // A configured test number sends nothing; every other number must be one the client pays for.
+    if !test_number {
+        client.numbers.judge(&phone).map_err(|refused| match refused {
+            NumberRefused::Country => FlowError::CountryNotAllowed,
+            NumberRefused::Type(number_type) => FlowError::NumberNotAllowed(number_type),
+        })?;
     }
     let phone_key = PhoneKey::of(&client.client_id, phone.e164());
     let now = app.clock.now();
     let network = note_source(facts, client, request.source_ip.as_deref());
 
-    let test_number = client.test_numbers.iter().any(|t| t.phone == phone.e164());
     let started = if test_number {
         // No SMS and no cost: no upstream call and no send limits; every use is logged.
         facts.test_number = true;

@@ -1,6 +1,10 @@
 //! Phone numbers: parsed and validated with libphonenumber's rules (the `phonenumber` crate),
 //! normalised to E.164. The E.164 form is what state is keyed by, so one number written two ways
 //! (`+44 7400 123456`, `+447400123456`) counts once; only the masked form reaches a log.
+//!
+//! [`NumberPolicy`] is which numbers a client pays an SMS for: its countries, and the number
+//! types an SMS really reaches. SMS pumping picks premium-rate, satellite and other
+//! global-service ranges (`../shared/reference/abuse-and-limits.md`); real users verify mobiles.
 
 use std::fmt;
 
@@ -19,12 +23,17 @@ pub enum LoginHintFormat {
     E164,
 }
 
+/// libphonenumber's number types (`mobile`, `fixed_line`, `premium_rate`, …; snake case in the
+/// config and on the wire).
+pub use phonenumber::Type as NumberType;
+
 /// A valid phone number, in E.164. `Debug` and `Display` print it masked.
 #[derive(Clone, PartialEq, Eq)]
 pub struct PhoneNumber {
     e164: String,
     country_code: u16,
     region: Option<String>,
+    number_type: NumberType,
 }
 
 impl PhoneNumber {
@@ -53,13 +62,16 @@ impl PhoneNumber {
         }
         let number =
             phonenumber::parse(None, input).map_err(|_| "login_hint is not a phone number".to_owned())?;
-        if !number.is_valid() {
+        // What `is_valid` checks (its metadata knows a pattern for the number), with the type it finds.
+        let number_type = number.number_type(&phonenumber::metadata::DATABASE);
+        if number_type == NumberType::Unknown {
             return Err("login_hint is not a valid phone number for its country".into());
         }
         Ok(Self {
             e164: number.format().mode(phonenumber::Mode::E164).to_string(),
             country_code: number.code().value(),
             region: number.country().id().map(|id| id.as_ref().to_owned()),
+            number_type,
         })
     }
 
@@ -72,9 +84,16 @@ impl PhoneNumber {
         self.country_code
     }
 
-    /// The ISO 3166-1 region (`GB`), when the number belongs to exactly one.
+    /// The ISO 3166-1 region (`GB`), when the number belongs to exactly one. The global-service
+    /// codes (+800, +808, +870, +878, +881, +882, +883, +888, +979: libphonenumber's region `001`)
+    /// belong to none.
     pub fn region(&self) -> Option<&str> {
         self.region.as_deref()
+    }
+
+    /// What kind of line the number is, by libphonenumber's patterns for its country.
+    pub fn number_type(&self) -> NumberType {
+        self.number_type
     }
 
     /// The number as the upstream `login_hint` wants it.
@@ -115,6 +134,106 @@ pub fn mask(number: &str) -> String {
         .enumerate()
         .map(|(i, c)| if i < plus + 2 || i >= chars.len() - 2 { *c } else { '*' })
         .collect()
+}
+
+/// The name of a number type as the config and the API write it.
+pub fn number_type_name(kind: NumberType) -> &'static str {
+    match kind {
+        NumberType::FixedLine => "fixed_line",
+        NumberType::Mobile => "mobile",
+        NumberType::FixedLineOrMobile => "fixed_line_or_mobile",
+        NumberType::TollFree => "toll_free",
+        NumberType::PremiumRate => "premium_rate",
+        NumberType::SharedCost => "shared_cost",
+        NumberType::PersonalNumber => "personal_number",
+        NumberType::Voip => "voip",
+        NumberType::Pager => "pager",
+        NumberType::Uan => "uan",
+        NumberType::Emergency => "emergency",
+        NumberType::Voicemail => "voicemail",
+        NumberType::ShortCode => "short_code",
+        NumberType::StandardRate => "standard_rate",
+        NumberType::Carrier => "carrier",
+        NumberType::NoInternational => "no_international",
+        NumberType::Unknown => "unknown",
+    }
+}
+
+/// The number types a client accepts unless its config says otherwise: mobiles, and the numbers
+/// of countries (the NANP's +1) whose plan does not tell mobiles from landlines.
+pub const DEFAULT_NUMBER_TYPES: [NumberType; 2] = [NumberType::Mobile, NumberType::FixedLineOrMobile];
+
+/// Which numbers one client sends an SMS to (`clients[].allowed_countries`, `number_types`,
+/// `allow_global_numbers`), judged before anything is counted or sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NumberPolicy {
+    /// ISO 3166-1 regions (`GB`) whose numbers may be verified; `None`: all.
+    pub allowed_countries: Option<Vec<String>>,
+    pub number_types: Vec<NumberType>,
+    /// Numbers of the global-service codes, which belong to no region.
+    pub allow_global_numbers: bool,
+}
+
+impl Default for NumberPolicy {
+    fn default() -> Self {
+        Self {
+            allowed_countries: None,
+            number_types: DEFAULT_NUMBER_TYPES.to_vec(),
+            allow_global_numbers: false,
+        }
+    }
+}
+
+/// Why a [`NumberPolicy`] refused a number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NumberRefused {
+    /// Its country is not in `allowed_countries`.
+    Country,
+    /// Its type is not in `number_types`, or it is a global-service number.
+    Type(NumberType),
+}
+
+impl NumberPolicy {
+    /// The policy as the config writes it; what is wrong goes to `problems` (`at`: `clients[i]`).
+    pub fn from_config(
+        countries: Option<Vec<String>>,
+        number_types: Option<Vec<NumberType>>,
+        allow_global_numbers: Option<bool>,
+        at: &str,
+        problems: &mut Vec<String>,
+    ) -> Self {
+        let allowed_countries: Option<Vec<String>> =
+            countries.map(|c| c.iter().map(|c| c.trim().to_ascii_uppercase()).collect());
+        if let Some(countries) = &allowed_countries
+            && (countries.is_empty()
+                || countries.iter().any(|c| c.len() != 2 || !c.bytes().all(|b| b.is_ascii_uppercase())))
+        {
+            problems.push(format!(
+                "`{at}.allowed_countries` must list ISO 3166-1 alpha-2 codes such as \"GB\" (leave it out to allow all)"
+            ));
+        }
+        let number_types = number_types.unwrap_or_else(|| DEFAULT_NUMBER_TYPES.to_vec());
+        if number_types.is_empty() || number_types.contains(&NumberType::Unknown) {
+            problems.push(format!(
+                "`{at}.number_types` must list at least one of libphonenumber's number types other than \"unknown\", e.g. [\"mobile\", \"fixed_line_or_mobile\"] (leave it out for those two)"
+            ));
+        }
+        Self { allowed_countries, number_types, allow_global_numbers: allow_global_numbers.unwrap_or(false) }
+    }
+
+    /// May this client send an SMS to `phone`?
+    pub fn judge(&self, phone: &PhoneNumber) -> Result<(), NumberRefused> {
+        if let Some(allowed) = &self.allowed_countries
+            && !phone.region().is_some_and(|region| allowed.iter().any(|a| a == region))
+        {
+            return Err(NumberRefused::Country);
+        }
+        let global_refused = phone.region().is_none() && !self.allow_global_numbers;
+        if global_refused || !self.number_types.contains(&phone.number_type()) {
+            return Err(NumberRefused::Type(phone.number_type()));
+        }
+        Ok(())
+    }
 }
 
 impl fmt::Debug for PhoneNumber {
@@ -168,6 +287,59 @@ mod tests {
         ] {
             assert!(PhoneNumber::parse(bad).is_err(), "{bad:?} must be refused");
         }
+    }
+
+    /// The numbers an SMS pumper picks, and the ones real users verify.
+    #[test]
+    fn the_default_policy_sends_to_mobiles_only() {
+        let policy = NumberPolicy::default();
+        let judged = |number: &str| {
+            let phone = PhoneNumber::parse(number).unwrap_or_else(|e| panic!("{number}: {e}"));
+            (number_type_name(phone.number_type()), policy.judge(&phone))
+        };
+        assert_eq!(judged("+447400123456"), ("mobile", Ok(())));
+        assert_eq!(judged("+12025550123"), ("fixed_line_or_mobile", Ok(())), "US: no type is knowable");
+        for (number, kind) in [
+            ("+979123456789", "premium_rate"),
+            ("+449098790000", "premium_rate"),
+            ("+18002345678", "toll_free"),
+            ("+442079460000", "fixed_line"),
+            // Satellite: typed mobile, but a global-service code (no region).
+            ("+881612345678", "mobile"),
+            ("+870773111632", "mobile"),
+        ] {
+            let (name, judgement) = judged(number);
+            assert_eq!(name, kind, "{number}");
+            assert!(matches!(judgement, Err(NumberRefused::Type(_))), "{number}: {judgement:?}");
+        }
+        let satellite = NumberPolicy { allow_global_numbers: true, ..NumberPolicy::default() };
+        assert_eq!(satellite.judge(&PhoneNumber::parse("+881612345678").unwrap()), Ok(()));
+        let landlines = NumberPolicy { number_types: vec![NumberType::FixedLine], ..NumberPolicy::default() };
+        assert_eq!(landlines.judge(&PhoneNumber::parse("+442079460000").unwrap()), Ok(()));
+        let gb = NumberPolicy { allowed_countries: Some(vec!["GB".into()]), ..NumberPolicy::default() };
+        assert_eq!(gb.judge(&PhoneNumber::parse("+12025550123").unwrap()), Err(NumberRefused::Country));
+        assert_eq!(gb.judge(&PhoneNumber::parse("+881612345678").unwrap()), Err(NumberRefused::Country));
+    }
+
+    #[test]
+    fn policies_are_checked_when_the_config_is_read() {
+        let mut problems = Vec::new();
+        let read = |types: Option<Vec<NumberType>>, problems: &mut Vec<String>| {
+            NumberPolicy::from_config(Some(vec![" gb ".into()]), types, None, "clients[0]", problems)
+        };
+        let policy = read(None, &mut problems);
+        assert_eq!(policy.allowed_countries, Some(vec!["GB".to_owned()]));
+        assert_eq!((policy.number_types, problems.len()), (DEFAULT_NUMBER_TYPES.to_vec(), 0));
+        read(Some(vec![]), &mut problems);
+        read(Some(vec![NumberType::Unknown]), &mut problems);
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems[0].starts_with("`clients[0].number_types` must list"), "{problems:?}");
+        let names: Vec<NumberType> = serde_json::from_str(r#"["mobile", "premium_rate", "voip"]"#).unwrap();
+        assert_eq!(names, [NumberType::Mobile, NumberType::PremiumRate, NumberType::Voip]);
+        assert_eq!(
+            names.iter().map(|t| number_type_name(*t)).collect::<Vec<_>>(),
+            ["mobile", "premium_rate", "voip"]
+        );
     }
 
     #[test]

@@ -93,6 +93,7 @@ impl RequestLog {
             server_id = facts.server_id.as_deref(),
             phone = facts.phone_masked.as_deref(),
             country_code = facts.country_code,
+            number_type = facts.number_type,
             source = facts.source.as_deref(),
             limit,
             test_number = facts.test_number.then_some(true),

@@ -24,6 +24,8 @@ for_each_store!(
     a_verified_number_starts_counting_again,
     a_new_start_replaces_the_old_verification,
     country_allow_list,
+    number_types_an_sms_pumper_picks_are_refused,
+    number_types_and_global_numbers_per_client,
     test_numbers_verify_without_upstream,
     request_hygiene,
 );
@@ -150,6 +152,54 @@ async fn country_allow_list(store: StoreKind) {
     );
     assert_eq!(start(&system, "+4915123456789").await.status, 200, "a German mobile number");
     assert_eq!(system.sandbox.stats().requests.auth, 1);
+}
+
+/// The numbers SMS pumping uses get a 403 naming their type before anything is counted or sent;
+/// a mobile still gets its SMS.
+async fn number_types_an_sms_pumper_picks_are_refused(store: StoreKind) {
+    let system = System::start(store).await;
+    for (number, number_type) in [
+        ("+979123456789", "premium_rate"),
+        ("+449098790000", "premium_rate"),
+        ("+881612345678", "mobile"),
+        ("+870773111632", "mobile"),
+        ("+18002345678", "toll_free"),
+        ("+442079460000", "fixed_line"),
+    ] {
+        let reply = start(&system, number).await;
+        assert_eq!(
+            (reply.status.as_u16(), reply.error().as_str()),
+            (403, "number_not_allowed"),
+            "{number}: {}",
+            reply.text
+        );
+        assert_eq!(reply.json()["data"]["number_type"], number_type, "{number}");
+        assert!(system.sandbox.messages_to(number).is_empty(), "{number}: no SMS");
+    }
+    assert_eq!(system.sandbox.stats().requests.auth, 0, "the upstream was never asked");
+    // Nothing was counted against the phone: a refused number leaves every limit as it was.
+    assert_eq!(start(&system, PHONE).await.status, 200);
+    assert_eq!(system.sandbox.messages_to(PHONE).len(), 1);
+    assert_eq!(start(&system, "+12025550123").await.status, 200, "a US number: fixed line or mobile");
+}
+
+async fn number_types_and_global_numbers_per_client(store: StoreKind) {
+    let system = System::start_with(store, sandbox_config(), |config| {
+        config["clients"][0]["number_types"] = json!(["mobile", "fixed_line"]);
+        config["clients"][0]["allow_global_numbers"] = json!(true);
+    })
+    .await;
+    for number in ["+442079460000", "+881612345678", PHONE] {
+        assert_eq!(start(&system, number).await.status, 200, "{number}");
+        assert_eq!(system.sandbox.messages_to(number).len(), 1, "{number}: one SMS");
+    }
+    let reply = start(&system, "+979123456789").await;
+    assert_eq!(
+        (reply.status.as_u16(), reply.json()["data"]["number_type"].clone()),
+        (403, json!("premium_rate"))
+    );
+    let reply = start(&system, "+12025550123").await;
+    assert_eq!(reply.json()["data"]["number_type"], "fixed_line_or_mobile", "not listed: {}", reply.text);
 }
 
 async fn test_numbers_verify_without_upstream(store: StoreKind) {
