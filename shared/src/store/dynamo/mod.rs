@@ -102,8 +102,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::{
     Client,
-    error::DisplayErrorContext,
-    operation::{create_table::CreateTableError, delete_item::DeleteItemError, update_item::UpdateItemError},
+    error::{DisplayErrorContext, SdkError},
+    operation::create_table::CreateTableError,
     types::{
         AttributeDefinition, BillingMode, ConsumedCapacity, KeySchemaElement, KeyType,
         ReturnConsumedCapacity, ScalarAttributeType, TableStatus, TimeToLiveSpecification, TimeToLiveStatus,
@@ -115,7 +115,7 @@ use self::codec::{
     progress_attributes, s, session_pk, verification_item, verification_pk,
 };
 use self::conditions::{claim_ops, complete_ops, current_op, failure_op, reservation_ops, wrong_code_op};
-use self::transact::{Check, Op, Transacted, send_retrying_conflicts};
+use self::transact::{Check, Conflict, Op, Transacted, send_retrying_conflicts};
 use super::{
     Claim, ClaimOutcome, LeaseId, PhoneRecord, Progress, SendReservation, Session, SessionKey, StateStore,
     StoreError, Verification, VerificationKey, judge_claim, judge_reservation,
@@ -262,6 +262,20 @@ impl DynamoStore {
             self.table,
             DisplayErrorContext(error)
         ))
+    }
+
+    /// A write conditioned on the caller's lease that failed: [`StoreError::LeaseLost`] when the
+    /// lease is no longer the caller's, else unavailable.
+    fn lease_write_failed<E, R>(&self, operation: &str, error: SdkError<E, R>) -> StoreError
+    where
+        E: Conflict + std::error::Error + 'static,
+        R: std::fmt::Debug + 'static,
+    {
+        if error.as_service_error().is_some_and(Conflict::is_condition_failed) {
+            StoreError::LeaseLost
+        } else {
+            self.unavailable(operation, error)
+        }
     }
 
     /// A conditional write that kept failing although its failures said it should not: a lost race
@@ -451,21 +465,10 @@ impl StateStore for DynamoStore {
                 "SET stage = :stage, rev = :rev REMOVE lease_id, lease_until, sealed_access_token",
             ),
         };
-        match send_retrying_conflicts(|| request.clone().send()).await {
-            Ok(out) => {
-                charge(Units::Write, out.consumed_capacity());
-                Ok(())
-            }
-            Err(e)
-                if matches!(
-                    e.as_service_error(),
-                    Some(UpdateItemError::ConditionalCheckFailedException(_))
-                ) =>
-            {
-                Err(StoreError::LeaseLost)
-            }
-            Err(e) => Err(self.unavailable("UpdateItem", e)),
-        }
+        send_retrying_conflicts(|| request.clone().send())
+            .await
+            .map(|out| charge(Units::Write, out.consumed_capacity()))
+            .map_err(|e| self.lease_write_failed("UpdateItem", e))
     }
 
     async fn discard_verification(
@@ -481,21 +484,10 @@ impl StateStore for DynamoStore {
             .condition_expression("lease_id = :lease")
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .expression_attribute_values(":lease", s(lease_id.as_str()));
-        match send_retrying_conflicts(|| request.clone().send()).await {
-            Ok(out) => {
-                charge(Units::Write, out.consumed_capacity());
-                Ok(())
-            }
-            Err(e)
-                if matches!(
-                    e.as_service_error(),
-                    Some(DeleteItemError::ConditionalCheckFailedException(_))
-                ) =>
-            {
-                Err(StoreError::LeaseLost)
-            }
-            Err(e) => Err(self.unavailable("DeleteItem", e)),
-        }
+        send_retrying_conflicts(|| request.clone().send())
+            .await
+            .map(|out| charge(Units::Write, out.consumed_capacity()))
+            .map_err(|e| self.lease_write_failed("DeleteItem", e))
     }
 
     async fn complete_verification(

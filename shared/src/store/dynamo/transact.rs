@@ -259,20 +259,33 @@ where
     }
 }
 
-/// An operation error that says the item was locked by another transaction.
+/// What an operation error says of its item: locked by another transaction (worth sending
+/// again), or its condition failed.
 pub(super) trait Conflict {
     fn is_conflict(&self) -> bool;
+
+    fn is_condition_failed(&self) -> bool {
+        false
+    }
 }
 
 impl Conflict for UpdateItemError {
     fn is_conflict(&self) -> bool {
         matches!(self, Self::TransactionConflictException(_))
     }
+
+    fn is_condition_failed(&self) -> bool {
+        matches!(self, Self::ConditionalCheckFailedException(_))
+    }
 }
 
 impl Conflict for DeleteItemError {
     fn is_conflict(&self) -> bool {
         matches!(self, Self::TransactionConflictException(_))
+    }
+
+    fn is_condition_failed(&self) -> bool {
+        matches!(self, Self::ConditionalCheckFailedException(_))
     }
 }
 
