@@ -11,11 +11,12 @@ use std::{collections::HashSet, env, fs, path::Path, time::Duration};
 use reqwest::Url;
 use serde::Deserialize;
 
-use crate::{
-    limits::{Limits, RawLimits},
-    phone::{LoginHintFormat, NumberPolicy, NumberType, PhoneNumber},
-    secret::{ClientSecret, OtpCode},
-};
+use crate::{limits::RawLimits, phone::LoginHintFormat, secret::ClientSecret};
+
+mod clients;
+
+use clients::{ClientDefaults, RawClient, validate_default_limits, validate_sms_clients};
+pub use clients::{SmsClient, TestNumber};
 
 /// The only `user_flow` allowed to use the SMS endpoints.
 pub const SMS_USER_FLOW: &str = "pvn_sms";
@@ -45,31 +46,6 @@ pub struct Endpoints {
     pub token: Url,
     pub userinfo: Url,
 }
-
-/// A client allowed to use the SMS flow, with its effective credentials and limits.
-#[derive(Clone, Debug)]
-pub struct SmsClient {
-    pub client_id: String,
-    pub client_secret: ClientSecret,
-    pub title: String,
-    pub scope: Option<String>,
-    pub sms_template: String,
-    pub limits: Limits,
-    /// The countries and number types it sends an SMS to.
-    pub numbers: NumberPolicy,
-    /// Fixed numbers with fixed codes: no upstream call, no SMS (app-store review, demos).
-    pub test_numbers: Vec<TestNumber>,
-}
-
-#[derive(Clone, Debug)]
-pub struct TestNumber {
-    /// E.164.
-    pub phone: String,
-    pub code: OtpCode,
-}
-
-/// At most this many test numbers per client (Firebase allows 10).
-const MAX_TEST_NUMBERS: usize = 10;
 
 /// Timeouts for upstream calls. The token budget bounds the whole `/sms/token` upstream work
 /// (callback, token polling, userinfo), so it must sit below the Lambda timeout and API Gateway's
@@ -233,29 +209,6 @@ struct RawEndpoints {
 }
 
 #[derive(Deserialize)]
-struct RawClient {
-    user_flow: String,
-    title: Option<String>,
-    scope: Option<String>,
-    client_id: Option<String>,
-    client_secret: Option<ClientSecret>,
-    sms_template: Option<String>,
-    limits: Option<RawLimits>,
-    allowed_countries: Option<Vec<String>>,
-    number_types: Option<Vec<NumberType>>,
-    allow_global_numbers: Option<bool>,
-    #[serde(default)]
-    test_numbers: Vec<RawTestNumber>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawTestNumber {
-    phone: String,
-    code: String,
-}
-
-#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawUpstream {
     #[serde(default = "defaults::connect_timeout_ms")]
@@ -363,149 +316,6 @@ fn validate_auth_servers(
     auth_servers
 }
 
-/// What the top level of the file gives every SMS client that does not set its own.
-struct ClientDefaults {
-    client_id: Option<String>,
-    /// The `client_secret` from the environment, else the file's top-level one.
-    client_secret: Option<ClientSecret>,
-    limits: Limits,
-    test_numbers_enabled: bool,
-    secrets: Secrets,
-}
-
-fn validate_default_limits(limits: &RawLimits, problems: &mut Vec<String>) -> Limits {
-    let limits = limits.over(&Limits::default());
-    problems.extend(limits.problems("limits"));
-    limits
-}
-
-/// The `pvn_sms` entries of `clients`; the other flows' entries are not this service's.
-fn validate_sms_clients(
-    clients: Vec<RawClient>,
-    defaults: &ClientDefaults,
-    problems: &mut Vec<String>,
-) -> Vec<SmsClient> {
-    let mut client_ids = HashSet::new();
-    let mut sms_clients = Vec::new();
-    for (i, client) in clients.into_iter().enumerate() {
-        if client.user_flow != SMS_USER_FLOW {
-            continue;
-        }
-        let at = format!("clients[{i}]");
-        if let Some(sms_client) = validate_sms_client(client, &at, defaults, &mut client_ids, problems) {
-            sms_clients.push(sms_client);
-        }
-    }
-    if sms_clients.is_empty() && problems.is_empty() {
-        problems.push(format!(
-            "`clients` has no client with \"user_flow\": \"{SMS_USER_FLOW}\"; the SMS endpoints need one"
-        ));
-    }
-    sms_clients
-}
-
-/// One `pvn_sms` client at `at` (`clients[i]`); `None` when it has no usable credentials.
-fn validate_sms_client(
-    client: RawClient,
-    at: &str,
-    defaults: &ClientDefaults,
-    client_ids: &mut HashSet<String>,
-    problems: &mut Vec<String>,
-) -> Option<SmsClient> {
-    let (client_id, client_secret) =
-        validate_credentials(client.client_id, client.client_secret, at, defaults, client_ids, problems)?;
-    let sms_template = validate_sms_template(client.sms_template, at, problems);
-    let limits = client.limits.unwrap_or_default().over(&defaults.limits);
-    problems.extend(limits.problems(&format!("{at}.limits")));
-    let numbers = NumberPolicy::from_config(
-        client.allowed_countries,
-        client.number_types,
-        client.allow_global_numbers,
-        at,
-        problems,
-    );
-    let test_numbers =
-        validate_test_numbers(client.test_numbers, at, defaults.test_numbers_enabled, problems);
-    Some(SmsClient {
-        client_id,
-        client_secret,
-        title: client.title.unwrap_or_else(|| "SMS Phone Number Verification".to_owned()),
-        scope: client.scope.filter(|s| !s.trim().is_empty()),
-        sms_template,
-        limits,
-        numbers,
-        test_numbers,
-    })
-}
-
-/// The client's own `client_id`/`client_secret`, else the defaults. A function that never calls
-/// the upstream gets an empty secret instead of a missing one.
-fn validate_credentials(
-    client_id: Option<String>,
-    client_secret: Option<ClientSecret>,
-    at: &str,
-    defaults: &ClientDefaults,
-    client_ids: &mut HashSet<String>,
-    problems: &mut Vec<String>,
-) -> Option<(String, ClientSecret)> {
-    let Some(client_id) = client_id.or_else(|| defaults.client_id.clone()).filter(|id| !id.is_empty()) else {
-        problems.push(format!("`{at}` has no `client_id` and there is no top-level `client_id`"));
-        return None;
-    };
-    if !client_ids.insert(client_id.clone()) {
-        problems.push(format!("`{at}`: client_id \"{client_id}\" is used by two pvn_sms clients"));
-    }
-    let client_secret = match (client_secret.or_else(|| defaults.client_secret.clone()), defaults.secrets) {
-        (Some(secret), _) => Some(secret),
-        (None, Secrets::NotNeeded) => Some(ClientSecret::new("")),
-        (None, Secrets::Needed) => None,
-    };
-    let Some(client_secret) = client_secret else {
-        problems.push(format!(
-            "`{at}` has no `client_secret`: set it on the client, as top-level `client_secret`, or in the CLIENT_SECRET environment variable"
-        ));
-        return None;
-    };
-    Some((client_id, client_secret))
-}
-
-fn validate_sms_template(template: Option<String>, at: &str, problems: &mut Vec<String>) -> String {
-    let template = template.unwrap_or_else(|| DEFAULT_SMS_TEMPLATE.to_owned());
-    if !template.contains(CODE_PLACEHOLDER) {
-        problems.push(format!("`{at}.sms_template` must contain {CODE_PLACEHOLDER}"));
-    }
-    template
-}
-
-fn validate_test_numbers(
-    tests: Vec<RawTestNumber>,
-    at: &str,
-    enabled: bool,
-    problems: &mut Vec<String>,
-) -> Vec<TestNumber> {
-    if tests.len() > MAX_TEST_NUMBERS {
-        problems.push(format!("`{at}.test_numbers` may list at most {MAX_TEST_NUMBERS} numbers"));
-    }
-    if !tests.is_empty() && !enabled {
-        problems.push(format!(
-            "`{at}.test_numbers` is set but `test_numbers_enabled` is not true (test numbers are refused unless enabled)"
-        ));
-    }
-    let mut test_numbers = Vec::new();
-    for (j, test) in tests.into_iter().enumerate() {
-        let here = format!("{at}.test_numbers[{j}]");
-        match PhoneNumber::parse(&test.phone) {
-            Ok(phone) => test_numbers
-                .push(TestNumber { phone: phone.e164().to_owned(), code: OtpCode::new(test.code.clone()) }),
-            Err(why) => problems.push(format!("`{here}.phone`: {why}")),
-        }
-        if !is_code(&test.code) {
-            problems.push(format!("`{here}.code` must be 4 to 10 digits"));
-        }
-    }
-    test_numbers
-}
-
 fn validate_session_ttl(secs: u64, problems: &mut Vec<String>) -> Duration {
     if !(60..=30 * 86_400).contains(&secs) {
         problems.push("`session_ttl_secs` must be between 60 and 2592000 (30 days)".to_owned());
@@ -561,6 +371,10 @@ fn resolve_endpoints(server: &RawAuthServer, realm: &str) -> Result<Endpoints, S
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{
+        limits::Limits,
+        phone::{NumberPolicy, NumberType},
+    };
 
     const SEED: &str = r#"{
         "realm": "ipification",

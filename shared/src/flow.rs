@@ -37,8 +37,8 @@ use crate::{
     phone::{self, NumberRefused, NumberType, PhoneNumber},
     secret::{AccessToken, AuthReqId, Nonce, OtpCode, SessionToken},
     store::{
-        Claim, ClaimOutcome, IpKey, Lease, LeaseId, PhoneKey, Progress, SendReservation, Session, SessionKey,
-        StoreError, Verification, VerificationKey,
+        Claim, ClaimOutcome, Lease, LeaseId, Progress, SendReservation, Session, SessionKey, StoreError,
+        Verification, VerificationKey,
     },
 };
 
@@ -202,9 +202,11 @@ async fn run_start(app: &App, request: StartRequest, facts: &mut Facts) -> Resul
             NumberRefused::Type(number_type) => FlowError::NumberNotAllowed(number_type),
         })?;
     }
-    let phone_key = PhoneKey::of(&client.client_id, phone.e164());
     let now = app.clock.now();
     let network = note_source(facts, client, request.source_ip.as_deref());
+    let reservation =
+        SendReservation::new(&client.client_id, &phone, network.as_deref(), &client.limits, now);
+    let phone_key = reservation.phone_key.clone();
 
     let started = if test_number {
         // No SMS and no cost: no upstream call and no send limits; every use is logged.
@@ -216,12 +218,6 @@ async fn run_start(app: &App, request: StartRequest, facts: &mut Facts) -> Resul
             interval: None,
         }
     } else {
-        let reservation = SendReservation {
-            phone_key: phone_key.clone(),
-            ip_key: network.as_deref().map(|bucket| IpKey::of(&client.client_id, bucket)),
-            limits: client.limits.clone(),
-            now,
-        };
         app.store.reserve_send(&reservation).await?.map_err(FlowError::RateLimited)?;
         let scope = request.scope.as_deref().or(client.scope.as_deref()).unwrap_or(FALLBACK_SCOPE);
         send_sms(app, server, client, &phone, scope, facts).await?

@@ -5,6 +5,8 @@
 //! - sends per phone in a short window (3 per 10 min) and per day (10), and a resend delay that
 //!   grows with each send of the day (30 s, 60 s, 120 s, … capped at 30 min);
 //! - starts per source IP per hour (50; IPv6 counted per /64);
+//! - against SMS pumping: sends per client per day (10000), per client and country per hour
+//!   (1000), and per number range (the number but its last 3 digits) per hour (10);
 //! - consecutive wrong codes per phone across verifications (20, then locked for a day; a new code
 //!   does not reset the count, a verified number does);
 //! - wrong codes per verification (5).
@@ -32,6 +34,9 @@ pub struct Limits {
     /// Delay before the 2nd, 3rd, … send of a day to one phone; the last value repeats.
     pub resend_delays_secs: Vec<u64>,
     pub starts_per_ip_hour: u32,
+    pub sends_per_client_day: u32,
+    pub sends_per_country_hour: u32,
+    pub sends_per_range_hour: u32,
 }
 
 impl Default for Limits {
@@ -44,6 +49,9 @@ impl Default for Limits {
             sends_per_phone_day: 10,
             resend_delays_secs: vec![30, 60, 120, 300, 600, 1800],
             starts_per_ip_hour: 50,
+            sends_per_client_day: 10_000,
+            sends_per_country_hour: 1_000,
+            sends_per_range_hour: 10,
         }
     }
 }
@@ -60,6 +68,9 @@ pub struct RawLimits {
     pub sends_per_phone_day: Option<u32>,
     pub resend_delays_secs: Option<Vec<u64>>,
     pub starts_per_ip_hour: Option<u32>,
+    pub sends_per_client_day: Option<u32>,
+    pub sends_per_country_hour: Option<u32>,
+    pub sends_per_range_hour: Option<u32>,
 }
 
 impl RawLimits {
@@ -76,6 +87,9 @@ impl RawLimits {
                 .clone()
                 .unwrap_or_else(|| base.resend_delays_secs.clone()),
             starts_per_ip_hour: self.starts_per_ip_hour.unwrap_or(base.starts_per_ip_hour),
+            sends_per_client_day: self.sends_per_client_day.unwrap_or(base.sends_per_client_day),
+            sends_per_country_hour: self.sends_per_country_hour.unwrap_or(base.sends_per_country_hour),
+            sends_per_range_hour: self.sends_per_range_hour.unwrap_or(base.sends_per_range_hour),
         }
     }
 }
@@ -105,6 +119,9 @@ impl Limits {
                 "must list 1 to 20 delays of at most 86400 s",
             ),
             (self.starts_per_ip_hour >= 1, "starts_per_ip_hour", "must be at least 1"),
+            (self.sends_per_client_day >= 1, "sends_per_client_day", "must be at least 1"),
+            (self.sends_per_country_hour >= 1, "sends_per_country_hour", "must be at least 1"),
+            (self.sends_per_range_hour >= 1, "sends_per_range_hour", "must be at least 1"),
         ];
         rules.iter().filter(|(ok, ..)| !ok).map(|(_, key, rule)| format!("`{at}.{key}` {rule}")).collect()
     }
@@ -124,6 +141,9 @@ pub enum Limit {
     PhoneWindow,
     ResendDelay,
     IpHourly,
+    ClientDaily,
+    CountryHourly,
+    RangeHourly,
 }
 
 impl Limit {
@@ -134,6 +154,9 @@ impl Limit {
             Self::PhoneWindow => "phone_window_sends",
             Self::ResendDelay => "resend_delay",
             Self::IpHourly => "ip_hourly_starts",
+            Self::ClientDaily => "client_daily_sends",
+            Self::CountryHourly => "country_hourly_sends",
+            Self::RangeHourly => "range_hourly_sends",
         }
     }
 }
@@ -196,13 +219,55 @@ pub fn judge_send(phone: &PhoneCounters, limits: &Limits, now: u64) -> Result<()
     Ok(())
 }
 
-/// May this source IP start one more verification this hour?
-pub fn judge_ip(starts_this_hour: u32, limits: &Limits, now: u64) -> Result<(), RateLimited> {
-    if starts_this_hour >= limits.starts_per_ip_hour {
-        let hour_end = (window_index(now, HOUR_SECS) + 1) * HOUR_SECS;
-        return Err(RateLimited::new(Limit::IpHourly, hour_end - now));
+/// A fixed-window count a send is counted on besides the phone's own: the source network's
+/// starts, the client's day, the client's country hour, the number range's hour. The store keeps
+/// one item per window (`K` is its key type), so a new window starts from 0 without a write.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WindowCount<K> {
+    pub limit: Limit,
+    pub key: K,
+    pub window_secs: u64,
+    /// The most this item may count in one window.
+    pub max: u32,
+}
+
+impl<K> WindowCount<K> {
+    /// May one more be counted, with `count` counted in the current window?
+    pub fn judge(&self, count: u32, now: u64) -> Result<(), RateLimited> {
+        if count >= self.max {
+            let window_end = (window_index(now, self.window_secs) + 1) * self.window_secs;
+            return Err(RateLimited::new(self.limit, window_end - now));
+        }
+        Ok(())
     }
-    Ok(())
+}
+
+/// A counter every send of a client (or of a client's country) passes is a hot item: writes to one
+/// DynamoDB item serialize, and transactions on it conflict. So a cap of `total` is split over
+/// [`shards_for`] items, each with its share, and a send counts on the share `pick` (a digest of
+/// its phone) selects. Shares add up to `total` exactly, so the cap is never exceeded; a send can
+/// be refused while another share still has room, which is what the split costs in accuracy (see
+/// the README's limits table). Returns (shard, its share).
+pub fn shard(total: u32, pick: u64) -> (u32, u32) {
+    let shards = shards_for(total);
+    let index = (pick % u64::from(shards)) as u32;
+    (index, total / shards + u32::from(index < total % shards))
+}
+
+/// Sends per shard that keep a shard's share large enough to be near the cap's accuracy.
+pub const SENDS_PER_SHARD: u32 = 1_000;
+/// More shards than this buy nothing at the stage's rate limits.
+pub const MAX_SHARDS: u32 = 16;
+
+/// How many items a cap of `total` is split over: one per [`SENDS_PER_SHARD`], 1 to [`MAX_SHARDS`].
+pub fn shards_for(total: u32) -> u32 {
+    (total / SENDS_PER_SHARD).clamp(1, MAX_SHARDS)
+}
+
+/// The range a number belongs to: its E.164 form without the last 3 digits (pumping bots walk
+/// through consecutive numbers of one range).
+pub fn number_range(e164: &str) -> &str {
+    &e164[..e164.len().saturating_sub(3)]
 }
 
 /// The part of a source address that identifies one client network: the whole IPv4 address, or
@@ -261,12 +326,25 @@ mod tests {
     }
 
     #[test]
-    fn ip_starts_are_limited_per_hour() {
-        let limits = Limits::default();
-        assert_eq!(judge_ip(49, &limits, NOW), Ok(()));
-        let limited = judge_ip(50, &limits, NOW).unwrap_err();
+    fn window_counts_refuse_at_their_cap_until_the_window_ends() {
+        let count = WindowCount { limit: Limit::IpHourly, key: (), window_secs: HOUR_SECS, max: 50 };
+        assert_eq!(count.judge(49, NOW), Ok(()));
+        let limited = count.judge(50, NOW).unwrap_err();
         assert_eq!(limited.limit, Limit::IpHourly);
-        assert!(limited.retry_after <= HOUR_SECS);
+        assert_eq!(limited.retry_after, HOUR_SECS - NOW % HOUR_SECS);
+    }
+
+    #[test]
+    fn shards_split_a_cap_exactly() {
+        for total in [1, 7, 999, 1_000, 2_500, 10_000, 1_000_000] {
+            let shards = shards_for(total);
+            let shares: Vec<u32> = (0..u64::from(shards)).map(|pick| shard(total, pick).1).collect();
+            assert_eq!(shares.iter().sum::<u32>(), total, "{total}");
+            assert!(shares.iter().max().unwrap() - shares.iter().min().unwrap() <= 1, "{total}");
+            assert_eq!(shard(total, u64::from(shards) + 1), shard(total, 1), "picks wrap around");
+        }
+        assert_eq!((shards_for(999), shards_for(10_000), shards_for(u32::MAX)), (1, 10, MAX_SHARDS));
+        assert_eq!(number_range("+447400123456"), "+447400123");
     }
 
     #[test]

@@ -15,10 +15,11 @@ use std::{
 use serde_json::{Map, json};
 use shared::{
     clock::now_epoch_secs,
-    limits::{DAY_SECS, HOUR_SECS, Limit, Limits, RateLimited},
+    limits::{DAY_SECS, HOUR_SECS, Limit, Limits, RateLimited, WindowCount, shard},
+    phone::PhoneNumber,
     secret::{AuthReqId, SessionToken},
     store::{
-        Claim, ClaimOutcome, DynamoStore, IpKey, Lease, LeaseId, MemoryStore, PhoneKey, Progress,
+        Claim, ClaimOutcome, CounterKey, DynamoStore, Lease, LeaseId, MemoryStore, PhoneKey, Progress,
         SendReservation, Session, SessionKey, StateStore, StoreError, Verification, VerificationKey,
     },
 };
@@ -70,8 +71,8 @@ fn new_phone() -> PhoneKey {
 }
 
 /// A fresh source network key.
-fn new_ip() -> IpKey {
-    IpKey::of("client-a", &uuid::Uuid::new_v4().to_string())
+fn new_ip() -> CounterKey {
+    CounterKey::ip("client-a", &uuid::Uuid::new_v4().to_string())
 }
 
 /// The key of a session whose token is `token`.
@@ -579,14 +580,24 @@ const DAY_START: u64 = 1_900_000_000 / DAY_SECS * DAY_SECS;
 /// 10:00 UTC that day: the start of an hour and of every window that divides it.
 const T0: u64 = DAY_START + 10 * HOUR_SECS;
 
-fn reservation(phone: &PhoneKey, ip: Option<&IpKey>, limits: &Limits, now: u64) -> SendReservation {
-    SendReservation { phone_key: phone.clone(), ip_key: ip.cloned(), limits: limits.clone(), now }
+/// A send to `phone` counted on the phone and, when given, the source network `ip` only.
+fn reservation(phone: &PhoneKey, ip: Option<&CounterKey>, limits: &Limits, now: u64) -> SendReservation {
+    let counts = ip
+        .map(|key| WindowCount {
+            limit: Limit::IpHourly,
+            key: key.clone(),
+            window_secs: HOUR_SECS,
+            max: limits.starts_per_ip_hour,
+        })
+        .into_iter()
+        .collect();
+    SendReservation { phone_key: phone.clone(), counts, limits: limits.clone(), now }
 }
 
 async fn reserve(
     store: &Store,
     phone: &PhoneKey,
-    ip: Option<&IpKey>,
+    ip: Option<&CounterKey>,
     limits: &Limits,
     now: u64,
 ) -> Result<(), RateLimited> {
@@ -705,6 +716,69 @@ async fn a_refused_send_counts_nothing(store: Store) {
     assert_eq!(reserve(&store, &c, None, &limits, T0).await, limited(Limit::PhoneWindow, 600));
 }
 
+/// A send as `/sms/auth` reserves it: the client's, the country's and the range's counts too.
+async fn send(
+    store: &Store,
+    client_id: &str,
+    phone: &str,
+    limits: &Limits,
+    now: u64,
+) -> Result<(), RateLimited> {
+    let phone = PhoneNumber::parse(phone).expect("a valid number");
+    let wanted = SendReservation::new(client_id, &phone, None, limits, now);
+    store.reserve_send(&wanted).await.expect("reserve_send")
+}
+
+async fn sends_are_capped_per_client_country_and_range(store: Store) {
+    let lenient = Limits {
+        sends_per_phone_window: 100,
+        sends_per_phone_day: 100,
+        resend_delays_secs: vec![0],
+        ..Limits::default()
+    };
+    let t = DAY_START + 2 * HOUR_SECS + 100;
+    let hour_left = HOUR_SECS - 100;
+
+    let budget = Limits { sends_per_client_day: 3, ..lenient.clone() };
+    for phone in ["+447400123456", "+4915123456789", "+33612345678"] {
+        assert_eq!(send(&store, "budget", phone, &budget, t).await, Ok(()), "{phone}");
+    }
+    assert_eq!(
+        send(&store, "budget", "+447400654321", &budget, t).await,
+        limited(Limit::ClientDaily, DAY_SECS - 2 * HOUR_SECS - 100)
+    );
+    assert_eq!(send(&store, "another-client", "+447400654321", &budget, t).await, Ok(()), "per client");
+    assert_eq!(
+        send(&store, "budget", "+447400654321", &budget, DAY_START + DAY_SECS).await,
+        Ok(()),
+        "the next day"
+    );
+
+    let country = Limits { sends_per_country_hour: 2, ..lenient.clone() };
+    assert_eq!(send(&store, "country", "+447400111111", &country, t).await, Ok(()));
+    assert_eq!(send(&store, "country", "+447400222222", &country, t).await, Ok(()));
+    assert_eq!(
+        send(&store, "country", "+447400333333", &country, t).await,
+        limited(Limit::CountryHourly, hour_left)
+    );
+    assert_eq!(send(&store, "country", "+4915123456789", &country, t).await, Ok(()), "another country");
+    assert_eq!(
+        send(&store, "country", "+447400333333", &country, t + hour_left).await,
+        Ok(()),
+        "the next hour"
+    );
+
+    let range = Limits { sends_per_range_hour: 2, ..lenient };
+    assert_eq!(send(&store, "range", "+447400123001", &range, t).await, Ok(()));
+    assert_eq!(send(&store, "range", "+447400123002", &range, t).await, Ok(()));
+    assert_eq!(
+        send(&store, "range", "+447400123999", &range, t).await,
+        limited(Limit::RangeHourly, hour_left)
+    );
+    assert_eq!(send(&store, "range", "+447400124000", &range, t).await, Ok(()), "the next range");
+    assert_eq!(send(&store, "range", "+447400123001", &range, t + hour_left).await, Ok(()), "the next hour");
+}
+
 async fn a_new_start_replaces_the_older_verification(store: Store) {
     let now = now_epoch_secs();
     let old = verification(now);
@@ -797,6 +871,27 @@ async fn a_verified_number_starts_counting_failures_again(store: Store) {
     assert_eq!(reserve(&store, &phone, None, &limits, now).await, Ok(()));
 }
 
+/// 32 users of one client in one country at once, four times: the client's day and the
+/// country's hour are counted by every one of them, and none may be refused or fail for it.
+async fn concurrent_sends_of_one_client_all_go_out(store: Store) {
+    let now = now_epoch_secs();
+    let limits = Limits::default();
+    for round in 0..4 {
+        let results = race(32, |i| {
+            let store = Arc::clone(&store);
+            let number = PhoneNumber::parse(&format!("+4474{round:02}{i:03}000"))
+                .expect("a UK mobile, each of its own range");
+            let wanted =
+                SendReservation::new("client-a", &number, Some(&format!("10.0.{round}.{i}")), &limits, now);
+            async move { store.reserve_send(&wanted).await }
+        })
+        .await;
+        for result in results {
+            assert_eq!(result.expect("no send may fail"), Ok(()), "round {round}");
+        }
+    }
+}
+
 async fn concurrent_sends_stop_at_the_window_limit(store: Store) {
     let now = now_epoch_secs();
     let limits = Limits {
@@ -871,10 +966,12 @@ suite!(
     the_resend_delay_grows_with_each_send_of_the_day,
     starts_are_limited_per_source_network_and_hour,
     a_refused_send_counts_nothing,
+    sends_are_capped_per_client_country_and_range,
     a_new_start_replaces_the_older_verification,
     wrong_codes_across_verifications_lock_the_phone,
     a_verified_number_starts_counting_failures_again,
     concurrent_sends_stop_at_the_window_limit,
+    concurrent_sends_of_one_client_all_go_out,
 );
 
 // ---- DynamoDB only ---------------------------------------------------------------------------
@@ -966,14 +1063,26 @@ mod dynamo_only {
     async fn limit_items_follow_the_documented_layout() {
         let store = dynamo_on_fresh_table().await;
         let dynamo: Store = Arc::new(store.clone());
-        let (phone, ip) = (new_phone(), new_ip());
         let limits = Limits::default();
         let now = T0 + 1234;
-        assert_eq!(reserve(&dynamo, &phone, Some(&ip), &limits, now).await, Ok(()));
-        let hour = now / HOUR_SECS;
-        let item = raw_get(&store, format!("i#{}#{hour}", ip.as_str())).await.expect("network counter");
-        assert_eq!(attr_n(&item, "n").as_deref(), Some("1"));
-        assert_eq!(attr_n(&item, "expires_at"), Some(((hour + 2) * HOUR_SECS).to_string()));
+        let number = PhoneNumber::parse("+447400123456").unwrap();
+        let wanted = SendReservation::new("client-a", &number, Some("203.0.113.7"), &limits, now);
+        assert_eq!(dynamo.reserve_send(&wanted).await.unwrap(), Ok(()));
+        let phone = wanted.phone_key.clone();
+        let (hour, day) = (now / HOUR_SECS, now / DAY_SECS);
+        let (client_shard, _) = shard(limits.sends_per_client_day, phone.spread());
+        let (country_shard, _) = shard(limits.sends_per_country_hour, phone.spread());
+        let counts = [
+            (CounterKey::client("client-a", client_shard), day, DAY_SECS),
+            (CounterKey::country("client-a", "GB", country_shard), hour, HOUR_SECS),
+            (CounterKey::range("client-a", "+447400123"), hour, HOUR_SECS),
+            (CounterKey::ip("client-a", "203.0.113.7"), hour, HOUR_SECS),
+        ];
+        for (key, window, secs) in counts {
+            let item = raw_get(&store, format!("{}#{window}", key.as_str())).await.expect("a window count");
+            assert_eq!(attr_n(&item, "n").as_deref(), Some("1"), "{key:?}");
+            assert_eq!(attr_n(&item, "expires_at"), Some(((window + 1) * secs + HOUR_SECS).to_string()));
+        }
         let window = now / 600;
         let item =
             raw_get(&store, format!("p#{}#w600#{window}", phone.as_str())).await.expect("window counter");

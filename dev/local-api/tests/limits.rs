@@ -20,6 +20,7 @@ for_each_store!(
     sends_per_phone_window_and_day,
     resend_delay_grows,
     starts_per_source_ip,
+    client_country_and_range_caps,
     consecutive_wrong_codes_lock_the_phone,
     a_verified_number_starts_counting_again,
     a_new_start_replaces_the_old_verification,
@@ -99,6 +100,37 @@ async fn starts_per_source_ip(store: StoreKind) {
     let retry_after = assert_limited(&start(&system, "+447400123403").await, "ip_hourly_starts");
     assert!(retry_after <= 3600);
     assert_eq!(system.sandbox.stats().requests.auth, 2);
+}
+
+/// The caps against pumping: the numbers the SMS really went to are the ones below each cap.
+async fn client_country_and_range_caps(store: StoreKind) {
+    let system = with_limits(store, json!({ "sends_per_client_day": 3 })).await;
+    let numbers = ["+447400123456", "+4915123456789", "+33612345678"];
+    for number in numbers {
+        assert_eq!(start(&system, number).await.status, 200, "{number}");
+    }
+    let retry_after = assert_limited(&start(&system, "+447400654321").await, "client_daily_sends");
+    assert!(retry_after <= 86_400);
+    let sent: usize = numbers.iter().map(|n| system.sandbox.messages_to(n).len()).sum();
+    assert_eq!((sent, system.sandbox.stats().requests.auth), (3, 3), "three SMS and no fourth");
+
+    let system = with_limits(store, json!({ "sends_per_country_hour": 2 })).await;
+    assert_eq!(start(&system, "+447400111111").await.status, 200);
+    assert_eq!(start(&system, "+447400222222").await.status, 200);
+    assert!(assert_limited(&start(&system, "+447400333333").await, "country_hourly_sends") <= 3600);
+    assert!(system.sandbox.messages_to("+447400333333").is_empty());
+    assert_eq!(start(&system, "+4915123456789").await.status, 200, "another country");
+    assert_eq!(system.sandbox.messages_to("+4915123456789").len(), 1);
+
+    // A bot walking through one range: the range's tenth send is its last this hour.
+    let system = with_limits(store, json!({ "sends_per_range_hour": 10 })).await;
+    for last in 0..10 {
+        assert_eq!(start(&system, &format!("+447400123{last:03}")).await.status, 200);
+    }
+    assert_limited(&start(&system, "+447400123999").await, "range_hourly_sends");
+    assert!(system.sandbox.messages_to("+447400123999").is_empty());
+    assert_eq!(start(&system, "+447400124000").await.status, 200, "the next range");
+    assert_eq!(system.sandbox.stats().requests.auth, 11);
 }
 
 async fn consecutive_wrong_codes_lock_the_phone(store: StoreKind) {

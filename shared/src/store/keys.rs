@@ -46,8 +46,10 @@ key_types! {
     SessionKey;
     /// A phone record's key, per client and phone: limits count the E.164 form.
     PhoneKey;
-    /// A source network's start counter, per client (see [`crate::limits::ip_bucket`]).
-    IpKey;
+    /// A fixed-window counter's key ([`crate::limits::WindowCount`]), without its window: it
+    /// names its kind (`i#` source network, `c#` client, `g#` client and country, `r#` client and
+    /// number range) and, for a sharded counter, its shard.
+    CounterKey;
     /// The id of a lease on a verification (see [`super::Lease`]): random, not a digest.
     LeaseId;
 }
@@ -68,11 +70,32 @@ impl PhoneKey {
     pub fn of(client_id: &str, e164: &str) -> Self {
         Self(crypto::digest("phone", &format!("{client_id}\0{e164}")))
     }
+
+    /// A number spread evenly over phones, to pick a phone's shard of a sharded counter.
+    pub fn spread(&self) -> u64 {
+        self.0.get(..16).and_then(|hex| u64::from_str_radix(hex, 16).ok()).unwrap_or(0)
+    }
 }
 
-impl IpKey {
-    pub fn of(client_id: &str, ip_bucket: &str) -> Self {
-        Self(crypto::digest("ip", &format!("{client_id}\0{ip_bucket}")))
+impl CounterKey {
+    /// A source network's starts, per client (see [`crate::limits::ip_bucket`]).
+    pub fn ip(client_id: &str, ip_bucket: &str) -> Self {
+        Self(format!("i#{}", crypto::digest("ip", &format!("{client_id}\0{ip_bucket}"))))
+    }
+
+    /// One shard of a client's sends.
+    pub fn client(client_id: &str, shard: u32) -> Self {
+        Self(format!("c#{}#{shard}", crypto::digest("client", client_id)))
+    }
+
+    /// One shard of a client's sends to a region (`001` for the global-service codes).
+    pub fn country(client_id: &str, region: &str, shard: u32) -> Self {
+        Self(format!("g#{}#{shard}", crypto::digest("country", &format!("{client_id}\0{region}"))))
+    }
+
+    /// A client's sends to a number range ([`crate::limits::number_range`]).
+    pub fn range(client_id: &str, range: &str) -> Self {
+        Self(format!("r#{}", crypto::digest("range", &format!("{client_id}\0{range}"))))
     }
 }
 
@@ -98,9 +121,11 @@ mod tests {
             crypto::digest("phone", "client\0+15550100")
         );
         assert_eq!(
-            IpKey::of("client", "192.0.2.0/24").as_str(),
-            crypto::digest("ip", "client\x00192.0.2.0/24")
+            CounterKey::ip("client", "192.0.2.0/24").as_str(),
+            format!("i#{}", crypto::digest("ip", "client\x00192.0.2.0/24"))
         );
+        assert_ne!(CounterKey::client("client", 0), CounterKey::client("client", 1));
+        assert_ne!(CounterKey::country("client", "GB", 0), CounterKey::country("client", "DE", 0));
         assert_ne!(LeaseId::new_random(), LeaseId::new_random());
         assert!(crypto::is_token(LeaseId::new_random().as_str()));
     }

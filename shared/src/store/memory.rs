@@ -10,10 +10,10 @@ use std::{
 use async_trait::async_trait;
 
 use super::{
-    Claim, ClaimOutcome, IpKey, LeaseId, PhoneKey, PhoneRecord, Progress, SendReservation, Session,
+    Claim, ClaimOutcome, CounterKey, LeaseId, PhoneKey, PhoneRecord, Progress, SendReservation, Session,
     SessionKey, StateStore, StoreError, Verification, VerificationKey, judge_claim, judge_reservation,
 };
-use crate::limits::{DAY_SECS, HOUR_SECS, PhoneCounters, RateLimited, window_index};
+use crate::limits::{DAY_SECS, PhoneCounters, RateLimited, window_index};
 
 #[derive(Default)]
 pub struct MemoryStore {
@@ -25,8 +25,8 @@ struct State {
     verifications: HashMap<VerificationKey, Verification>,
     sessions: HashMap<SessionKey, Session>,
     phones: HashMap<PhoneKey, Phone>,
-    /// Starts per (source network key, hour number).
-    ip_starts: HashMap<(IpKey, u64), u32>,
+    /// Window counts per (counter key, window number): (the window's end, the count).
+    counts: HashMap<(CounterKey, u64), (u64, u32)>,
     /// The `now` of the last purge of expired items.
     purged_at: u64,
 }
@@ -95,8 +95,7 @@ impl State {
         self.verifications.retain(|_, v| v.expires_at > now);
         self.sessions.retain(|_, s| s.expires_at > now);
         self.phones.retain(|_, p| p.expires_at > now);
-        let hour = window_index(now, HOUR_SECS);
-        self.ip_starts.retain(|(_, h), _| *h == hour);
+        self.counts.retain(|_, (window_end, _)| *window_end > now);
     }
 }
 
@@ -109,20 +108,25 @@ impl StateStore for MemoryStore {
         let mut state = self.lock();
         let now = reservation.now;
         state.purge_expired(now);
-        let hour = window_index(now, HOUR_SECS);
-        let ip_slot = reservation.ip_key.clone().map(|key| (key, hour));
-        let ip_starts = ip_slot.as_ref().and_then(|slot| state.ip_starts.get(slot)).copied().unwrap_or(0);
+        let slots: Vec<(CounterKey, u64)> = reservation
+            .counts
+            .iter()
+            .map(|count| (count.key.clone(), window_index(now, count.window_secs)))
+            .collect();
+        let counted: Vec<u32> =
+            slots.iter().map(|slot| state.counts.get(slot).map_or(0, |(_, n)| *n)).collect();
         let phone = state.phones.entry(reservation.phone_key.clone()).or_default();
         let counters = phone.counters(reservation.limits.send_window_secs, now);
-        if let Err(limited) = judge_reservation(&counters, ip_starts, reservation) {
+        if let Err(limited) = judge_reservation(&counters, &counted, reservation) {
             return Ok(Err(limited));
         }
         phone.window = (window_index(now, reservation.limits.send_window_secs), counters.window_sends + 1);
         phone.day = (window_index(now, DAY_SECS), counters.day_sends + 1);
         phone.last_sent_at = Some(now);
         phone.touch(now);
-        if let Some(slot) = ip_slot {
-            *state.ip_starts.entry(slot).or_default() += 1;
+        for (slot, count) in slots.into_iter().zip(&reservation.counts) {
+            let window_end = (slot.1 + 1) * count.window_secs;
+            state.counts.entry(slot).or_insert((window_end, 0)).1 += 1;
         }
         Ok(Ok(()))
     }

@@ -6,7 +6,8 @@
 //! - a [`Session`]: a verified phone, keyed by the digest of its session token;
 //! - a phone record, per client and phone: send counters, consecutive wrong codes, and which
 //!   verification is the phone's current one (a new start replaces the old);
-//! - a per-source-IP counter of starts per hour.
+//! - fixed-window counters a send counts on besides its phone's: starts per source network and
+//!   hour, sends per client and day, per client and country and hour, per number range and hour.
 //!
 //! Every change that races with another request is one atomic step of the store (a conditional
 //! write in DynamoDB, one lock in memory), and the rules of those steps are written once here, in
@@ -23,11 +24,15 @@ use serde_json::{Map, Value};
 
 use crate::{
     crypto,
-    limits::{Limits, PhoneCounters, RateLimited, judge_ip, judge_send},
+    limits::{
+        DAY_SECS, HOUR_SECS, Limit, Limits, PhoneCounters, RateLimited, WindowCount, judge_send,
+        number_range, shard,
+    },
+    phone::PhoneNumber,
 };
 
 pub use dynamo::DynamoStore;
-pub use keys::{IpKey, LeaseId, PhoneKey, SessionKey, VerificationKey};
+pub use keys::{CounterKey, LeaseId, PhoneKey, SessionKey, VerificationKey};
 pub use memory::MemoryStore;
 pub use timed::Timed;
 
@@ -111,14 +116,62 @@ pub struct PhoneRecord {
     pub counters: PhoneCounters,
 }
 
-/// One SMS about to be sent: counted against the phone and the source network, or refused.
+/// One SMS about to be sent: counted against the phone and every [`WindowCount`], or refused.
 #[derive(Clone, Debug)]
 pub struct SendReservation {
     pub phone_key: PhoneKey,
-    pub ip_key: Option<IpKey>,
+    /// In the order they are judged: the client's day, its country's hour, the number range's
+    /// hour, then (with a source network) the network's starts.
+    pub counts: Vec<WindowCount<CounterKey>>,
     pub limits: Limits,
     pub now: u64,
 }
+
+impl SendReservation {
+    /// The reservation for an SMS from `client_id` to `phone`, started from `network` (an
+    /// [`ip_bucket`](crate::limits::ip_bucket)) if known.
+    pub fn new(
+        client_id: &str,
+        phone: &PhoneNumber,
+        network: Option<&str>,
+        limits: &Limits,
+        now: u64,
+    ) -> Self {
+        let phone_key = PhoneKey::of(client_id, phone.e164());
+        let pick = phone_key.spread();
+        let (client_shard, client_share) = shard(limits.sends_per_client_day, pick);
+        let (country_shard, country_share) = shard(limits.sends_per_country_hour, pick);
+        let region = phone.region().unwrap_or(GLOBAL_REGION);
+        let count = |limit, key, window_secs, max| WindowCount { limit, key, window_secs, max };
+        let mut counts = vec![
+            count(Limit::ClientDaily, CounterKey::client(client_id, client_shard), DAY_SECS, client_share),
+            count(
+                Limit::CountryHourly,
+                CounterKey::country(client_id, region, country_shard),
+                HOUR_SECS,
+                country_share,
+            ),
+            count(
+                Limit::RangeHourly,
+                CounterKey::range(client_id, number_range(phone.e164())),
+                HOUR_SECS,
+                limits.sends_per_range_hour,
+            ),
+        ];
+        if let Some(bucket) = network {
+            counts.push(count(
+                Limit::IpHourly,
+                CounterKey::ip(client_id, bucket),
+                HOUR_SECS,
+                limits.starts_per_ip_hour,
+            ));
+        }
+        Self { phone_key, counts, limits: limits.clone(), now }
+    }
+}
+
+/// The region libphonenumber gives the global-service codes (+800, +881, …), which have none.
+pub const GLOBAL_REGION: &str = "001";
 
 #[derive(Clone, Debug, PartialEq)]
 #[allow(clippy::large_enum_variant, reason = "short-lived return value; boxing buys nothing")]
@@ -170,15 +223,16 @@ pub fn judge_claim(
     }
 }
 
-/// The one rule for sends, shared by every store: the source network's starts this hour, then
-/// the phone's counters. `Ok` means the send may be counted.
+/// The one rule for sends, shared by every store: each of the reservation's window counts (with
+/// `counted[i]` counted so far for `counts[i]`), then the phone's counters. `Ok` means the send
+/// may be counted.
 pub fn judge_reservation(
     phone: &PhoneCounters,
-    ip_starts_this_hour: u32,
+    counted: &[u32],
     reservation: &SendReservation,
 ) -> Result<(), RateLimited> {
-    if reservation.ip_key.is_some() {
-        judge_ip(ip_starts_this_hour, &reservation.limits, reservation.now)?;
+    for (count, counted) in reservation.counts.iter().zip(counted) {
+        count.judge(*counted, reservation.now)?;
     }
     judge_send(phone, &reservation.limits, reservation.now)
 }

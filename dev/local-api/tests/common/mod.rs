@@ -154,7 +154,7 @@ pub fn service_config(url: &str) -> Value {
         // their way. The limit tests set their own.
         "limits": {
             "sends_per_phone_window": 1000, "sends_per_phone_day": 1000,
-            "resend_delays_secs": [0], "starts_per_ip_hour": 1000
+            "resend_delays_secs": [0], "starts_per_ip_hour": 1000, "sends_per_range_hour": 1000
         }
     })
 }

@@ -8,8 +8,8 @@ use serde_json::{Map, Value};
 
 use crate::limits::PhoneCounters;
 use crate::store::{
-    IpKey, Lease, LeaseId, PhoneKey, PhoneRecord, Progress, Session, SessionKey, StoreError, Verification,
-    VerificationKey,
+    CounterKey, Lease, LeaseId, PhoneKey, PhoneRecord, Progress, Session, SessionKey, StoreError,
+    Verification, VerificationKey,
 };
 
 pub(super) type Item = HashMap<String, AttributeValue>;
@@ -19,7 +19,6 @@ pub(super) const TTL_ATTRIBUTE: &str = "expires_at";
 const VERIFICATION_PREFIX: &str = "v#";
 const SESSION_PREFIX: &str = "s#";
 const PHONE_PREFIX: &str = "p#";
-const IP_PREFIX: &str = "i#";
 
 pub(super) fn verification_pk(key: &VerificationKey) -> String {
     format!("{VERIFICATION_PREFIX}{}", key.as_str())
@@ -41,8 +40,9 @@ pub(super) fn day_pk(phone_key: &PhoneKey, day: u64) -> String {
     format!("{PHONE_PREFIX}{}#d#{day}", phone_key.as_str())
 }
 
-pub(super) fn ip_pk(ip_key: &IpKey, hour: u64) -> String {
-    format!("{IP_PREFIX}{}#{hour}", ip_key.as_str())
+/// A window count's item: its key names its kind (`i#`, `c#`, `g#`, `r#`; see [`CounterKey`]).
+pub(super) fn count_pk(key: &CounterKey, window: u64) -> String {
+    format!("{}#{window}", key.as_str())
 }
 
 /// A fresh `rev` for a verification item.

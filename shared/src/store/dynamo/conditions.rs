@@ -2,7 +2,7 @@
 //! docs (its table of methods and the list of conditions below it). What to do when a condition
 //! fails is the parent module's.
 
-use super::codec::{day_pk, ip_pk, n, new_rev, phone_pk, s, session_item, verification_pk, window_pk};
+use super::codec::{count_pk, day_pk, n, new_rev, phone_pk, s, session_item, verification_pk, window_pk};
 use super::transact::Op;
 use crate::limits::{DAY_SECS, HOUR_SECS, Limits, window_index};
 use crate::store::{
@@ -16,15 +16,15 @@ const COUNTER_TTL_MARGIN_SECS: u64 = HOUR_SECS;
 const NOT_LOCKED: &str = "attribute_not_exists(failures) OR attribute_not_exists(failures_reset_at) \
                           OR failures < :max_failures OR failures_reset_at <= :now";
 
-/// `reserve_send`: the source network's hour (with a source network only), the phone unlocked,
-/// its window and its day, in this order.
+/// `reserve_send`: the reservation's window counts, the phone unlocked, its window and its day,
+/// in this order.
 pub(super) fn reservation_ops(reservation: &SendReservation) -> Vec<Op> {
     let (limits, now) = (&reservation.limits, reservation.now);
     let phone_key = &reservation.phone_key;
-    let mut ops = Vec::with_capacity(4);
-    if let Some(ip_key) = &reservation.ip_key {
-        let hour = window_index(now, HOUR_SECS);
-        ops.push(counter_op(ip_pk(ip_key, hour), limits.starts_per_ip_hour, hour, HOUR_SECS));
+    let mut ops = Vec::with_capacity(reservation.counts.len() + 3);
+    for count in &reservation.counts {
+        let window = window_index(now, count.window_secs);
+        ops.push(counter_op(count_pk(&count.key, window), count.max, window, count.window_secs));
     }
     ops.push(
         Op::check(phone_pk(phone_key), NOT_LOCKED)

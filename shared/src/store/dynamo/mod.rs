@@ -1,8 +1,9 @@
 //! The DynamoDB store: one table, string partition key `pk`, TTL on `expires_at` (epoch seconds).
 //!
 //! Items; `{…}` are the hex digests of the caller's keys ([`VerificationKey`], [`SessionKey`],
-//! [`PhoneKey`](crate::store::PhoneKey), [`IpKey`](crate::store::IpKey)), never a credential or a
-//! phone number:
+//! [`PhoneKey`](crate::store::PhoneKey), [`CounterKey`](crate::store::CounterKey)), never a
+//! credential or a phone number; the window counts' shards are
+//! [`limits::shard`](crate::limits::shard):
 //!
 //! | item `pk`                        | holds                                   | `expires_at`          |
 //! |----------------------------------|-----------------------------------------|-----------------------|
@@ -11,15 +12,19 @@
 //! | `p#{phone_key}`                  | a phone: current verification, failures | ≥ 1 day after its use |
 //! | `p#{phone_key}#w{secs}#{window}` | sends to the phone in one window        | window's end + 1 h    |
 //! | `p#{phone_key}#d#{day}`          | sends to the phone in one UTC day       | day's end + 1 h       |
-//! | `i#{ip_key}#{hour}`              | starts from a source network in an hour | hour's end + 1 h      |
+//! | `i#{ip}#{hour}`                  | starts from a source network in an hour | hour's end + 1 h      |
+//! | `c#{client}#{shard}#{day}`       | one share of a client's sends in a day  | day's end + 1 h       |
+//! | `g#{country}#{shard}#{hour}`     | one share of sends to a country         | hour's end + 1 h      |
+//! | `r#{range}#{hour}`               | sends to a number range in an hour      | hour's end + 1 h      |
 //!
 //! Window, day and hour numbers are [`window_index`](crate::limits::window_index) (epoch seconds / length): a new window is a
 //! new item, so counts restart without a read, and the old item is never read again and expires.
 //!
 //! | method                  | calls (`TWI`: TransactWriteItems)                       | conditions         |
 //! |-------------------------|---------------------------------------------------------|--------------------|
-//! | `reserve_send`          | TWI: Update `i#` ADD n¹, ConditionCheck `p#`, Update    | ip; unlocked;      |
-//! |                         | `p#…#w` ADD n, Update `p#…#d` ADD n SET last_sent_at    | window; day        |
+//! | `reserve_send`          | TWI: Update `c#`, `g#`, `r#` and `i#`¹ ADD n,           | count; unlocked;   |
+//! |                         | ConditionCheck `p#`, Update `p#…#w` ADD n, Update       | window; day        |
+//! |                         | `p#…#d` ADD n SET last_sent_at                          |                    |
 //! | `put_verification`      | TWI: Put `v#`, Update `p#` SET current                  | none²              |
 //! | `claim_verification`    | GetItem `v#` (consistent), then TWI: ConditionCheck     | current, unlocked; |
 //! |                         | `p#`, Update `v#` SET lease                             | rev                |
@@ -37,7 +42,9 @@
 //! ([`judge_reservation`], [`judge_claim`]) decide from those items what to answer, so both stores
 //! answer alike; an item whose condition held counts as within every limit.
 //!
-//! - ip: `attribute_not_exists(n) OR n < :max` (`starts_per_ip_hour`). ¹ Only with a source network.
+//! - count: `attribute_not_exists(n) OR n < :max`, each window count's cap (`sends_per_client_day`,
+//!   `sends_per_country_hour`, `sends_per_range_hour`, `starts_per_ip_hour`; a shard's share).
+//!   ¹ `i#` only with a source network.
 //! - unlocked: `attribute_not_exists(failures) OR attribute_not_exists(failures_reset_at) OR
 //!   failures < :max_failures OR failures_reset_at <= :now`.
 //! - window: `attribute_not_exists(n) OR n < :max` (`sends_per_phone_window`).
@@ -346,8 +353,8 @@ impl StateStore for DynamoStore {
                 Transacted::Refused(checks) => checks,
                 Transacted::Written => return Ok(Ok(())),
             };
-            let (counters, ip_starts) = refused_reservation(checks, reservation.ip_key.is_some())?;
-            if let Err(limited) = judge_reservation(&counters, ip_starts, reservation) {
+            let (counters, counted) = refused_reservation(checks, reservation.counts.len())?;
+            if let Err(limited) = judge_reservation(&counters, &counted, reservation) {
                 return Ok(Err(limited));
             }
             tracing::debug!("DynamoDB refused a send the judge allows (a race); sending it again");
@@ -571,16 +578,18 @@ fn judge_refused_claim(
     Ok(judge_claim(verification.as_ref(), phone.as_ref(), claim))
 }
 
-/// The counters a refused reservation ([`reservation_ops`]) saw, and the source network's starts:
+/// The counters a refused reservation ([`reservation_ops`]) saw, and each window count:
 /// the items whose conditions failed, as they stood; one whose condition held counts as below
 /// every limit, which is all the judge needs to know of it.
-fn refused_reservation(checks: Vec<Check>, with_ip: bool) -> Result<(PhoneCounters, u32), StoreError> {
+fn refused_reservation(checks: Vec<Check>, counts: usize) -> Result<(PhoneCounters, Vec<u32>), StoreError> {
     let mut checks = checks.into_iter();
     let mut next_failed = || match checks.next() {
         Some(Check::Failed(item)) => item.unwrap_or_default(),
         _ => Item::new(),
     };
-    let ip = if with_ip { next_failed() } else { Item::new() };
+    let counted = (0..counts)
+        .map(|_| Attributes(&next_failed()).optional_number("n").map(Option::unwrap_or_default))
+        .collect::<Result<Vec<u32>, _>>()?;
     let (phone, window, day) = (next_failed(), next_failed(), next_failed());
     let (phone, window, day) = (Attributes(&phone), Attributes(&window), Attributes(&day));
     let counters = PhoneCounters {
@@ -590,5 +599,5 @@ fn refused_reservation(checks: Vec<Check>, with_ip: bool) -> Result<(PhoneCounte
         failures: phone.optional_number("failures")?.unwrap_or(0),
         failures_reset_at: phone.optional_number("failures_reset_at")?.unwrap_or(0),
     };
-    Ok((counters, Attributes(&ip).optional_number("n")?.unwrap_or(0)))
+    Ok((counters, counted))
 }
