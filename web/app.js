@@ -455,7 +455,7 @@ function onSendError(err, phone, resend) {
         wait(`Too many verifications were started from your network. ${later}`);
       } else if (limit === 'client_daily_sends' || limit === 'country_hourly_sends' || limit === 'range_hourly_sends') {
         wait(`The service is sending too many codes right now. ${later}`);
-      } else if (limit === 'phone_failures') {
+      } else if (limit === 'phone_failures' || limit === 'phone_daily_failures') {
         wait(`Too many wrong codes were entered for this number. ${later}`);
       } else {
         wait(`Too many requests. ${later}`);

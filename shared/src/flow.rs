@@ -33,7 +33,7 @@ use crate::{
     ciba::{AuthStarted, DEFAULT_POLL_INTERVAL_SECS, UpstreamError, UserInfo},
     config::{AuthServer, FALLBACK_SCOPE, MAX_VERIFICATION_TTL_SECS, SmsClient},
     crypto,
-    limits::{Limit, RateLimited, ip_bucket},
+    limits::{RateLimited, ip_bucket},
     phone::{self, NumberRefused, NumberType, PhoneNumber},
     secret::{AccessToken, AuthReqId, Nonce, OtpCode, SessionToken},
     store::{
@@ -294,16 +294,14 @@ async fn run_complete(app: &App, request: CompleteRequest, facts: &mut Facts) ->
         nonce_digest: crypto::digest("nonce", request.nonce.expose()),
         lease: lease.clone(),
         now,
-        max_failures_per_phone: client.limits.max_failures_per_phone,
+        limits: client.limits.clone(),
     };
     let verification = match app.store.claim_verification(&VerificationKey::of(auth_req_id), &claim).await? {
         ClaimOutcome::Claimed(verification) => verification,
         ClaimOutcome::NotFound => return Err(FlowError::VerificationNotFound),
         ClaimOutcome::Busy { retry_after } => return Err(FlowError::InProgress { retry_after }),
         ClaimOutcome::Exhausted => return Err(FlowError::TooManyAttempts),
-        ClaimOutcome::PhoneLocked { retry_after } => {
-            return Err(FlowError::RateLimited(RateLimited { limit: Limit::PhoneLocked, retry_after }));
-        }
+        ClaimOutcome::PhoneLocked(limited) => return Err(FlowError::RateLimited(limited)),
     };
     facts.phone_masked = Some(phone::mask(&verification.phone));
     facts.country_code = phone::country_code_of(&verification.phone);

@@ -2,13 +2,17 @@
 //!
 //! Every SMS costs money and every code can be guessed, so before the upstream is asked to send
 //! anything the backend checks, per client:
-//! - sends per phone in a short window (3 per 10 min) and per day (10), and a resend delay that
-//!   grows with each send of the day (30 s, 60 s, 120 s, … capped at 30 min);
+//! - sends per phone per day (10), and, per phone and source network, in a short window (3 per
+//!   10 min) with a resend delay that grows with each send of the day (30 s, 60 s, 120 s, … capped
+//!   at 30 min);
 //! - starts per source IP per hour (50; IPv6 counted per /64);
 //! - against SMS pumping: sends per client per day (10000), per client and country per hour
 //!   (1000), and per number range (the number but its last 3 digits) per hour (10);
-//! - consecutive wrong codes per phone across verifications (20, then locked for a day; a new code
-//!   does not reset the count, a verified number does);
+//! - consecutive wrong codes per phone and source network across verifications (20, then locked
+//!   for a day; a new code does not reset the count, a verified number does), and wrong codes per
+//!   phone per day from all networks (100, NIST 800-63B's cap). Scoped to the network so that a
+//!   stranger who knows the number and guesses from their network cannot lock out its owner,
+//!   who verifies from another;
 //! - wrong codes per verification (5).
 //!
 //! Defaults follow `../shared/reference/abuse-and-limits.md` (Twilio Verify, Auth0, NIST 800-63B).
@@ -28,6 +32,7 @@ const MAX_RESEND_DELAYS: usize = 20;
 pub struct Limits {
     pub max_wrong_codes: u32,
     pub max_failures_per_phone: u32,
+    pub max_failures_per_phone_day: u32,
     pub sends_per_phone_window: u32,
     pub send_window_secs: u64,
     pub sends_per_phone_day: u32,
@@ -44,6 +49,7 @@ impl Default for Limits {
         Self {
             max_wrong_codes: 5,
             max_failures_per_phone: 20,
+            max_failures_per_phone_day: 100,
             sends_per_phone_window: 3,
             send_window_secs: 600,
             sends_per_phone_day: 10,
@@ -63,6 +69,7 @@ impl Default for Limits {
 pub struct RawLimits {
     pub max_wrong_codes: Option<u32>,
     pub max_failures_per_phone: Option<u32>,
+    pub max_failures_per_phone_day: Option<u32>,
     pub sends_per_phone_window: Option<u32>,
     pub send_window_secs: Option<u64>,
     pub sends_per_phone_day: Option<u32>,
@@ -79,6 +86,9 @@ impl RawLimits {
         Limits {
             max_wrong_codes: self.max_wrong_codes.unwrap_or(base.max_wrong_codes),
             max_failures_per_phone: self.max_failures_per_phone.unwrap_or(base.max_failures_per_phone),
+            max_failures_per_phone_day: self
+                .max_failures_per_phone_day
+                .unwrap_or(base.max_failures_per_phone_day),
             sends_per_phone_window: self.sends_per_phone_window.unwrap_or(base.sends_per_phone_window),
             send_window_secs: self.send_window_secs.unwrap_or(base.send_window_secs),
             sends_per_phone_day: self.sends_per_phone_day.unwrap_or(base.sends_per_phone_day),
@@ -103,6 +113,11 @@ impl Limits {
                 self.max_failures_per_phone >= self.max_wrong_codes,
                 "max_failures_per_phone",
                 "must be at least max_wrong_codes",
+            ),
+            (
+                self.max_failures_per_phone_day >= self.max_failures_per_phone,
+                "max_failures_per_phone_day",
+                "must be at least max_failures_per_phone",
             ),
             (self.sends_per_phone_window >= 1, "sends_per_phone_window", "must be at least 1"),
             ((60..=DAY_SECS).contains(&self.send_window_secs), "send_window_secs", "must be 60 to 86400"),
@@ -137,6 +152,7 @@ impl Limits {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Limit {
     PhoneLocked,
+    PhoneDailyFailures,
     PhoneDaily,
     PhoneWindow,
     ResendDelay,
@@ -150,6 +166,7 @@ impl Limit {
     pub fn name(self) -> &'static str {
         match self {
             Self::PhoneLocked => "phone_failures",
+            Self::PhoneDailyFailures => "phone_daily_failures",
             Self::PhoneDaily => "phone_daily_sends",
             Self::PhoneWindow => "phone_window_sends",
             Self::ResendDelay => "resend_delay",
@@ -174,14 +191,22 @@ impl RateLimited {
     }
 }
 
-/// The per-phone counters as they stand at `now` (a store maps its record onto this; counts of
-/// a window or day that has ended read as 0).
+/// A phone's counters as they stand at `now` (a store maps its items onto this; counts of a
+/// window or day that has ended read as 0): the number's own today, from every network, and the
+/// rest as the source network the request comes from sees them.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PhoneCounters {
-    pub window_sends: u32,
+    /// SMS to the number today, from every network.
     pub day_sends: u32,
+    /// Wrong codes for the number today, from every network.
+    pub day_failures: u32,
+    /// SMS to the number from this network in the current window.
+    pub window_sends: u32,
+    /// SMS to the number from this network today (the resend delay grows with them), and when
+    /// the last of them was sent.
+    pub network_day_sends: u32,
     pub last_sent_at: Option<u64>,
-    /// Consecutive wrong codes; they count until `failures_reset_at`.
+    /// Consecutive wrong codes from this network; they count until `failures_reset_at`.
     pub failures: u32,
     pub failures_reset_at: u64,
 }
@@ -197,21 +222,35 @@ pub fn window_index(now: u64, window_secs: u64) -> u64 {
     now / window_secs
 }
 
-/// May one more SMS go to this phone? The one rule for sends, applied by every store.
-pub fn judge_send(phone: &PhoneCounters, limits: &Limits, now: u64) -> Result<(), RateLimited> {
+/// May a code for this phone be tried (a send or a claim)? Not if its network has failed too
+/// often in a row, or the number too often today.
+pub fn judge_failures(phone: &PhoneCounters, limits: &Limits, now: u64) -> Result<(), RateLimited> {
     if phone.live_failures(now) >= limits.max_failures_per_phone {
         return Err(RateLimited::new(Limit::PhoneLocked, phone.failures_reset_at - now));
     }
+    if phone.day_failures >= limits.max_failures_per_phone_day {
+        return Err(RateLimited::new(Limit::PhoneDailyFailures, day_end(now) - now));
+    }
+    Ok(())
+}
+
+/// The end of the UTC day of `now`.
+fn day_end(now: u64) -> u64 {
+    (window_index(now, DAY_SECS) + 1) * DAY_SECS
+}
+
+/// May one more SMS go to this phone? The one rule for sends, applied by every store.
+pub fn judge_send(phone: &PhoneCounters, limits: &Limits, now: u64) -> Result<(), RateLimited> {
+    judge_failures(phone, limits, now)?;
     if phone.day_sends >= limits.sends_per_phone_day {
-        let day_end = (window_index(now, DAY_SECS) + 1) * DAY_SECS;
-        return Err(RateLimited::new(Limit::PhoneDaily, day_end - now));
+        return Err(RateLimited::new(Limit::PhoneDaily, day_end(now) - now));
     }
     if phone.window_sends >= limits.sends_per_phone_window {
         let window_end = (window_index(now, limits.send_window_secs) + 1) * limits.send_window_secs;
         return Err(RateLimited::new(Limit::PhoneWindow, window_end - now));
     }
-    if let Some(last) = phone.last_sent_at.filter(|_| phone.day_sends > 0) {
-        let next = last + limits.resend_delay(phone.day_sends);
+    if let Some(last) = phone.last_sent_at.filter(|_| phone.network_day_sends > 0) {
+        let next = last + limits.resend_delay(phone.network_day_sends);
         if next > now {
             return Err(RateLimited::new(Limit::ResendDelay, next - now));
         }
@@ -297,20 +336,40 @@ mod tests {
         let fresh = PhoneCounters::default();
         assert_eq!(judge_send(&fresh, &limits, NOW), Ok(()));
 
-        let just_sent =
-            PhoneCounters { window_sends: 1, day_sends: 1, last_sent_at: Some(NOW - 10), ..fresh.clone() };
+        let just_sent = PhoneCounters {
+            window_sends: 1,
+            day_sends: 1,
+            network_day_sends: 1,
+            last_sent_at: Some(NOW - 10),
+            ..fresh.clone()
+        };
         assert_eq!(judge_send(&just_sent, &limits, NOW), Err(RateLimited::new(Limit::ResendDelay, 20)));
         let later = PhoneCounters { last_sent_at: Some(NOW - 30), ..just_sent.clone() };
         assert_eq!(judge_send(&later, &limits, NOW), Ok(()));
-        let second =
-            PhoneCounters { day_sends: 2, window_sends: 2, last_sent_at: Some(NOW - 30), ..fresh.clone() };
+        let second = PhoneCounters {
+            day_sends: 2,
+            network_day_sends: 2,
+            window_sends: 2,
+            last_sent_at: Some(NOW - 30),
+            ..fresh.clone()
+        };
         assert_eq!(judge_send(&second, &limits, NOW).unwrap_err().retry_after, 30, "the delay doubles");
-        let many =
-            PhoneCounters { day_sends: 9, window_sends: 0, last_sent_at: Some(NOW - 1000), ..fresh.clone() };
+        let many = PhoneCounters {
+            day_sends: 9,
+            network_day_sends: 9,
+            window_sends: 0,
+            last_sent_at: Some(NOW - 1000),
+            ..fresh.clone()
+        };
         assert_eq!(judge_send(&many, &limits, NOW).unwrap_err().retry_after, 800, "capped at 30 min");
 
-        let window_full =
-            PhoneCounters { window_sends: 3, day_sends: 3, last_sent_at: Some(NOW - 3600), ..fresh.clone() };
+        let window_full = PhoneCounters {
+            window_sends: 3,
+            day_sends: 3,
+            network_day_sends: 3,
+            last_sent_at: Some(NOW - 3600),
+            ..fresh.clone()
+        };
         assert_eq!(judge_send(&window_full, &limits, NOW).unwrap_err().limit, Limit::PhoneWindow);
         let day_full = PhoneCounters { day_sends: 10, ..fresh.clone() };
         assert_eq!(judge_send(&day_full, &limits, NOW).unwrap_err().limit, Limit::PhoneDaily);
@@ -323,6 +382,16 @@ mod tests {
         assert_eq!(judge_send(&locked, &limits, NOW), Err(RateLimited::new(Limit::PhoneLocked, 500)));
         let expired = PhoneCounters { failures_reset_at: NOW, ..locked };
         assert_eq!(judge_send(&expired, &limits, NOW), Ok(()));
+        // Another network's sends do not delay this one's; the number's wrong codes of the day
+        // from all networks are capped.
+        let other_network = PhoneCounters { day_sends: 4, ..PhoneCounters::default() };
+        assert_eq!(judge_send(&other_network, &limits, NOW), Ok(()));
+        let guessed = PhoneCounters { day_failures: 100, ..PhoneCounters::default() };
+        let limited = judge_send(&guessed, &limits, NOW).unwrap_err();
+        assert_eq!(
+            (limited.limit, limited.retry_after),
+            (Limit::PhoneDailyFailures, DAY_SECS - NOW % DAY_SECS)
+        );
     }
 
     #[test]

@@ -19,8 +19,9 @@ use shared::{
     phone::PhoneNumber,
     secret::{AuthReqId, SessionToken},
     store::{
-        Claim, ClaimOutcome, CounterKey, DynamoStore, Lease, LeaseId, MemoryStore, PhoneKey, Progress,
-        SendReservation, Session, SessionKey, StateStore, StoreError, Verification, VerificationKey,
+        Claim, ClaimOutcome, CounterKey, DynamoStore, Lease, LeaseId, MemoryStore, NumberKey, PhoneKey,
+        Progress, SendReservation, Session, SessionKey, StateStore, StoreError, Verification,
+        VerificationKey,
     },
 };
 use tokio::sync::Barrier;
@@ -67,7 +68,7 @@ fn new_key() -> VerificationKey {
 
 /// A fresh phone record key: every test phone is its own.
 fn new_phone() -> PhoneKey {
-    PhoneKey::of("client-a", &format!("+1555{}", uuid::Uuid::new_v4().simple()))
+    PhoneKey::of("client-a", &format!("+1555{}", uuid::Uuid::new_v4().simple()), None)
 }
 
 /// A fresh source network key.
@@ -95,7 +96,8 @@ fn verification(now: u64) -> Verification {
         nonce_digest: "nonce-digest".into(),
         client_id: "client-a".into(),
         server_id: "server-a".into(),
-        phone: "+15550100".into(),
+        // Every verification its own number: the numbers' wrong codes of the day are their own.
+        phone: format!("+1555{}", uuid::Uuid::new_v4().simple()),
         phone_key: new_phone(),
         test: false,
         created_at: now,
@@ -115,7 +117,7 @@ fn claim(v: &Verification, lease_id: &str, now: u64) -> Claim {
         nonce_digest: v.nonce_digest.clone(),
         lease: Lease { id: lease_named(lease_id), until: now + LEASE_SECS },
         now,
-        max_failures_per_phone: MAX_FAILURES,
+        limits: Limits { max_failures_per_phone: MAX_FAILURES, ..Limits::default() },
     }
 }
 
@@ -508,7 +510,7 @@ async fn concurrent_wrong_codes_never_pass_the_limit(store: Store) {
                     Ok(ClaimOutcome::Busy { .. }) => tokio::time::sleep(Duration::from_millis(2)).await,
                     Ok(ClaimOutcome::Exhausted) => return Ok(left_seen),
                     Ok(ClaimOutcome::NotFound) => panic!("the verification vanished"),
-                    Ok(ClaimOutcome::PhoneLocked { .. }) => panic!("five failures locked the phone"),
+                    Ok(ClaimOutcome::PhoneLocked(_)) => panic!("five failures locked the phone"),
                     Err(e) => return Err(e),
                 }
             }
@@ -591,7 +593,9 @@ fn reservation(phone: &PhoneKey, ip: Option<&CounterKey>, limits: &Limits, now: 
         })
         .into_iter()
         .collect();
-    SendReservation { phone_key: phone.clone(), counts, limits: limits.clone(), now }
+    // The phone record's own number: no other phone's sends count against it.
+    let number_key = NumberKey::of("client-a", phone.as_str());
+    SendReservation { phone_key: phone.clone(), number_key, counts, limits: limits.clone(), now }
 }
 
 async fn reserve(
@@ -610,7 +614,8 @@ fn limited(limit: Limit, retry_after: u64) -> Result<(), RateLimited> {
 
 /// A claim under a phone failure limit other than [`MAX_FAILURES`].
 fn claim_with(v: &Verification, lease_id: &str, now: u64, max_failures_per_phone: u32) -> Claim {
-    Claim { max_failures_per_phone, ..claim(v, lease_id, now) }
+    let limits = Limits { max_failures_per_phone, ..Limits::default() };
+    Claim { limits, ..claim(v, lease_id, now) }
 }
 
 async fn claim_outcome(store: &Store, v: &Verification, wanted: &Claim) -> ClaimOutcome {
@@ -819,11 +824,11 @@ async fn wrong_codes_across_verifications_lock_the_phone(store: Store) {
     assert_eq!(store.record_wrong_code(&second, &lease_named("c"), false, now).await.unwrap(), 4);
     assert_eq!(
         claim_outcome(&store, &second, &claim_with(&second, "d", now, 3)).await,
-        ClaimOutcome::PhoneLocked { retry_after: DAY_SECS }
+        ClaimOutcome::PhoneLocked(RateLimited { limit: Limit::PhoneLocked, retry_after: DAY_SECS })
     );
     assert_eq!(
         claim_outcome(&store, &second, &claim_with(&second, "d", now + 100, 3)).await,
-        ClaimOutcome::PhoneLocked { retry_after: DAY_SECS - 100 }
+        ClaimOutcome::PhoneLocked(RateLimited { limit: Limit::PhoneLocked, retry_after: DAY_SECS - 100 })
     );
     // Locked for sends too; not found still wins for someone else's claim.
     assert_eq!(reserve(&store, &phone, None, &limits, now).await, limited(Limit::PhoneLocked, DAY_SECS));
@@ -844,7 +849,7 @@ async fn wrong_codes_across_verifications_lock_the_phone(store: Store) {
     assert_eq!(store.record_wrong_code(&third, &lease_named("g"), false, later).await.unwrap(), 3);
     assert_eq!(
         claim_outcome(&store, &third, &claim_with(&third, "h", later, 2)).await,
-        ClaimOutcome::PhoneLocked { retry_after: DAY_SECS }
+        ClaimOutcome::PhoneLocked(RateLimited { limit: Limit::PhoneLocked, retry_after: DAY_SECS })
     );
 }
 
@@ -890,6 +895,60 @@ async fn concurrent_sends_of_one_client_all_go_out(store: Store) {
             assert_eq!(result.expect("no send may fail"), Ok(()), "round {round}");
         }
     }
+}
+
+/// Wrong codes lock the network they come from; from all networks together, a number takes only
+/// its daily cap, and then neither a claim nor a send for it goes through anywhere.
+async fn wrong_codes_lock_a_network_and_are_capped_per_number_and_day(store: Store) {
+    let now = now_epoch_secs();
+    let limits = Limits {
+        max_wrong_codes: 10,
+        max_failures_per_phone: 3,
+        max_failures_per_phone_day: 5,
+        ..Limits::default()
+    };
+    let number = format!("+1555{}", uuid::Uuid::new_v4().simple());
+    let from = |network: &str| PhoneKey::of("client-a", &number, Some(network));
+    let started = |phone_key| Verification {
+        phone: number.clone(),
+        phone_key,
+        max_wrong_codes: 10,
+        ..verification(now)
+    };
+    let claim_of = |v: &Verification, lease: &str| Claim { limits: limits.clone(), ..claim(v, lease, now) };
+    let guess = async |v: &Verification, lease: &str| {
+        let outcome = claim_outcome(&store, v, &claim_of(v, lease)).await;
+        assert!(matches!(outcome, ClaimOutcome::Claimed(_)), "{outcome:?}");
+        store.record_wrong_code(v, &lease_named(lease), false, now).await.unwrap();
+    };
+
+    let stranger = started(from("198.51.100.7"));
+    store.put_verification(&stranger).await.unwrap();
+    for lease in ["s1", "s2", "s3"] {
+        guess(&stranger, lease).await;
+    }
+    let locked = claim_outcome(&store, &stranger, &claim_of(&stranger, "s4")).await;
+    assert!(
+        matches!(locked, ClaimOutcome::PhoneLocked(RateLimited { limit: Limit::PhoneLocked, .. })),
+        "{locked:?}"
+    );
+
+    let owner = started(from("203.0.113.9"));
+    store.put_verification(&owner).await.unwrap();
+    guess(&owner, "o1").await;
+    guess(&owner, "o2").await;
+    let day_left = DAY_SECS - now % DAY_SECS;
+    let capped =
+        ClaimOutcome::PhoneLocked(RateLimited { limit: Limit::PhoneDailyFailures, retry_after: day_left });
+    assert_eq!(claim_outcome(&store, &owner, &claim_of(&owner, "o3")).await, capped);
+    let send = SendReservation {
+        phone_key: from("192.0.2.1"),
+        number_key: NumberKey::of("client-a", &number),
+        counts: vec![],
+        limits: limits.clone(),
+        now,
+    };
+    assert_eq!(store.reserve_send(&send).await.unwrap(), limited(Limit::PhoneDailyFailures, day_left));
 }
 
 async fn concurrent_sends_stop_at_the_window_limit(store: Store) {
@@ -972,6 +1031,7 @@ suite!(
     a_verified_number_starts_counting_failures_again,
     concurrent_sends_stop_at_the_window_limit,
     concurrent_sends_of_one_client_all_go_out,
+    wrong_codes_lock_a_network_and_are_capped_per_number_and_day,
 );
 
 // ---- DynamoDB only ---------------------------------------------------------------------------
@@ -1065,13 +1125,14 @@ mod dynamo_only {
         let dynamo: Store = Arc::new(store.clone());
         let limits = Limits::default();
         let now = T0 + 1234;
-        let number = PhoneNumber::parse("+447400123456").unwrap();
+        let number_e164 = "+447400123456";
+        let number = PhoneNumber::parse(number_e164).unwrap();
         let wanted = SendReservation::new("client-a", &number, Some("203.0.113.7"), &limits, now);
         assert_eq!(dynamo.reserve_send(&wanted).await.unwrap(), Ok(()));
         let phone = wanted.phone_key.clone();
         let (hour, day) = (now / HOUR_SECS, now / DAY_SECS);
-        let (client_shard, _) = shard(limits.sends_per_client_day, phone.spread());
-        let (country_shard, _) = shard(limits.sends_per_country_hour, phone.spread());
+        let (client_shard, _) = shard(limits.sends_per_client_day, wanted.number_key.spread());
+        let (country_shard, _) = shard(limits.sends_per_country_hour, wanted.number_key.spread());
         let counts = [
             (CounterKey::client("client-a", client_shard), day, DAY_SECS),
             (CounterKey::country("client-a", "GB", country_shard), hour, HOUR_SECS),
@@ -1093,16 +1154,23 @@ mod dynamo_only {
         assert_eq!(attr_n(&item, "n").as_deref(), Some("1"));
         assert_eq!(attr_n(&item, "last_sent_at"), Some(now.to_string()));
         assert_eq!(attr_n(&item, "expires_at"), Some(((day + 1) * DAY_SECS + HOUR_SECS).to_string()));
+        let number = format!("n#{}#d#{day}", wanted.number_key.as_str());
+        let item = raw_get(&store, number.clone()).await.expect("the number's day");
+        assert_eq!(attr_n(&item, "n").as_deref(), Some("1"));
+        assert_eq!(attr_n(&item, "expires_at"), Some(((day + 1) * DAY_SECS + HOUR_SECS).to_string()));
         assert!(
             raw_get(&store, format!("p#{}", phone.as_str())).await.is_none(),
             "a send writes no phone record"
         );
 
         let now = now_epoch_secs();
-        let v = Verification { phone_key: phone.clone(), ..verification(now) };
+        let v = Verification { phone_key: phone.clone(), phone: number_e164.into(), ..verification(now) };
         dynamo.put_verification(&v).await.unwrap();
         claimed(&dynamo, &v, "lease", now).await;
         assert_eq!(dynamo.record_wrong_code(&v, &lease_named("lease"), false, now).await.unwrap(), 4);
+        let today = format!("n#{}#d#{}", wanted.number_key.as_str(), now / DAY_SECS);
+        let item = raw_get(&store, today).await.expect("the number's day");
+        assert_eq!(attr_n(&item, "failures").as_deref(), Some("1"), "a wrong code counts for the number");
         let item = raw_get(&store, format!("p#{}", phone.as_str())).await.expect("phone record");
         assert_eq!(attr_s(&item, "current").as_deref(), Some(v.key.as_str()));
         assert_eq!(attr_n(&item, "failures").as_deref(), Some("1"));

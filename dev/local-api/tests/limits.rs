@@ -22,6 +22,8 @@ for_each_store!(
     starts_per_source_ip,
     client_country_and_range_caps,
     consecutive_wrong_codes_lock_the_phone,
+    a_stranger_cannot_lock_the_owner_out,
+    wrong_codes_per_phone_are_capped_per_day_across_networks,
     a_verified_number_starts_counting_again,
     a_new_start_replaces_the_old_verification,
     country_allow_list,
@@ -146,6 +148,59 @@ async fn consecutive_wrong_codes_lock_the_phone(store: StoreKind) {
     assert_limited(&system.token(&second, &code).await, "phone_failures");
     assert_limited(&start(&system, PHONE).await, "phone_failures");
     assert_eq!(start(&system, "+447400123457").await.status, 200, "only that phone is locked");
+}
+
+/// A stranger who knows the number guesses from one network until it is locked; its owner, on
+/// another network, still gets an SMS and verifies.
+async fn a_stranger_cannot_lock_the_owner_out(store: StoreKind) {
+    let mut system = System::start(store).await;
+    system.connect_from("127.0.0.1");
+    let mut wrong_codes = 0;
+    while wrong_codes < 20 {
+        let guessed = system.start_verification(PHONE).await;
+        let code = system.code_for(PHONE);
+        for _ in 0..5 {
+            let reply = system.token(&guessed, &wrong(&code)).await;
+            assert!(matches!(reply.status.as_u16(), 400 | 429), "{}", reply.text);
+            wrong_codes += 1;
+        }
+    }
+    assert_eq!(system.sandbox.messages_to(PHONE).len(), 4, "20 wrong codes took 4 SMS");
+    assert_limited(&start(&system, PHONE).await, "phone_failures");
+    assert_eq!(system.sandbox.messages_to(PHONE).len(), 4, "the stranger's network is locked");
+
+    system.connect_from("127.0.0.2");
+    let owner = system.start_verification(PHONE).await;
+    assert_eq!(system.sandbox.messages_to(PHONE).len(), 5, "the owner's SMS went out");
+    let reply = system.token(&owner, &system.code_for(PHONE)).await;
+    assert_eq!(reply.status, 200, "the owner verifies: {}", reply.text);
+}
+
+/// However many networks guess, a number takes at most `max_failures_per_phone_day` wrong codes
+/// a day; then nobody gets a code for it until the next UTC day.
+async fn wrong_codes_per_phone_are_capped_per_day_across_networks(store: StoreKind) {
+    let limits =
+        json!({ "max_wrong_codes": 2, "max_failures_per_phone": 4, "max_failures_per_phone_day": 6 });
+    let mut system = with_limits(store, limits).await;
+    // Four wrong codes lock the first network; two more from the second use up the day.
+    for (network, verifications) in [("127.0.0.1", 2), ("127.0.0.2", 1)] {
+        system.connect_from(network);
+        for _ in 0..verifications {
+            let guessed = system.start_verification(PHONE).await;
+            let code = system.code_for(PHONE);
+            assert_eq!(system.token(&guessed, &wrong(&code)).await.status, 400);
+            assert_eq!(system.token(&guessed, &wrong(&code)).await.status, 429);
+        }
+    }
+    let sent = system.sandbox.messages_to(PHONE).len();
+    assert_eq!(sent, 3);
+    for network in ["127.0.0.2", "127.0.0.3"] {
+        system.connect_from(network);
+        let retry_after = assert_limited(&start(&system, PHONE).await, "phone_daily_failures");
+        assert!(retry_after <= 86_400);
+    }
+    assert_eq!(system.sandbox.messages_to(PHONE).len(), sent, "no SMS after the cap");
+    assert_eq!(start(&system, "+447400123457").await.status, 200, "another number is not capped");
 }
 
 async fn a_verified_number_starts_counting_again(store: StoreKind) {

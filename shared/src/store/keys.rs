@@ -44,8 +44,12 @@ key_types! {
     VerificationKey;
     /// A session's key: the digest of its token.
     SessionKey;
-    /// A phone record's key, per client and phone: limits count the E.164 form.
+    /// A phone as one source network sees it, per client, phone (its E.164 form) and network
+    /// ([`crate::limits::ip_bucket`]): its record (current verification, consecutive wrong
+    /// codes) and its window and resend counters.
     PhoneKey;
+    /// A phone number across every network, per client: its sends and wrong codes of the day.
+    NumberKey;
     /// A fixed-window counter's key ([`crate::limits::WindowCount`]), without its window: it
     /// names its kind (`i#` source network, `c#` client, `g#` client and country, `r#` client and
     /// number range) and, for a sharded counter, its shard.
@@ -67,11 +71,19 @@ impl SessionKey {
 }
 
 impl PhoneKey {
+    /// `network` is `None` when the source address is unknown (all such requests are one network).
+    pub fn of(client_id: &str, e164: &str, network: Option<&str>) -> Self {
+        let network = network.unwrap_or("");
+        Self(crypto::digest("phone", &format!("{client_id}\0{e164}\0{network}")))
+    }
+}
+
+impl NumberKey {
     pub fn of(client_id: &str, e164: &str) -> Self {
-        Self(crypto::digest("phone", &format!("{client_id}\0{e164}")))
+        Self(crypto::digest("number", &format!("{client_id}\0{e164}")))
     }
 
-    /// A number spread evenly over phones, to pick a phone's shard of a sharded counter.
+    /// A number spread evenly over phone numbers, to pick a number's shard of a sharded counter.
     pub fn spread(&self) -> u64 {
         self.0.get(..16).and_then(|hex| u64::from_str_radix(hex, 16).ok()).unwrap_or(0)
     }
@@ -117,8 +129,16 @@ mod tests {
         let token = SessionToken::new("token-1");
         assert_eq!(SessionKey::of(&token).as_str(), crypto::digest("session", "token-1"));
         assert_eq!(
-            PhoneKey::of("client", "+15550100").as_str(),
-            crypto::digest("phone", "client\0+15550100")
+            PhoneKey::of("client", "+15550100", Some("192.0.2.1")).as_str(),
+            crypto::digest("phone", "client\0+15550100\x00192.0.2.1")
+        );
+        assert_ne!(
+            PhoneKey::of("client", "+15550100", None),
+            PhoneKey::of("client", "+15550100", Some("::/64"))
+        );
+        assert_eq!(
+            NumberKey::of("client", "+15550100").as_str(),
+            crypto::digest("number", "client\0+15550100")
         );
         assert_eq!(
             CounterKey::ip("client", "192.0.2.0/24").as_str(),

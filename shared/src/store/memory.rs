@@ -10,8 +10,9 @@ use std::{
 use async_trait::async_trait;
 
 use super::{
-    Claim, ClaimOutcome, CounterKey, LeaseId, PhoneKey, PhoneRecord, Progress, SendReservation, Session,
-    SessionKey, StateStore, StoreError, Verification, VerificationKey, judge_claim, judge_reservation,
+    Claim, ClaimOutcome, CounterKey, LeaseId, NumberKey, PhoneKey, PhoneRecord, Progress, SendReservation,
+    Session, SessionKey, StateStore, StoreError, Verification, VerificationKey, judge_claim,
+    judge_reservation,
 };
 use crate::limits::{DAY_SECS, PhoneCounters, RateLimited, window_index};
 
@@ -25,13 +26,21 @@ struct State {
     verifications: HashMap<VerificationKey, Verification>,
     sessions: HashMap<SessionKey, Session>,
     phones: HashMap<PhoneKey, Phone>,
+    /// Per (number, day number): its sends and its wrong codes of that day.
+    numbers: HashMap<(NumberKey, u64), NumberDay>,
     /// Window counts per (counter key, window number): (the window's end, the count).
     counts: HashMap<(CounterKey, u64), (u64, u32)>,
     /// The `now` of the last purge of expired items.
     purged_at: u64,
 }
 
-/// A phone record with its fixed windows as stored; [`Phone::counters`] reads it at a given time.
+#[derive(Clone, Copy, Debug, Default)]
+struct NumberDay {
+    sends: u32,
+    failures: u32,
+}
+
+/// A phone record with its fixed windows as stored; [`State::counters`] reads it at a given time.
 #[derive(Clone, Debug, Default)]
 struct Phone {
     current: Option<VerificationKey>,
@@ -44,17 +53,6 @@ struct Phone {
 }
 
 impl Phone {
-    fn counters(&self, window_secs: u64, now: u64) -> PhoneCounters {
-        let count_in = |(index, count): (u64, u32), current: u64| if index == current { count } else { 0 };
-        PhoneCounters {
-            window_sends: count_in(self.window, window_index(now, window_secs)),
-            day_sends: count_in(self.day, window_index(now, DAY_SECS)),
-            last_sent_at: self.last_sent_at,
-            failures: self.failures,
-            failures_reset_at: self.failures_reset_at,
-        }
-    }
-
     /// Keeps the record for a day after its last use (DynamoDB: the TTL of the phone item).
     fn touch(&mut self, now: u64) {
         self.expires_at = self.expires_at.max(now + DAY_SECS);
@@ -74,6 +72,29 @@ impl MemoryStore {
 }
 
 impl State {
+    /// The counters of `phone_key` and its number at `now`.
+    fn counters(
+        &self,
+        phone_key: &PhoneKey,
+        number_key: &NumberKey,
+        window_secs: u64,
+        now: u64,
+    ) -> PhoneCounters {
+        let count_in = |(index, count): (u64, u32), current: u64| if index == current { count } else { 0 };
+        let number =
+            self.numbers.get(&(number_key.clone(), window_index(now, DAY_SECS))).copied().unwrap_or_default();
+        let phone = self.phones.get(phone_key).cloned().unwrap_or_default();
+        PhoneCounters {
+            day_sends: number.sends,
+            day_failures: number.failures,
+            window_sends: count_in(phone.window, window_index(now, window_secs)),
+            network_day_sends: count_in(phone.day, window_index(now, DAY_SECS)),
+            last_sent_at: phone.last_sent_at,
+            failures: phone.failures,
+            failures_reset_at: phone.failures_reset_at,
+        }
+    }
+
     /// The verification, if the caller still holds its lease.
     fn leased(&mut self, key: &VerificationKey, lease_id: &LeaseId) -> Result<&mut Verification, StoreError> {
         self.verifications
@@ -96,6 +117,8 @@ impl State {
         self.sessions.retain(|_, s| s.expires_at > now);
         self.phones.retain(|_, p| p.expires_at > now);
         self.counts.retain(|_, (window_end, _)| *window_end > now);
+        let today = window_index(now, DAY_SECS);
+        self.numbers.retain(|(_, day), _| *day == today);
     }
 }
 
@@ -115,13 +138,19 @@ impl StateStore for MemoryStore {
             .collect();
         let counted: Vec<u32> =
             slots.iter().map(|slot| state.counts.get(slot).map_or(0, |(_, n)| *n)).collect();
-        let phone = state.phones.entry(reservation.phone_key.clone()).or_default();
-        let counters = phone.counters(reservation.limits.send_window_secs, now);
+        let window_secs = reservation.limits.send_window_secs;
+        let counters = state.counters(&reservation.phone_key, &reservation.number_key, window_secs, now);
         if let Err(limited) = judge_reservation(&counters, &counted, reservation) {
             return Ok(Err(limited));
         }
-        phone.window = (window_index(now, reservation.limits.send_window_secs), counters.window_sends + 1);
-        phone.day = (window_index(now, DAY_SECS), counters.day_sends + 1);
+        state
+            .numbers
+            .entry((reservation.number_key.clone(), window_index(now, DAY_SECS)))
+            .or_default()
+            .sends += 1;
+        let phone = state.phones.entry(reservation.phone_key.clone()).or_default();
+        phone.window = (window_index(now, window_secs), counters.window_sends + 1);
+        phone.day = (window_index(now, DAY_SECS), counters.network_day_sends + 1);
         phone.last_sent_at = Some(now);
         phone.touch(now);
         for (slot, count) in slots.into_iter().zip(&reservation.counts) {
@@ -147,12 +176,11 @@ impl StateStore for MemoryStore {
         claim: &Claim,
     ) -> Result<ClaimOutcome, StoreError> {
         let mut state = self.lock();
-        let phone =
-            state.verifications.get(key).and_then(|v| state.phones.get(&v.phone_key)).map(|p| PhoneRecord {
-                current: p.current.clone(),
-                // Only the failure count matters to a claim; windows do not.
-                counters: p.counters(DAY_SECS, claim.now),
-            });
+        let phone = state.verifications.get(key).map(|v| PhoneRecord {
+            current: state.phones.get(&v.phone_key).and_then(|p| p.current.clone()),
+            // Only the failure counts matter to a claim; windows do not.
+            counters: state.counters(&v.phone_key, &v.number_key(), DAY_SECS, claim.now),
+        });
         let stored = state.verifications.get_mut(key);
         if let Some(denied) = judge_claim(stored.as_deref(), phone.as_ref(), claim) {
             return Ok(denied);
@@ -178,6 +206,11 @@ impl StateStore for MemoryStore {
         };
         stored.lease = None;
         let attempts_left = stored.attempts_left();
+        state
+            .numbers
+            .entry((verification.number_key(), window_index(now, DAY_SECS)))
+            .or_default()
+            .failures += 1;
         let phone = state.phones.entry(verification.phone_key.clone()).or_default();
         phone.failures = if phone.failures_reset_at > now { phone.failures + 1 } else { 1 };
         phone.failures_reset_at = now + DAY_SECS;

@@ -4,8 +4,10 @@
 //! - a [`Verification`]: one pending `/sms/auth` → `/sms/token` flow, keyed by the digest of its
 //!   `auth_req_id`;
 //! - a [`Session`]: a verified phone, keyed by the digest of its session token;
-//! - a phone record, per client and phone: send counters, consecutive wrong codes, and which
-//!   verification is the phone's current one (a new start replaces the old);
+//! - a phone record, per client, phone and source network: send counters, consecutive wrong
+//!   codes, and which verification is the phone's current one (a new start from the network
+//!   replaces the older); and per client and number, across networks, its sends and wrong codes
+//!   of the day;
 //! - fixed-window counters a send counts on besides its phone's: starts per source network and
 //!   hour, sends per client and day, per client and country and hour, per number range and hour.
 //!
@@ -25,14 +27,14 @@ use serde_json::{Map, Value};
 use crate::{
     crypto,
     limits::{
-        DAY_SECS, HOUR_SECS, Limit, Limits, PhoneCounters, RateLimited, WindowCount, judge_send,
-        number_range, shard,
+        DAY_SECS, HOUR_SECS, Limit, Limits, PhoneCounters, RateLimited, WindowCount, judge_failures,
+        judge_send, number_range, shard,
     },
     phone::PhoneNumber,
 };
 
 pub use dynamo::DynamoStore;
-pub use keys::{CounterKey, LeaseId, PhoneKey, SessionKey, VerificationKey};
+pub use keys::{CounterKey, LeaseId, NumberKey, PhoneKey, SessionKey, VerificationKey};
 pub use memory::MemoryStore;
 pub use timed::Timed;
 
@@ -65,7 +67,8 @@ pub struct Verification {
     pub server_id: String,
     /// E.164; kept for the session, never logged in full.
     pub phone: String,
-    /// The phone record this verification counts against.
+    /// The phone record this verification counts against: the phone as the network it was
+    /// started from sees it.
     pub phone_key: PhoneKey,
     /// Started for a configured test number: no upstream, a fixed code.
     pub test: bool,
@@ -79,6 +82,11 @@ pub struct Verification {
 }
 
 impl Verification {
+    /// The number across networks, whose wrong codes of the day this verification's count too.
+    pub fn number_key(&self) -> NumberKey {
+        NumberKey::of(&self.client_id, &self.phone)
+    }
+
     pub fn attempts_left(&self) -> u32 {
         self.max_wrong_codes.saturating_sub(self.wrong_codes)
     }
@@ -104,8 +112,8 @@ pub struct Claim {
     pub nonce_digest: String,
     pub lease: Lease,
     pub now: u64,
-    /// The client's limit of consecutive wrong codes per phone.
-    pub max_failures_per_phone: u32,
+    /// The client's limits (those of wrong codes per phone apply to a claim).
+    pub limits: Limits,
 }
 
 /// A phone record as it stands at some `now`.
@@ -120,6 +128,7 @@ pub struct PhoneRecord {
 #[derive(Clone, Debug)]
 pub struct SendReservation {
     pub phone_key: PhoneKey,
+    pub number_key: NumberKey,
     /// In the order they are judged: the client's day, its country's hour, the number range's
     /// hour, then (with a source network) the network's starts.
     pub counts: Vec<WindowCount<CounterKey>>,
@@ -137,8 +146,9 @@ impl SendReservation {
         limits: &Limits,
         now: u64,
     ) -> Self {
-        let phone_key = PhoneKey::of(client_id, phone.e164());
-        let pick = phone_key.spread();
+        let phone_key = PhoneKey::of(client_id, phone.e164(), network);
+        let number_key = NumberKey::of(client_id, phone.e164());
+        let pick = number_key.spread();
         let (client_shard, client_share) = shard(limits.sends_per_client_day, pick);
         let (country_shard, country_share) = shard(limits.sends_per_country_hour, pick);
         let region = phone.region().unwrap_or(GLOBAL_REGION);
@@ -166,7 +176,7 @@ impl SendReservation {
                 limits.starts_per_ip_hour,
             ));
         }
-        Self { phone_key, counts, limits: limits.clone(), now }
+        Self { phone_key, number_key, counts, limits: limits.clone(), now }
     }
 }
 
@@ -185,8 +195,8 @@ pub enum ClaimOutcome {
     Busy { retry_after: u64 },
     /// No wrong-code attempts left.
     Exhausted,
-    /// Too many consecutive wrong codes for this phone.
-    PhoneLocked { retry_after: u64 },
+    /// Too many wrong codes for this phone: in a row from its network, or today.
+    PhoneLocked(RateLimited),
 }
 
 /// The one rule for claims, shared by every store: `None` grants the claim. `phone` is the
@@ -212,8 +222,8 @@ pub fn judge_claim(
         return Some(ClaimOutcome::Exhausted);
     }
     let counters = phone.map(|p| &p.counters).cloned().unwrap_or_default();
-    if counters.live_failures(claim.now) >= claim.max_failures_per_phone {
-        return Some(ClaimOutcome::PhoneLocked { retry_after: counters.failures_reset_at - claim.now });
+    if let Err(limited) = judge_failures(&counters, &claim.limits, claim.now) {
+        return Some(ClaimOutcome::PhoneLocked(limited));
     }
     match &v.lease {
         Some(lease) if lease.until > claim.now => {
@@ -269,8 +279,8 @@ pub trait StateStore: Send + Sync {
     ) -> Result<ClaimOutcome, StoreError>;
 
     /// Under the caller's lease: counts one wrong code (or, when `ends_verification`, uses up all
-    /// attempts), counts a failure for the phone (they reset a day after the last), and releases
-    /// the lease. Returns the attempts left. Never counts past the limit.
+    /// attempts), counts a failure for the phone (they reset a day after the last) and one for
+    /// its number's day, and releases the lease. Returns the attempts left. Never counts past the limit.
     async fn record_wrong_code(
         &self,
         verification: &Verification,

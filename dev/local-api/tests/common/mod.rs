@@ -202,6 +202,13 @@ impl System {
         Self { sandbox, base, http: reqwest::Client::new(), dynamo: None, clock, _stop: stop }
     }
 
+    /// Makes the following requests from `ip`, a loopback address: to the limits, every source
+    /// address is its own network (`local-api` takes it from the connection, as API Gateway does).
+    pub fn connect_from(&mut self, ip: &str) {
+        let ip: std::net::IpAddr = ip.parse().expect("an IP address");
+        self.http = reqwest::Client::builder().local_address(ip).build().expect("an HTTP client");
+    }
+
     pub async fn post_raw(&self, path: &str, content_type: &str, body: impl Into<reqwest::Body>) -> Reply {
         let response = self
             .http

@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 
 use crate::limits::PhoneCounters;
 use crate::store::{
-    CounterKey, Lease, LeaseId, PhoneKey, PhoneRecord, Progress, Session, SessionKey, StoreError,
+    CounterKey, Lease, LeaseId, NumberKey, PhoneKey, PhoneRecord, Progress, Session, SessionKey, StoreError,
     Verification, VerificationKey,
 };
 
@@ -19,6 +19,7 @@ pub(super) const TTL_ATTRIBUTE: &str = "expires_at";
 const VERIFICATION_PREFIX: &str = "v#";
 const SESSION_PREFIX: &str = "s#";
 const PHONE_PREFIX: &str = "p#";
+const NUMBER_PREFIX: &str = "n#";
 
 pub(super) fn verification_pk(key: &VerificationKey) -> String {
     format!("{VERIFICATION_PREFIX}{}", key.as_str())
@@ -38,6 +39,10 @@ pub(super) fn window_pk(phone_key: &PhoneKey, window_secs: u64, window: u64) -> 
 
 pub(super) fn day_pk(phone_key: &PhoneKey, day: u64) -> String {
     format!("{PHONE_PREFIX}{}#d#{day}", phone_key.as_str())
+}
+
+pub(super) fn number_day_pk(number_key: &NumberKey, day: u64) -> String {
+    format!("{NUMBER_PREFIX}{}#d#{day}", number_key.as_str())
 }
 
 /// A window count's item: its key names its kind (`i#`, `c#`, `g#`, `r#`; see [`CounterKey`]).

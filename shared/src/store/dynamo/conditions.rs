@@ -2,11 +2,13 @@
 //! docs (its table of methods and the list of conditions below it). What to do when a condition
 //! fails is the parent module's.
 
-use super::codec::{count_pk, day_pk, n, new_rev, phone_pk, s, session_item, verification_pk, window_pk};
+use super::codec::{
+    count_pk, day_pk, n, new_rev, number_day_pk, phone_pk, s, session_item, verification_pk, window_pk,
+};
 use super::transact::Op;
 use crate::limits::{DAY_SECS, HOUR_SECS, Limits, window_index};
 use crate::store::{
-    Claim, LeaseId, PhoneKey, SendReservation, Session, StoreError, Verification, VerificationKey,
+    Claim, LeaseId, NumberKey, PhoneKey, SendReservation, Session, StoreError, Verification, VerificationKey,
 };
 
 /// How long a counter outlives its window, so a slightly late clock still finds it.
@@ -17,7 +19,7 @@ const NOT_LOCKED: &str = "attribute_not_exists(failures) OR attribute_not_exists
                           OR failures < :max_failures OR failures_reset_at <= :now";
 
 /// `reserve_send`: the reservation's window counts, the phone unlocked, its window and its day,
-/// in this order.
+/// its number's day, in this order.
 pub(super) fn reservation_ops(reservation: &SendReservation) -> Vec<Op> {
     let (limits, now) = (&reservation.limits, reservation.now);
     let phone_key = &reservation.phone_key;
@@ -39,7 +41,24 @@ pub(super) fn reservation_ops(reservation: &SendReservation) -> Vec<Op> {
         limits.send_window_secs,
     ));
     ops.push(day_op(phone_key, limits, now));
+    let day = window_index(now, DAY_SECS);
+    ops.push(
+        counter_op(number_day_pk(&reservation.number_key, day), limits.sends_per_phone_day, day, DAY_SECS)
+            .when(format!("(attribute_not_exists(n) OR n < :max) AND ({BELOW_DAILY_FAILURES})"))
+            .value(":max_failures_day", n(limits.max_failures_per_phone_day)),
+    );
     ops
+}
+
+/// A number's wrong codes of the day are below the daily cap (`:max_failures_day`).
+const BELOW_DAILY_FAILURES: &str = "attribute_not_exists(failures) OR failures < :max_failures_day";
+
+/// `record_wrong_code`'s count of one more wrong code in the number's day.
+pub(super) fn number_failure_op(number_key: &NumberKey, now: u64) -> Op {
+    let day = window_index(now, DAY_SECS);
+    Op::update(number_day_pk(number_key, day), "ADD failures :one SET expires_at = :expires")
+        .value(":one", n(1))
+        .value(":expires", n((day + 1) * DAY_SECS + COUNTER_TTL_MARGIN_SECS))
 }
 
 /// `put_verification`'s update of the phone record: the verification becomes its current one,
@@ -57,14 +76,19 @@ pub(super) fn current_op(verification: &Verification, extend: bool) -> Op {
         .value(":expires", n(expires))
 }
 
-/// `claim_verification`: the phone record still names `key` current and is unlocked, and the
-/// verification is still the revision `rev` that was read; then it takes the claim's lease.
-pub(super) fn claim_ops(key: &VerificationKey, phone_key: &PhoneKey, rev: String, claim: &Claim) -> Vec<Op> {
+/// `claim_verification`: the phone record still names `key` current and is unlocked, its number's
+/// wrong codes of the day are below the cap, and the verification is still the revision `rev` that
+/// was read; then it takes the claim's lease.
+pub(super) fn claim_ops(verification: &Verification, rev: String, claim: &Claim) -> Vec<Op> {
+    let (key, phone_key) = (&verification.key, &verification.phone_key);
     let phone = Op::check(phone_pk(phone_key), format!("#current = :key AND ({NOT_LOCKED})"))
         .name("#current", "current")
         .value(":key", s(key.as_str()))
-        .value(":max_failures", n(claim.max_failures_per_phone))
+        .value(":max_failures", n(claim.limits.max_failures_per_phone))
         .value(":now", n(claim.now));
+    let day = window_index(claim.now, DAY_SECS);
+    let number = Op::check(number_day_pk(&verification.number_key(), day), BELOW_DAILY_FAILURES)
+        .value(":max_failures_day", n(claim.limits.max_failures_per_phone_day));
     let lease = Op::update(
         verification_pk(key),
         "SET lease_id = :lease_id, lease_until = :lease_until, rev = :new_rev",
@@ -74,7 +98,7 @@ pub(super) fn claim_ops(key: &VerificationKey, phone_key: &PhoneKey, rev: String
     .value(":lease_until", n(claim.lease.until))
     .value(":new_rev", new_rev())
     .value(":rev", s(rev));
-    vec![phone, lease]
+    vec![phone, number, lease]
 }
 
 /// `record_wrong_code`'s update of the verification under `lease_id`: one more wrong code than

@@ -12,6 +12,7 @@
 //! | `p#{phone_key}`                  | a phone: current verification, failures | ≥ 1 day after its use |
 //! | `p#{phone_key}#w{secs}#{window}` | sends to the phone in one window        | window's end + 1 h    |
 //! | `p#{phone_key}#d#{day}`          | sends to the phone in one UTC day       | day's end + 1 h       |
+//! | `n#{number_key}#d#{day}`         | the number's sends and wrong codes, day | day's end + 1 h       |
 //! | `i#{ip}#{hour}`                  | starts from a source network in an hour | hour's end + 1 h      |
 //! | `c#{client}#{shard}#{day}`       | one share of a client's sends in a day  | day's end + 1 h       |
 //! | `g#{country}#{shard}#{hour}`     | one share of sends to a country         | hour's end + 1 h      |
@@ -24,12 +25,12 @@
 //! |-------------------------|---------------------------------------------------------|--------------------|
 //! | `reserve_send`          | TWI: Update `c#`, `g#`, `r#` and `i#`¹ ADD n,           | count; unlocked;   |
 //! |                         | ConditionCheck `p#`, Update `p#…#w` ADD n, Update       | window; day        |
-//! |                         | `p#…#d` ADD n SET last_sent_at                          |                    |
+//! |                         | `p#…#d` ADD n SET last_sent_at, Update `n#` ADD n       | number             |
 //! | `put_verification`      | TWI: Put `v#`, Update `p#` SET current                  | none²              |
 //! | `claim_verification`    | GetItem `v#` (consistent), then TWI: ConditionCheck     | current, unlocked; |
-//! |                         | `p#`, Update `v#` SET lease                             | rev                |
+//! |                         | `p#`, ConditionCheck `n#`, Update `v#` SET lease        | guessable; rev     |
 //! | `record_wrong_code`     | TWI: Update `v#` SET wrong_codes REMOVE lease, Update   | lease, counted;    |
-//! |                         | `p#` SET failures                                       | live³              |
+//! |                         | `p#` SET failures, Update `n#` ADD failures             | live³; none        |
 //! | `release_verification`  | UpdateItem `v#` SET stage REMOVE lease                  | lease              |
 //! | `discard_verification`  | DeleteItem `v#`                                         | lease              |
 //! | `complete_verification` | TWI: Delete `v#`, Put `s#`, Update `p#` failures = 0    | lease; new `s#`    |
@@ -45,6 +46,9 @@
 //! - count: `attribute_not_exists(n) OR n < :max`, each window count's cap (`sends_per_client_day`,
 //!   `sends_per_country_hour`, `sends_per_range_hour`, `starts_per_ip_hour`; a shard's share).
 //!   ¹ `i#` only with a source network.
+//! - number: `attribute_not_exists(n) OR n < :max` (`sends_per_phone_day`, from all networks) AND
+//!   guessable. guessable: `attribute_not_exists(failures) OR failures < :max_failures_day`
+//!   (`max_failures_per_phone_day`, the number's wrong codes of the day from all networks).
 //! - unlocked: `attribute_not_exists(failures) OR attribute_not_exists(failures_reset_at) OR
 //!   failures < :max_failures OR failures_reset_at <= :now`.
 //! - window: `attribute_not_exists(n) OR n < :max` (`sends_per_phone_window`).
@@ -84,7 +88,7 @@
 //! `lease_until` (N) while leased; `rev` (S). Session: `flow_id`, `client_id`, `server_id`, `phone`
 //! (S); `userinfo` (S, a JSON object); `verified_at`, `expires_at` (N). Phone: `current` (S, a
 //! verification key); `failures`, `failures_reset_at`, `expires_at` (N). Counters: `n`,
-//! `expires_at` (N); the day's also `last_sent_at` (N). A verification or session item that lacks
+//! `expires_at` (N); the phone's day also `last_sent_at`, the number's day also `failures` (N). A verification or session item that lacks
 //! one of its attributes (but the lease's and the sealed token) is unreadable.
 //!
 //! DynamoDB deletes expired items lazily (up to days later), so reads and claims treat
@@ -118,16 +122,18 @@ use aws_sdk_dynamodb::{
 };
 
 use self::codec::{
-    Attributes, Item, PK, TTL_ATTRIBUTE, new_rev, parse_phone, parse_session, parse_verification, phone_pk,
-    progress_attributes, s, session_pk, verification_item, verification_pk,
+    Attributes, Item, PK, TTL_ATTRIBUTE, new_rev, number_day_pk, parse_phone, parse_session,
+    parse_verification, phone_pk, progress_attributes, s, session_pk, verification_item, verification_pk,
 };
-use self::conditions::{claim_ops, complete_ops, current_op, failure_op, reservation_ops, wrong_code_op};
+use self::conditions::{
+    claim_ops, complete_ops, current_op, failure_op, number_failure_op, reservation_ops, wrong_code_op,
+};
 use self::transact::{Check, Conflict, Op, Transacted, send_retrying_conflicts};
 use super::{
     Claim, ClaimOutcome, LeaseId, PhoneRecord, Progress, SendReservation, Session, SessionKey, StateStore,
     StoreError, Verification, VerificationKey, judge_claim, judge_reservation,
 };
-use crate::limits::{DAY_SECS, PhoneCounters, RateLimited};
+use crate::limits::{DAY_SECS, PhoneCounters, RateLimited, window_index};
 use crate::startup::StartupError;
 use crate::timings;
 
@@ -333,7 +339,13 @@ impl DynamoStore {
             Some(ClaimOutcome::NotFound) => Ok(Some(ClaimOutcome::NotFound)),
             Some(_) => {
                 let phone = self.get(phone_pk(&stored.phone_key)).await?;
-                let phone = phone.as_ref().map(parse_phone).transpose()?;
+                let mut phone = phone.as_ref().map(parse_phone).transpose()?;
+                if let Some(phone) = &mut phone {
+                    let number_day = self
+                        .get(number_day_pk(&stored.number_key(), window_index(claim.now, DAY_SECS)))
+                        .await?;
+                    phone.counters.day_failures = number_day_failures(number_day.as_ref())?;
+                }
                 let outcome = judge_claim(Some(stored), phone.as_ref(), claim);
                 Ok(Some(outcome.unwrap_or(ClaimOutcome::Busy { retry_after: 1 })))
             }
@@ -386,7 +398,7 @@ impl StateStore for DynamoStore {
             if let Some(denied) = self.judge_before_claiming(&stored, claim).await? {
                 return Ok(denied);
             }
-            let checks = match self.try_transact(claim_ops(key, &stored.phone_key, rev, claim)).await? {
+            let checks = match self.try_transact(claim_ops(&stored, rev, claim)).await? {
                 // Other calls are writing this verification or its phone right now.
                 None => return Ok(ClaimOutcome::Busy { retry_after: 1 }),
                 Some(Transacted::Written) => {
@@ -421,7 +433,8 @@ impl StateStore for DynamoStore {
             let ends = ends_verification || seen >= max;
             let counted = wrong_code_op(&verification.key, lease_id, seen, max, ends);
             let failure = failure_op(&verification.phone_key, now, restart, extend);
-            let checks = match self.transact(vec![counted, failure]).await? {
+            let number = number_failure_op(&verification.number_key(), now);
+            let checks = match self.transact(vec![counted, failure, number]).await? {
                 Transacted::Written => return Ok(if ends { 0 } else { max - (seen + 1) }),
                 Transacted::Refused(checks) => checks,
             };
@@ -551,6 +564,11 @@ pub(super) fn charge<'a>(units: Units, consumed: impl IntoIterator<Item = &'a Co
     }
 }
 
+/// The wrong codes a number's day item counts (none without the item).
+fn number_day_failures(item: Option<&Item>) -> Result<u32, StoreError> {
+    Ok(item.map(|item| Attributes(item).optional_number("failures")).transpose()?.flatten().unwrap_or(0))
+}
+
 /// A phone record that lets `verification` be claimed: it is current, and nothing is locked.
 fn allowing_phone(verification: &Verification) -> PhoneRecord {
     PhoneRecord { current: Some(verification.key.clone()), counters: PhoneCounters::default() }
@@ -565,10 +583,13 @@ fn judge_refused_claim(
     claim: &Claim,
 ) -> Result<Option<ClaimOutcome>, StoreError> {
     let mut checks = checks.into_iter();
-    let phone = match checks.next() {
+    let mut phone = match checks.next() {
         Some(Check::Failed(item)) => item.as_ref().map(parse_phone).transpose()?,
         _ => Some(allowing_phone(&stored)),
     };
+    if let (Some(phone), Some(Check::Failed(number_day))) = (&mut phone, checks.next()) {
+        phone.counters.day_failures = number_day_failures(number_day.as_ref())?;
+    }
     let verification = match checks.next() {
         Some(Check::Failed(item)) => {
             item.as_ref().map(|item| parse_verification(&stored.key, item)).transpose()?
@@ -590,11 +611,13 @@ fn refused_reservation(checks: Vec<Check>, counts: usize) -> Result<(PhoneCounte
     let counted = (0..counts)
         .map(|_| Attributes(&next_failed()).optional_number("n").map(Option::unwrap_or_default))
         .collect::<Result<Vec<u32>, _>>()?;
-    let (phone, window, day) = (next_failed(), next_failed(), next_failed());
+    let (phone, window, day, number) = (next_failed(), next_failed(), next_failed(), next_failed());
     let (phone, window, day) = (Attributes(&phone), Attributes(&window), Attributes(&day));
     let counters = PhoneCounters {
+        day_sends: Attributes(&number).optional_number("n")?.unwrap_or(0),
+        day_failures: number_day_failures(Some(&number))?,
         window_sends: window.optional_number("n")?.unwrap_or(0),
-        day_sends: day.optional_number("n")?.unwrap_or(0),
+        network_day_sends: day.optional_number("n")?.unwrap_or(0),
         last_sent_at: day.optional_number("last_sent_at")?,
         failures: phone.optional_number("failures")?.unwrap_or(0),
         failures_reset_at: phone.optional_number("failures_reset_at")?.unwrap_or(0),
