@@ -453,7 +453,7 @@ function onSendError(err, phone, resend) {
         wait(`Too many codes were sent to this number. ${later}`);
       } else if (limit === 'ip_hourly_starts') {
         wait(`Too many verifications were started from your network. ${later}`);
-      } else if (limit === 'client_daily_sends' || limit === 'country_hourly_sends' || limit === 'range_hourly_sends') {
+      } else if (limit === 'client_daily_sends' || limit === 'country_hourly_sends' || limit === 'range_hourly_sends' || limit === 'country_paused') {
         wait(`The service is sending too many codes right now. ${later}`);
       } else if (limit === 'phone_failures' || limit === 'phone_daily_failures') {
         wait(`Too many wrong codes were entered for this number. ${later}`);

@@ -11,11 +11,13 @@ use std::{collections::HashSet, env, fs, path::Path, time::Duration};
 use reqwest::Url;
 use serde::Deserialize;
 
-use crate::{limits::RawLimits, phone::LoginHintFormat, secret::ClientSecret};
+use crate::{fraud_guard::RawFraudGuard, limits::RawLimits, phone::LoginHintFormat, secret::ClientSecret};
 
 mod clients;
 
-use clients::{ClientDefaults, RawClient, validate_default_limits, validate_sms_clients};
+use clients::{
+    ClientDefaults, RawClient, validate_default_fraud_guard, validate_default_limits, validate_sms_clients,
+};
 pub use clients::{SmsClient, TestNumber};
 
 /// The only `user_flow` allowed to use the SMS endpoints.
@@ -155,6 +157,9 @@ struct RawConfig {
     /// Defaults for every client's limits (see [`crate::limits`]).
     #[serde(default)]
     limits: RawLimits,
+    /// Defaults for every client's conversion breaker (see [`crate::fraud_guard`]).
+    #[serde(default)]
+    fraud_guard: RawFraudGuard,
     /// Test numbers are refused unless this is set: production configs leave it off.
     #[serde(default)]
     test_numbers_enabled: bool,
@@ -266,6 +271,7 @@ impl RawConfig {
             client_id: self.client_id,
             client_secret: secret_override.or(self.client_secret),
             limits: validate_default_limits(&self.limits, &mut problems),
+            fraud_guard: validate_default_fraud_guard(&self.fraud_guard, &mut problems),
             test_numbers_enabled: self.test_numbers_enabled,
             secrets,
         };

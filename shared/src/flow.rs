@@ -33,15 +33,17 @@ use crate::{
     ciba::{AuthStarted, DEFAULT_POLL_INTERVAL_SECS, UpstreamError, UserInfo},
     config::{AuthServer, FALLBACK_SCOPE, MAX_VERIFICATION_TTL_SECS, SmsClient},
     crypto,
+    fraud_guard::PauseStarted,
     limits::{RateLimited, ip_bucket},
     phone::{self, NumberRefused, NumberType, PhoneNumber},
     secret::{AccessToken, AuthReqId, Nonce, OtpCode, SessionToken},
     store::{
-        Claim, ClaimOutcome, Lease, LeaseId, Progress, SendReservation, Session, SessionKey, StoreError,
-        Verification, VerificationKey,
+        Claim, ClaimOutcome, GLOBAL_REGION, Lease, LeaseId, Progress, SendReservation, Session, SessionKey,
+        StoreError, Verification, VerificationKey,
     },
 };
 
+mod guard;
 /// Seconds a lease outlives the token budget, so a slow last step still finishes under it.
 const LEASE_MARGIN_SECS: u64 = 5;
 
@@ -111,6 +113,9 @@ pub struct Facts {
     pub country_code: Option<u16>,
     /// The phone's number type by libphonenumber (`mobile`, `premium_rate`, …).
     pub number_type: Option<&'static str>,
+    /// The phone's region (`GB`; `001` for the global-service codes): what the country caps and
+    /// the fraud guard count by.
+    pub region: Option<String>,
     /// A keyed digest of the caller's network (see [`crypto::source_key`]).
     pub source: Option<String>,
     /// Set for a configured test number.
@@ -119,6 +124,8 @@ pub struct Facts {
     pub upstream_status: Option<u16>,
     /// Attempts left after a wrong code.
     pub attempts_left: Option<u32>,
+    /// A pause of the fraud guard this request's SMS started.
+    pub pause_started: Option<PauseStarted>,
 }
 
 #[derive(Debug, Clone)]
@@ -194,6 +201,7 @@ async fn run_start(app: &App, request: StartRequest, facts: &mut Facts) -> Resul
     facts.phone_masked = Some(phone.masked());
     facts.country_code = Some(phone.country_code());
     facts.number_type = Some(phone::number_type_name(phone.number_type()));
+    facts.region = Some(phone.region().unwrap_or(GLOBAL_REGION).to_owned());
     let test_number = client.test_numbers.iter().any(|t| t.phone == phone.e164());
     // A configured test number sends nothing; every other number must be one the client pays for.
     if !test_number {
@@ -244,7 +252,17 @@ async fn run_start(app: &App, request: StartRequest, facts: &mut Facts) -> Resul
         progress: Progress::AwaitingCode,
         lease: None,
     };
-    app.store.put_verification(&verification).await?;
+    // The SMS has left: it counts for the fraud guard whether or not the put succeeds, and the
+    // two writes are independent, so they go together.
+    let mut pause_started = Facts::default();
+    let counted = async {
+        if !test_number {
+            guard::after_send(app.store.as_ref(), client.guarded(), &phone, now, &mut pause_started).await;
+        }
+    };
+    let put = tokio::join!(app.store.put_verification(&verification), counted).0;
+    facts.pause_started = pause_started.pause_started;
+    put?;
 
     Ok(Started { auth_server: server.into(), auth_req_id, nonce, flow_id })
 }
@@ -335,6 +353,9 @@ async fn run_complete(app: &App, request: CompleteRequest, facts: &mut Facts) ->
     };
     if let Err(err) = app.store.complete_verification(&verification, &lease.id, &session).await {
         return Err(attempt.completion_failed(auth_req_id, err).await);
+    }
+    if !verification.test {
+        guard::after_verified(app.store.as_ref(), client.guarded(), &verification).await;
     }
 
     Ok(Verified { auth_server: server.into(), claims, session_token, session_ttl_secs })

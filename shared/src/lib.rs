@@ -6,8 +6,8 @@
 //! the edge, [`error`] turns a `FlowError` into the one error shape (its [`error::ErrorCode`] is
 //! the only list of codes) and [`telemetry`] writes the request's one line, with the time the
 //! adapters charged to it ([`timings`]). [`config`] is loaded once at cold start into an [`App`]
-//! (with its [`clock`]); [`secret`], [`crypto`], [`phone`], [`limits`] and [`redact`] are the
-//! small pieces those use.
+//! (with its [`clock`]); [`secret`], [`crypto`], [`phone`], [`limits`], [`fraud_guard`] and
+//! [`redact`] are the small pieces those use.
 
 pub mod api;
 pub mod app;
@@ -18,6 +18,7 @@ pub mod config;
 pub mod crypto;
 pub mod error;
 pub mod flow;
+pub mod fraud_guard;
 pub mod limits;
 pub mod metrics;
 pub mod outcome;

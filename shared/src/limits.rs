@@ -160,9 +160,24 @@ pub enum Limit {
     ClientDaily,
     CountryHourly,
     RangeHourly,
+    CountryPaused,
 }
 
 impl Limit {
+    /// Every limit, for what lists them (the query test, the docs' checks).
+    pub const ALL: [Self; 10] = [
+        Self::PhoneLocked,
+        Self::PhoneDailyFailures,
+        Self::PhoneDaily,
+        Self::PhoneWindow,
+        Self::ResendDelay,
+        Self::IpHourly,
+        Self::ClientDaily,
+        Self::CountryHourly,
+        Self::RangeHourly,
+        Self::CountryPaused,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             Self::PhoneLocked => "phone_failures",
@@ -174,6 +189,7 @@ impl Limit {
             Self::ClientDaily => "client_daily_sends",
             Self::CountryHourly => "country_hourly_sends",
             Self::RangeHourly => "range_hourly_sends",
+            Self::CountryPaused => "country_paused",
         }
     }
 }
@@ -270,10 +286,21 @@ pub struct WindowCount<K> {
     pub max: u32,
 }
 
+/// What a window count's item holds in the current window.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counted {
+    pub n: u32,
+    /// Set by the fraud guard on a country's counts (the only counts it pauses).
+    pub paused_until: Option<u64>,
+}
+
 impl<K> WindowCount<K> {
-    /// May one more be counted, with `count` counted in the current window?
-    pub fn judge(&self, count: u32, now: u64) -> Result<(), RateLimited> {
-        if count >= self.max {
+    /// May one more be counted, with `counted` in the current window?
+    pub fn judge(&self, counted: Counted, now: u64) -> Result<(), RateLimited> {
+        if let Some(until) = counted.paused_until.filter(|until| *until > now) {
+            return Err(RateLimited::new(Limit::CountryPaused, until - now));
+        }
+        if counted.n >= self.max {
             let window_end = (window_index(now, self.window_secs) + 1) * self.window_secs;
             return Err(RateLimited::new(self.limit, window_end - now));
         }
@@ -397,10 +424,36 @@ mod tests {
     #[test]
     fn window_counts_refuse_at_their_cap_until_the_window_ends() {
         let count = WindowCount { limit: Limit::IpHourly, key: (), window_secs: HOUR_SECS, max: 50 };
-        assert_eq!(count.judge(49, NOW), Ok(()));
-        let limited = count.judge(50, NOW).unwrap_err();
+        let counted = |n| Counted { n, paused_until: None };
+        assert_eq!(count.judge(counted(49), NOW), Ok(()));
+        let paused = Counted { n: 0, paused_until: Some(NOW + 5) };
+        assert_eq!(count.judge(paused, NOW), Err(RateLimited::new(Limit::CountryPaused, 5)));
+        assert_eq!(
+            count.judge(Counted { paused_until: Some(NOW), ..paused }, NOW),
+            Ok(()),
+            "the pause is over"
+        );
+        let limited = count.judge(counted(50), NOW).unwrap_err();
         assert_eq!(limited.limit, Limit::IpHourly);
         assert_eq!(limited.retry_after, HOUR_SECS - NOW % HOUR_SECS);
+    }
+
+    /// Apps and operators act on `data.limit`: the README's field table and the OpenAPI contract
+    /// name every one.
+    #[test]
+    fn every_limit_is_documented() {
+        let readme = include_str!("../../README.md");
+        let row = readme.lines().find(|l| l.starts_with("| `limit` |")).expect("the README's `limit` row");
+        let openapi = include_str!("../../openapi.yaml");
+        let names: std::collections::BTreeSet<_> = Limit::ALL.iter().map(|l| l.name()).collect();
+        assert_eq!(names.len(), Limit::ALL.len(), "listed once each");
+        for name in names {
+            assert!(row.contains(&format!("`{name}`")), "README: {name}");
+            assert!(
+                openapi.matches(&format!("`{name}`")).count() >= 2,
+                "openapi.yaml (the 429 and data.limit): {name}"
+            );
+        }
     }
 
     #[test]

@@ -80,13 +80,41 @@ pub fn request_metrics(
     line
 }
 
+/// The EMF document for one pause of the fraud guard ([`crate::fraud_guard`]): `FraudGuardPauses`
+/// (Count) by endpoint. The country is in the WARN line beside it, not a dimension: dimensions
+/// stay bounded.
+pub fn pause_metrics(namespace: &str, timestamp_ms: u128) -> Value {
+    json!({
+        "Endpoint": "sms_auth",
+        "FraudGuardPauses": 1,
+        "_aws": {
+            "Timestamp": timestamp_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": namespace,
+                "Dimensions": [["Endpoint"]],
+                "Metrics": [{ "Name": "FraudGuardPauses", "Unit": "Count" }],
+            }]
+        }
+    })
+}
+
+/// Prints one pause's metrics line, when enabled.
+pub fn record_pause() {
+    if ENABLED.load(Ordering::Relaxed) {
+        println!("{}", pause_metrics(namespace(), now_ms()));
+    }
+}
+
+fn now_ms() -> u128 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis())
+}
+
 /// Prints one request's metrics line, when enabled.
 pub fn record_request(endpoint: &str, outcome: &str, duration_ms: f64, timings: &Timings) {
     if !ENABLED.load(Ordering::Relaxed) {
         return;
     }
-    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
-    println!("{}", request_metrics(namespace(), endpoint, outcome, duration_ms, timings, now_ms));
+    println!("{}", request_metrics(namespace(), endpoint, outcome, duration_ms, timings, now_ms()));
 }
 
 #[cfg(test)]

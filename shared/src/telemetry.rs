@@ -94,6 +94,7 @@ impl RequestLog {
             phone = facts.phone_masked.as_deref(),
             country_code = facts.country_code,
             number_type = facts.number_type,
+            region = facts.region.as_deref(),
             source = facts.source.as_deref(),
             limit,
             test_number = facts.test_number.then_some(true),
@@ -112,6 +113,19 @@ impl RequestLog {
             upstream_userinfo_ms = t.upstream_userinfo_ms.map(round_ms),
         );
         crate::metrics::record_request(self.endpoint, outcome, duration_ms, timings);
+        if let Some(pause) = &facts.pause_started {
+            tracing::warn!(
+                event = "fraud_guard_country_paused",
+                endpoint = self.endpoint,
+                client_id = facts.client_id.as_deref(),
+                country = pause.region,
+                sends = pause.conversion.sends,
+                verified = pause.conversion.verified,
+                min_conversion = pause.min_conversion,
+                until = pause.until,
+            );
+            crate::metrics::record_pause();
+        }
     }
 
     /// Logs a `/sms/log` request: the client's (already sanitised) data as one `sms_client_log`

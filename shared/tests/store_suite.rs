@@ -15,13 +15,14 @@ use std::{
 use serde_json::{Map, json};
 use shared::{
     clock::now_epoch_secs,
+    fraud_guard::Conversion,
     limits::{DAY_SECS, HOUR_SECS, Limit, Limits, RateLimited, WindowCount, shard},
     phone::PhoneNumber,
     secret::{AuthReqId, SessionToken},
     store::{
-        Claim, ClaimOutcome, CounterKey, DynamoStore, Lease, LeaseId, MemoryStore, NumberKey, PhoneKey,
-        Progress, SendReservation, Session, SessionKey, StateStore, StoreError, Verification,
-        VerificationKey,
+        Claim, ClaimOutcome, ConversionEvent, ConversionWindow, CounterKey, CountryPause, DynamoStore, Lease,
+        LeaseId, MemoryStore, NumberKey, PhoneKey, Progress, SendReservation, Session, SessionKey,
+        StateStore, StoreError, Verification, VerificationKey,
     },
 };
 use tokio::sync::Barrier;
@@ -784,6 +785,55 @@ async fn sends_are_capped_per_client_country_and_range(store: Store) {
     assert_eq!(send(&store, "range", "+447400123001", &range, t + hour_left).await, Ok(()), "the next hour");
 }
 
+/// The fraud guard's writes: a window's counts, and a pause every send to the country meets.
+async fn a_paused_country_refuses_sends_until_the_pause_ends(store: Store) {
+    let t = DAY_START + 5 * HOUR_SECS + 600;
+    let window = ConversionWindow {
+        key: CounterKey::conversion("client-a", "GB", 3600),
+        window: t / 3600,
+        window_secs: 3600,
+    };
+    assert_eq!(
+        store.count_conversion(&window, ConversionEvent::Sent).await.unwrap(),
+        Conversion { sends: 1, verified: 0 }
+    );
+    store.count_conversion(&window, ConversionEvent::Sent).await.unwrap();
+    assert_eq!(
+        store.count_conversion(&window, ConversionEvent::Verified).await.unwrap(),
+        Conversion { sends: 2, verified: 1 }
+    );
+
+    let limits = Limits { sends_per_phone_window: 100, resend_delays_secs: vec![0], ..Limits::default() };
+    assert_eq!(send(&store, "client-a", "+447400111111", &limits, t).await, Ok(()));
+    // Paused for 1 h from t: this hour's and the next hour's counts carry it.
+    let until = t + HOUR_SECS;
+    let counts = (t / HOUR_SECS..=(until - 1) / HOUR_SECS)
+        .map(|hour| (CounterKey::country("client-a", "GB", 0), hour, HOUR_SECS))
+        .collect();
+    let pause = CountryPause { window: window.clone(), counts, until, now: t };
+    assert!(store.pause_country(&pause).await.unwrap(), "this call started the pause");
+    assert!(
+        !store.pause_country(&CountryPause { now: t + 1, ..pause.clone() }).await.unwrap(),
+        "started once"
+    );
+    let paused = |at: u64| limited(Limit::CountryPaused, until - at);
+    assert_eq!(send(&store, "client-a", "+447400222222", &limits, t + 1).await, paused(t + 1));
+    assert_eq!(
+        send(&store, "client-a", "+447400111111", &limits, t + 2).await,
+        paused(t + 2),
+        "every GB number"
+    );
+    let next_hour = (t / HOUR_SECS + 1) * HOUR_SECS;
+    assert_eq!(
+        send(&store, "client-a", "+447400222222", &limits, next_hour).await,
+        paused(next_hour),
+        "into the next hour"
+    );
+    assert_eq!(send(&store, "client-a", "+4915123456789", &limits, t + 2).await, Ok(()), "another country");
+    assert_eq!(send(&store, "client-b", "+447400222222", &limits, t + 2).await, Ok(()), "another client");
+    assert_eq!(send(&store, "client-a", "+447400222222", &limits, until).await, Ok(()), "the pause is over");
+}
+
 async fn a_new_start_replaces_the_older_verification(store: Store) {
     let now = now_epoch_secs();
     let old = verification(now);
@@ -1026,6 +1076,7 @@ suite!(
     starts_are_limited_per_source_network_and_hour,
     a_refused_send_counts_nothing,
     sends_are_capped_per_client_country_and_range,
+    a_paused_country_refuses_sends_until_the_pause_ends,
     a_new_start_replaces_the_older_verification,
     wrong_codes_across_verifications_lock_the_phone,
     a_verified_number_starts_counting_failures_again,

@@ -21,6 +21,7 @@ for_each_store!(
     resend_delay_grows,
     starts_per_source_ip,
     client_country_and_range_caps,
+    the_fraud_guard_pauses_a_country_that_stops_converting,
     consecutive_wrong_codes_lock_the_phone,
     a_stranger_cannot_lock_the_owner_out,
     wrong_codes_per_phone_are_capped_per_day_across_networks,
@@ -133,6 +134,43 @@ async fn client_country_and_range_caps(store: StoreKind) {
     assert!(system.sandbox.messages_to("+447400123999").is_empty());
     assert_eq!(start(&system, "+447400124000").await.status, 200, "the next range");
     assert_eq!(system.sandbox.stats().requests.auth, 11);
+}
+
+/// Pumped codes are never entered: once a country's SMS stop turning into verifications, its
+/// sends pause by themselves until the pause ends. Test numbers neither count nor get paused.
+async fn the_fraud_guard_pauses_a_country_that_stops_converting(store: StoreKind) {
+    const TEST: &str = "+447400999999";
+    let system = System::start_with(store, sandbox_config(), |config| {
+        config["fraud_guard"] = json!({ "min_sends": 4, "min_conversion": 0.5, "pause_secs": 600 });
+        config["test_numbers_enabled"] = json!(true);
+        config["clients"][0]["test_numbers"] = json!([{ "phone": TEST, "code": "123456" }]);
+    })
+    .await;
+    for _ in 0..3 {
+        assert_eq!(start(&system, TEST).await.status, 200, "a test number: no SMS, not counted");
+    }
+    for verified in ["+447400111111", "+447400222222"] {
+        let started = system.start_verification(verified).await;
+        assert_eq!(system.token(&started, &system.code_for(verified)).await.status, 200);
+    }
+    // 4 sent and 2 verified is 50%, not below: the country stays open. (Had the test number's
+    // three starts counted, 2 of 7 would have paused it here.)
+    for unverified in ["+447400333333", "+447400444444"] {
+        assert_eq!(start(&system, unverified).await.status, 200, "{unverified}");
+    }
+    // The fifth SMS leaves, and 2 of 5 (40%) pauses the country.
+    assert_eq!(start(&system, "+447400555555").await.status, 200);
+    let retry_after = assert_limited(&start(&system, "+447400666666").await, "country_paused");
+    assert_eq!(retry_after, 600, "until the pause ends");
+    assert!(system.sandbox.messages_to("+447400666666").is_empty(), "no SMS while paused");
+    assert_limited(&start(&system, "+447400111111").await, "country_paused");
+    assert_eq!(start(&system, "+4915123456789").await.status, 200, "another country is not paused");
+    assert_eq!(start(&system, TEST).await.status, 200, "test numbers are not paused");
+    assert_eq!(system.sandbox.stats().requests.auth, 6, "five GB SMS and one German");
+
+    system.clock.advance(Duration::from_secs(600));
+    assert_eq!(start(&system, "+447400666666").await.status, 200, "the pause is over");
+    assert_eq!(system.sandbox.messages_to("+447400666666").len(), 1);
 }
 
 async fn consecutive_wrong_codes_lock_the_phone(store: StoreKind) {

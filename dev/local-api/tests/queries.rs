@@ -14,14 +14,20 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use common::{CLIENT, Instance, PHONE, logs::run_every_endpoint};
 use serde_json::{Value, json};
-use shared::metrics::bounded_outcome;
+use shared::{limits::Limit, metrics::bounded_outcome};
 
 const TEMPLATE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../template.yaml");
 const README: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md");
 
 /// The questions of the issue, each a saved query (`<stack name>/<name>`).
-const REQUIRED_QUERIES: [&str; 5] =
-    ["funnel-per-hour", "failures-by-error", "conversion-by-country", "pumping-suspects", "upstream-latency"];
+const REQUIRED_QUERIES: [&str; 6] = [
+    "funnel-per-hour",
+    "failures-by-error",
+    "conversion-by-country",
+    "pumping-suspects",
+    "fraud-guard-pauses",
+    "upstream-latency",
+];
 
 /// Logs Insights QL: the commands, the functions and the keywords a query may use (CloudWatch Logs
 /// user guide, "CloudWatch Logs Insights language query syntax"). A name outside these is a field.
@@ -418,6 +424,10 @@ fn problems(
                 problems.push(format!("outcome \"{literal}\" is neither a success word nor an error code"));
             }
             "error" | "outcome" => {}
+            "limit" if !Limit::ALL.iter().any(|limit| limit.name() == literal) => {
+                problems.push(format!("limit \"{literal}\" is not a limit's name"));
+            }
+            "limit" => {}
             "flow_id" if literal.len() == 16 && literal.chars().all(|c| c.is_ascii_hexdigit()) => {}
             _ => problems.push(format!("no rule for comparing `{field}` with \"{literal}\": teach the test")),
         }
@@ -451,6 +461,29 @@ async fn rate_limited_start() -> Vec<Value> {
     lines.iter().filter_map(|line| serde_json::from_str(line).ok()).collect()
 }
 
+/// A pause of the fraud guard, with its default settings: 30 SMS to one country that nobody
+/// verifies. Its line is logged once; the next send to the country is refused.
+async fn country_paused() -> Vec<Value> {
+    let instance = Instance::spawn(&[], &[("SANDBOX_PORT", "0")]);
+    let http = reqwest::Client::new();
+    let start = async |phone: String| {
+        let body = json!({ "client_id": CLIENT, "login_hint": phone });
+        let response = http.post(format!("{}/sms/auth", instance.base)).json(&body).send().await;
+        response.expect("local-api answers").status().as_u16()
+    };
+    for n in 0..30 {
+        // One number per range, so only the fraud guard stands in the way.
+        assert_eq!(start(format!("+4474{n:02}123456")).await, 200, "send {n}");
+    }
+    assert_eq!(start("+447499123456".into()).await, 429, "the country is paused");
+    let lines = instance
+        .wait_for_lines(|lines| lines.iter().any(|l| l.contains("\"limit\":\"country_paused\"")))
+        .await;
+    let paused = lines.iter().filter(|l| l.contains("\"fraud_guard_country_paused\"")).count();
+    assert_eq!(paused, 1, "one WARN line per pause");
+    lines.iter().filter_map(|line| serde_json::from_str(line).ok()).collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_saved_query_reads_fields_and_events_the_code_logs() {
     let template = std::fs::read_to_string(TEMPLATE).expect("template.yaml");
@@ -459,9 +492,10 @@ async fn every_saved_query_reads_fields_and_events_the_code_logs() {
     let by_group = endpoints_by_log_group(&resources);
     let all_endpoints: BTreeSet<String> = by_group.values().flatten().cloned().collect();
 
-    let (run, limited) = tokio::join!(run_every_endpoint(), rate_limited_start());
+    let (run, limited, paused) = tokio::join!(run_every_endpoint(), rate_limited_start(), country_paused());
     let mut lines = run.json_lines();
     lines.extend(limited);
+    lines.extend(paused);
     let logged = Logged::from(&lines);
     assert!(logged.keys.get("sms_auth").is_some_and(|keys| keys.contains("limit")), "a rate-limited line");
 

@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 use super::{CODE_PLACEHOLDER, DEFAULT_SMS_TEMPLATE, SMS_USER_FLOW, Secrets, is_code};
 use crate::{
+    fraud_guard::{FraudGuard, Guarded, RawFraudGuard},
     limits::{Limits, RawLimits},
     phone::{NumberPolicy, NumberType, PhoneNumber},
     secret::{ClientSecret, OtpCode},
@@ -21,10 +22,19 @@ pub struct SmsClient {
     pub scope: Option<String>,
     pub sms_template: String,
     pub limits: Limits,
+    /// The conversion breaker ([`crate::fraud_guard`]).
+    pub fraud_guard: FraudGuard,
     /// The countries and number types it sends an SMS to.
     pub numbers: NumberPolicy,
     /// Fixed numbers with fixed codes: no upstream call, no SMS (app-store review, demos).
     pub test_numbers: Vec<TestNumber>,
+}
+
+impl SmsClient {
+    /// What the fraud guard judges this client by.
+    pub fn guarded(&self) -> Guarded<'_> {
+        Guarded { client_id: &self.client_id, guard: &self.fraud_guard, limits: &self.limits }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -46,6 +56,7 @@ pub(super) struct RawClient {
     client_secret: Option<ClientSecret>,
     sms_template: Option<String>,
     limits: Option<RawLimits>,
+    fraud_guard: Option<RawFraudGuard>,
     allowed_countries: Option<Vec<String>>,
     number_types: Option<Vec<NumberType>>,
     allow_global_numbers: Option<bool>,
@@ -66,6 +77,7 @@ pub(super) struct ClientDefaults {
     /// The `client_secret` from the environment, else the file's top-level one.
     pub(super) client_secret: Option<ClientSecret>,
     pub(super) limits: Limits,
+    pub(super) fraud_guard: FraudGuard,
     pub(super) test_numbers_enabled: bool,
     pub(super) secrets: Secrets,
 }
@@ -74,6 +86,12 @@ pub(super) fn validate_default_limits(limits: &RawLimits, problems: &mut Vec<Str
     let limits = limits.over(&Limits::default());
     problems.extend(limits.problems("limits"));
     limits
+}
+
+pub(super) fn validate_default_fraud_guard(guard: &RawFraudGuard, problems: &mut Vec<String>) -> FraudGuard {
+    let guard = guard.over(&FraudGuard::default());
+    problems.extend(guard.problems("fraud_guard"));
+    guard
 }
 
 /// The `pvn_sms` entries of `clients`; the other flows' entries are not this service's.
@@ -114,6 +132,8 @@ fn validate_sms_client(
     let sms_template = validate_sms_template(client.sms_template, at, problems);
     let limits = client.limits.unwrap_or_default().over(&defaults.limits);
     problems.extend(limits.problems(&format!("{at}.limits")));
+    let fraud_guard = client.fraud_guard.unwrap_or_default().over(&defaults.fraud_guard);
+    problems.extend(fraud_guard.problems(&format!("{at}.fraud_guard")));
     let numbers = NumberPolicy::from_config(
         client.allowed_countries,
         client.number_types,
@@ -130,6 +150,7 @@ fn validate_sms_client(
         scope: client.scope.filter(|s| !s.trim().is_empty()),
         sms_template,
         limits,
+        fraud_guard,
         numbers,
         test_numbers,
     })

@@ -52,7 +52,7 @@ key_types! {
     NumberKey;
     /// A fixed-window counter's key ([`crate::limits::WindowCount`]), without its window: it
     /// names its kind (`i#` source network, `c#` client, `g#` client and country, `r#` client and
-    /// number range) and, for a sharded counter, its shard.
+    /// number range, `f#` a country's conversion) and, for a sharded counter, its shard.
     CounterKey;
     /// The id of a lease on a verification (see [`super::Lease`]): random, not a digest.
     LeaseId;
@@ -103,6 +103,11 @@ impl CounterKey {
     /// One shard of a client's sends to a region (`001` for the global-service codes).
     pub fn country(client_id: &str, region: &str, shard: u32) -> Self {
         Self(format!("g#{}#{shard}", crypto::digest("country", &format!("{client_id}\0{region}"))))
+    }
+
+    /// A client's conversion in a region, in windows of `window_secs` ([`crate::fraud_guard`]).
+    pub fn conversion(client_id: &str, region: &str, window_secs: u64) -> Self {
+        Self(format!("f#{}#{window_secs}", crypto::digest("country", &format!("{client_id}\0{region}"))))
     }
 
     /// A client's sends to a number range ([`crate::limits::number_range`]).

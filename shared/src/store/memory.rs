@@ -10,11 +10,12 @@ use std::{
 use async_trait::async_trait;
 
 use super::{
-    Claim, ClaimOutcome, CounterKey, LeaseId, NumberKey, PhoneKey, PhoneRecord, Progress, SendReservation,
-    Session, SessionKey, StateStore, StoreError, Verification, VerificationKey, judge_claim,
-    judge_reservation,
+    Claim, ClaimOutcome, ConversionEvent, ConversionWindow, CounterKey, CountryPause, LeaseId, NumberKey,
+    PhoneKey, PhoneRecord, Progress, SendReservation, Session, SessionKey, StateStore, StoreError,
+    Verification, VerificationKey, judge_claim, judge_reservation,
 };
-use crate::limits::{DAY_SECS, PhoneCounters, RateLimited, window_index};
+use crate::fraud_guard::Conversion;
+use crate::limits::{Counted, DAY_SECS, PhoneCounters, RateLimited, window_index};
 
 #[derive(Default)]
 pub struct MemoryStore {
@@ -28,10 +29,18 @@ struct State {
     phones: HashMap<PhoneKey, Phone>,
     /// Per (number, day number): its sends and its wrong codes of that day.
     numbers: HashMap<(NumberKey, u64), NumberDay>,
-    /// Window counts per (counter key, window number): (the window's end, the count).
-    counts: HashMap<(CounterKey, u64), (u64, u32)>,
+    /// Window counts per (counter key, window number).
+    counts: HashMap<(CounterKey, u64), Count>,
+    /// Conversion windows per (key, window number): (the window's end, the counts, paused until).
+    conversions: HashMap<(CounterKey, u64), (u64, Conversion, u64)>,
     /// The `now` of the last purge of expired items.
     purged_at: u64,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Count {
+    window_end: u64,
+    counted: Counted,
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -116,7 +125,9 @@ impl State {
         self.verifications.retain(|_, v| v.expires_at > now);
         self.sessions.retain(|_, s| s.expires_at > now);
         self.phones.retain(|_, p| p.expires_at > now);
-        self.counts.retain(|_, (window_end, _)| *window_end > now);
+        // A pause outlives its hour's count only as far as the next hour's count, which carries it too.
+        self.counts.retain(|_, count| count.window_end > now);
+        self.conversions.retain(|_, (window_end, ..)| *window_end > now);
         let today = window_index(now, DAY_SECS);
         self.numbers.retain(|(_, day), _| *day == today);
     }
@@ -136,8 +147,8 @@ impl StateStore for MemoryStore {
             .iter()
             .map(|count| (count.key.clone(), window_index(now, count.window_secs)))
             .collect();
-        let counted: Vec<u32> =
-            slots.iter().map(|slot| state.counts.get(slot).map_or(0, |(_, n)| *n)).collect();
+        let counted: Vec<Counted> =
+            slots.iter().map(|slot| state.counts.get(slot).map(|c| c.counted).unwrap_or_default()).collect();
         let window_secs = reservation.limits.send_window_secs;
         let counters = state.counters(&reservation.phone_key, &reservation.number_key, window_secs, now);
         if let Err(limited) = judge_reservation(&counters, &counted, reservation) {
@@ -155,9 +166,47 @@ impl StateStore for MemoryStore {
         phone.touch(now);
         for (slot, count) in slots.into_iter().zip(&reservation.counts) {
             let window_end = (slot.1 + 1) * count.window_secs;
-            state.counts.entry(slot).or_insert((window_end, 0)).1 += 1;
+            state.counts.entry(slot).or_insert(Count { window_end, ..Count::default() }).counted.n += 1;
         }
         Ok(Ok(()))
+    }
+
+    async fn count_conversion(
+        &self,
+        window: &ConversionWindow,
+        event: ConversionEvent,
+    ) -> Result<Conversion, StoreError> {
+        let mut state = self.lock();
+        let window_end = (window.window + 1) * window.window_secs;
+        let slot = (window.key.clone(), window.window);
+        let (_, conversion, _) =
+            state.conversions.entry(slot).or_insert((window_end, Conversion::default(), 0));
+        match event {
+            ConversionEvent::Sent => conversion.sends += 1,
+            ConversionEvent::Verified => conversion.verified += 1,
+        }
+        Ok(*conversion)
+    }
+
+    async fn pause_country(&self, pause: &CountryPause) -> Result<bool, StoreError> {
+        let mut state = self.lock();
+        for (key, window, window_secs) in &pause.counts {
+            let window_end = (window + 1) * window_secs;
+            let count = state
+                .counts
+                .entry((key.clone(), *window))
+                .or_insert(Count { window_end, ..Count::default() });
+            count.counted.paused_until = count.counted.paused_until.max(Some(pause.until));
+        }
+        let window_end = (pause.window.window + 1) * pause.window.window_secs;
+        let slot = (pause.window.key.clone(), pause.window.window);
+        let (_, _, paused_until) =
+            state.conversions.entry(slot).or_insert((window_end, Conversion::default(), 0));
+        let starts = *paused_until <= pause.now;
+        if starts {
+            *paused_until = pause.until;
+        }
+        Ok(starts)
     }
 
     async fn put_verification(&self, verification: &Verification) -> Result<(), StoreError> {

@@ -26,8 +26,9 @@ use serde_json::{Map, Value};
 
 use crate::{
     crypto,
+    fraud_guard::Conversion,
     limits::{
-        DAY_SECS, HOUR_SECS, Limit, Limits, PhoneCounters, RateLimited, WindowCount, judge_failures,
+        Counted, DAY_SECS, HOUR_SECS, Limit, Limits, PhoneCounters, RateLimited, WindowCount, judge_failures,
         judge_send, number_range, shard,
     },
     phone::PhoneNumber,
@@ -180,6 +181,30 @@ impl SendReservation {
     }
 }
 
+/// One window of a client's conversion in a country ([`crate::fraud_guard`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConversionWindow {
+    pub key: CounterKey,
+    pub window: u64,
+    pub window_secs: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConversionEvent {
+    Sent,
+    Verified,
+}
+
+/// A country's sends paused until `until`: each of `counts` (key, window, window length) carries
+/// the pause, and `window` records it, so one call starts it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CountryPause {
+    pub window: ConversionWindow,
+    pub counts: Vec<(CounterKey, u64, u64)>,
+    pub until: u64,
+    pub now: u64,
+}
+
 /// The region libphonenumber gives the global-service codes (+800, +881, …), which have none.
 pub const GLOBAL_REGION: &str = "001";
 
@@ -234,11 +259,11 @@ pub fn judge_claim(
 }
 
 /// The one rule for sends, shared by every store: each of the reservation's window counts (with
-/// `counted[i]` counted so far for `counts[i]`), then the phone's counters. `Ok` means the send
-/// may be counted.
+/// `counted[i]` what the item of `counts[i]` holds), then the phone's counters. `Ok` means the
+/// send may be counted.
 pub fn judge_reservation(
     phone: &PhoneCounters,
-    counted: &[u32],
+    counted: &[Counted],
     reservation: &SendReservation,
 ) -> Result<(), RateLimited> {
     for (count, counted) in reservation.counts.iter().zip(counted) {
@@ -266,6 +291,19 @@ pub trait StateStore: Send + Sync {
         &self,
         reservation: &SendReservation,
     ) -> Result<Result<(), RateLimited>, StoreError>;
+
+    /// Counts one event in a conversion window (made on first use, expiring after it) and returns
+    /// the window's counts with it.
+    async fn count_conversion(
+        &self,
+        window: &ConversionWindow,
+        event: ConversionEvent,
+    ) -> Result<Conversion, StoreError>;
+
+    /// Pauses a country's sends: every count of `pause.counts` carries `paused_until` (never
+    /// shortened), so reservations refuse them. True when this call started the pause, false when
+    /// `pause.window` says a pause is already on.
+    async fn pause_country(&self, pause: &CountryPause) -> Result<bool, StoreError>;
 
     /// Saves a new pending verification and makes it its phone's current one (replacing any
     /// older verification of the same phone and client).

@@ -8,10 +8,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::{
-    Claim, ClaimOutcome, LeaseId, Progress, SendReservation, Session, SessionKey, StateStore, StoreError,
-    Verification, VerificationKey,
+    Claim, ClaimOutcome, ConversionEvent, ConversionWindow, CountryPause, LeaseId, Progress, SendReservation,
+    Session, SessionKey, StateStore, StoreError, Verification, VerificationKey,
 };
-use crate::{limits::RateLimited, timings::store_call};
+use crate::{fraud_guard::Conversion, limits::RateLimited, timings::store_call};
 
 pub struct Timed(pub Arc<dyn StateStore>);
 
@@ -26,6 +26,18 @@ impl StateStore for Timed {
 
     async fn put_verification(&self, verification: &Verification) -> Result<(), StoreError> {
         store_call(self.0.put_verification(verification)).await
+    }
+
+    async fn count_conversion(
+        &self,
+        window: &ConversionWindow,
+        event: ConversionEvent,
+    ) -> Result<Conversion, StoreError> {
+        store_call(self.0.count_conversion(window, event)).await
+    }
+
+    async fn pause_country(&self, pause: &CountryPause) -> Result<bool, StoreError> {
+        store_call(self.0.pause_country(pause)).await
     }
 
     async fn claim_verification(

@@ -26,7 +26,7 @@ pub(super) fn reservation_ops(reservation: &SendReservation) -> Vec<Op> {
     let mut ops = Vec::with_capacity(reservation.counts.len() + 3);
     for count in &reservation.counts {
         let window = window_index(now, count.window_secs);
-        ops.push(counter_op(count_pk(&count.key, window), count.max, window, count.window_secs));
+        ops.push(counter_op(count_pk(&count.key, window), count.max, window, count.window_secs, now));
     }
     ops.push(
         Op::check(phone_pk(phone_key), NOT_LOCKED)
@@ -39,13 +39,20 @@ pub(super) fn reservation_ops(reservation: &SendReservation) -> Vec<Op> {
         limits.sends_per_phone_window,
         window,
         limits.send_window_secs,
+        now,
     ));
     ops.push(day_op(phone_key, limits, now));
     let day = window_index(now, DAY_SECS);
     ops.push(
-        counter_op(number_day_pk(&reservation.number_key, day), limits.sends_per_phone_day, day, DAY_SECS)
-            .when(format!("(attribute_not_exists(n) OR n < :max) AND ({BELOW_DAILY_FAILURES})"))
-            .value(":max_failures_day", n(limits.max_failures_per_phone_day)),
+        counter_op(
+            number_day_pk(&reservation.number_key, day),
+            limits.sends_per_phone_day,
+            day,
+            DAY_SECS,
+            now,
+        )
+        .when(format!("(attribute_not_exists(n) OR n < :max) AND ({BELOW_DAILY_FAILURES})"))
+        .value(":max_failures_day", n(limits.max_failures_per_phone_day)),
     );
     ops
 }
@@ -148,10 +155,12 @@ pub(super) fn complete_ops(
     ])
 }
 
-/// A counter of the window `[index * secs, (index + 1) * secs)`: one more, if below `max`.
-fn counter_op(pk: String, max: u32, index: u64, secs: u64) -> Op {
+/// A counter of the window `[index * secs, (index + 1) * secs)`: one more, if below `max` and
+/// not paused (only the fraud guard pauses counts, a country's).
+fn counter_op(pk: String, max: u32, index: u64, secs: u64, now: u64) -> Op {
     Op::update(pk, "ADD n :one SET expires_at = :expires")
-        .when("attribute_not_exists(n) OR n < :max")
+        .when("(attribute_not_exists(n) OR n < :max) AND (attribute_not_exists(paused_until) OR paused_until <= :now)")
+        .value(":now", n(now))
         .value(":one", n(1))
         .value(":max", n(max))
         .value(":expires", n((index + 1) * secs + COUNTER_TTL_MARGIN_SECS))
@@ -160,7 +169,7 @@ fn counter_op(pk: String, max: u32, index: u64, secs: u64) -> Op {
 /// The day's send counter: one more if below the daily limit and the resend delay has passed.
 fn day_op(phone_key: &PhoneKey, limits: &Limits, now: u64) -> Op {
     let day = window_index(now, DAY_SECS);
-    let mut op = counter_op(day_pk(phone_key, day), limits.sends_per_phone_day, day, DAY_SECS)
+    let mut op = counter_op(day_pk(phone_key, day), limits.sends_per_phone_day, day, DAY_SECS, now)
         .with_update("ADD n :one SET last_sent_at = :now, expires_at = :expires");
     let mut spaced = vec!["attribute_not_exists(last_sent_at)".to_owned(), "n = :zero".to_owned()];
     for (i, (first, last, delay)) in resend_tiers(limits).into_iter().enumerate() {

@@ -37,8 +37,10 @@
 //! | `get_session`           | GetItem `s#` (consistent)                               | none               |
 //! | `delete_session`        | DeleteItem `s#`                                         | none               |
 //!
-//! So `/sms/auth` makes 2 calls (`reserve_send`, `put_verification`) and `/sms/token` 3 (the claim's
-//! 2, then `complete_verification` or `record_wrong_code`). A failed condition returns the item as
+//! So `/sms/auth` makes 3 calls (`reserve_send`, then `put_verification` and the fraud guard's
+//! `count_conversion` at once) and `/sms/token` 3 (the claim's 2, then `complete_verification` or
+//! `record_wrong_code`), and one more, `count_conversion`, after a completion (see
+//! `conversion.rs`; `pause_country` only when the breaker trips). A failed condition returns the item as
 //! it stood (`ReturnValuesOnConditionCheckFailure = ALL_OLD`), and the store's judges
 //! ([`judge_reservation`], [`judge_claim`]) decide from those items what to answer, so both stores
 //! answer alike; an item whose condition held counts as within every limit.
@@ -106,6 +108,7 @@
 
 mod codec;
 mod conditions;
+mod conversion;
 mod transact;
 
 use std::time::Duration;
@@ -130,10 +133,12 @@ use self::conditions::{
 };
 use self::transact::{Check, Conflict, Op, Transacted, send_retrying_conflicts};
 use super::{
-    Claim, ClaimOutcome, LeaseId, PhoneRecord, Progress, SendReservation, Session, SessionKey, StateStore,
-    StoreError, Verification, VerificationKey, judge_claim, judge_reservation,
+    Claim, ClaimOutcome, ConversionEvent, ConversionWindow, CountryPause, LeaseId, PhoneRecord, Progress,
+    SendReservation, Session, SessionKey, StateStore, StoreError, Verification, VerificationKey, judge_claim,
+    judge_reservation,
 };
-use crate::limits::{DAY_SECS, PhoneCounters, RateLimited, window_index};
+use crate::fraud_guard::Conversion;
+use crate::limits::{Counted, DAY_SECS, PhoneCounters, RateLimited, window_index};
 use crate::startup::StartupError;
 use crate::timings;
 
@@ -374,6 +379,18 @@ impl StateStore for DynamoStore {
         Err(self.gave_up("TransactWriteItems (reserve_send)"))
     }
 
+    async fn count_conversion(
+        &self,
+        window: &ConversionWindow,
+        event: ConversionEvent,
+    ) -> Result<Conversion, StoreError> {
+        self.count_conversion_item(window, event).await
+    }
+
+    async fn pause_country(&self, pause: &CountryPause) -> Result<bool, StoreError> {
+        self.pause_country_items(pause).await
+    }
+
     async fn put_verification(&self, verification: &Verification) -> Result<(), StoreError> {
         let put = || Op::put(verification_item(verification, new_rev()));
         if let Transacted::Written = self.transact(vec![put(), current_op(verification, true)]).await? {
@@ -602,15 +619,25 @@ fn judge_refused_claim(
 /// The counters a refused reservation ([`reservation_ops`]) saw, and each window count:
 /// the items whose conditions failed, as they stood; one whose condition held counts as below
 /// every limit, which is all the judge needs to know of it.
-fn refused_reservation(checks: Vec<Check>, counts: usize) -> Result<(PhoneCounters, Vec<u32>), StoreError> {
+fn refused_reservation(
+    checks: Vec<Check>,
+    counts: usize,
+) -> Result<(PhoneCounters, Vec<Counted>), StoreError> {
     let mut checks = checks.into_iter();
     let mut next_failed = || match checks.next() {
         Some(Check::Failed(item)) => item.unwrap_or_default(),
         _ => Item::new(),
     };
     let counted = (0..counts)
-        .map(|_| Attributes(&next_failed()).optional_number("n").map(Option::unwrap_or_default))
-        .collect::<Result<Vec<u32>, _>>()?;
+        .map(|_| {
+            let item = next_failed();
+            let a = Attributes(&item);
+            Ok(Counted {
+                n: a.optional_number("n")?.unwrap_or(0),
+                paused_until: a.optional_number("paused_until")?,
+            })
+        })
+        .collect::<Result<Vec<Counted>, StoreError>>()?;
     let (phone, window, day, number) = (next_failed(), next_failed(), next_failed(), next_failed());
     let (phone, window, day) = (Attributes(&phone), Attributes(&window), Attributes(&day));
     let counters = PhoneCounters {
