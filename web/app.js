@@ -27,6 +27,8 @@ const el = {
   phone: $('phone'),
   phoneError: $('phone-error'),
   send: $('send'),
+  challengeField: $('challenge-field'),
+  challenge: $('challenge'),
   codeSentTo: $('code-sent-to'),
   codeForm: $('code-form'),
   code: $('code'),
@@ -50,6 +52,8 @@ const state = {
   stepStartedAt: performance.now(),
   clientId: config.clientId,
   clientTitle: '',
+  // The CAPTCHA widget and its token, when the client requires a challenge.
+  challenge: null,
   serverId: null, // null: the API's default server
   allowedCountries: null, // null: every country
   phone: null, // {e164, display, country} of the number the code was sent to
@@ -231,6 +235,7 @@ async function init() {
     }
     state.clientId = client.client_id;
     state.clientTitle = client.title || '';
+    if (client.challenge && !(await setUpChallenge(client.challenge))) return;
     state.allowedCountries = Array.isArray(client.allowed_countries)
       ? client.allowed_countries.filter((c) => lpn.isSupportedCountry(c))
       : null;
@@ -244,6 +249,66 @@ async function init() {
 
   if (sessionStorage.getItem(VERIFIED_HINT) && (await showUserInfo(null, { quiet: true }))) return;
   show('phone', { focus: el.steps.phone.querySelector('h1') });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The challenge (CAPTCHA), when the client requires one: the provider's widget, whose token goes
+// with the next /sms/auth. A token verifies once, so the widget is reset after every send.
+
+const CHALLENGE_WIDGETS = {
+  turnstile: { src: 'https://challenges.cloudflare.com/turnstile/v0/api.js?render=explicit', global: 'turnstile' },
+  hcaptcha: { src: 'https://js.hcaptcha.com/1/api.js?render=explicit', global: 'hcaptcha' },
+  recaptcha: { src: 'https://www.google.com/recaptcha/api.js?render=explicit', global: 'grecaptcha' },
+};
+
+async function setUpChallenge({ provider, site_key: siteKey }) {
+  const widget = CHALLENGE_WIDGETS[provider];
+  const api = widget && siteKey ? await loadWidget(widget) : null;
+  if (!api) {
+    // The script did not load: the page's Content-Security-Policy does not allow the provider, or
+    // the provider is unreachable. Without the widget no code can be sent.
+    track('challenge_unavailable', { provider: String(provider) });
+    el.unavailableText.textContent = 'This service needs a check this page cannot show. Please try again later.';
+    show('unavailable');
+    return false;
+  }
+  el.challengeField.hidden = false;
+  const id = api.render(el.challenge, {
+    sitekey: siteKey,
+    callback: (token) => { state.challenge.token = token; },
+    'expired-callback': () => { state.challenge.token = null; },
+  });
+  state.challenge = { api, id, token: null };
+  return true;
+}
+
+function loadWidget({ src, global }) {
+  return new Promise((resolve) => {
+    const script = document.createElement('script');
+    script.src = src;
+    script.async = true;
+    script.onerror = () => resolve(null);
+    script.onload = () => {
+      // reCAPTCHA defines render a moment after its script has run.
+      const deadline = performance.now() + 5000;
+      const ready = () => {
+        const api = window[global];
+        if (api && typeof api.render === 'function') resolve(api);
+        else if (performance.now() > deadline) resolve(null);
+        else setTimeout(ready, 50);
+      };
+      ready();
+    };
+    document.head.append(script);
+  });
+}
+
+// The token for this send, spent: the widget starts over for the next.
+function takeChallengeToken() {
+  const { api, id, token } = state.challenge;
+  state.challenge.token = null;
+  api.reset(id);
+  return token;
 }
 
 function setUpServers(servers) {
@@ -400,6 +465,15 @@ async function sendCode(phone, { resend }) {
   try {
     const body = { client_id: state.clientId, login_hint: phone.e164 };
     if (state.serverId) body.server_id = state.serverId;
+    if (state.challenge) {
+      if (!state.challenge.token) {
+        setBusy(button, null);
+        if (resend) show('phone', { focus: el.challengeField });
+        setStatus('Complete the check above, then send the code.', 'error');
+        return;
+      }
+      body.challenge_token = takeChallengeToken();
+    }
     const answer = await api.startVerification(body);
     state.phone = phone;
     state.verification = { authReqId: answer.auth_req_id, nonce: answer.nonce, serverId: state.serverId };
@@ -462,6 +536,10 @@ function onSendError(err, phone, resend) {
       }
       return;
     }
+    case 'challenge_failed':
+      if (resend) show('phone', { focus: el.challengeField });
+      setStatus('The check did not pass. Please complete it again, then send the code.', 'error');
+      return;
     case 'verification_in_progress':
       wait(`A code was already sent to this number. You can ask for a new one in ${retryIn || 'a moment'}.`);
       return;

@@ -44,6 +44,7 @@ struct SmsAuthBody {
     server_id: Option<String>,
     login_hint: String,
     scope: Option<String>,
+    challenge_token: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -90,11 +91,14 @@ fn start_request(request: &Request) -> Result<StartRequest, ApiError> {
     check_field("login_hint", &body.login_hint, 32)?;
     check_optional_field("server_id", body.server_id.as_deref(), 64)?;
     check_optional_field("scope", body.scope.as_deref(), 256)?;
+    // Turnstile's and hCaptcha's tokens are up to 2 KiB, reCAPTCHA's a little longer.
+    check_optional_field("challenge_token", body.challenge_token.as_deref(), 4096)?;
     Ok(StartRequest {
         client_id: body.client_id,
         server_id: body.server_id,
         login_hint: body.login_hint,
         scope: body.scope,
+        challenge_token: body.challenge_token,
         source_ip: source_ip(request),
     })
 }
@@ -190,6 +194,11 @@ pub async fn sms_clients(config: &Config, request: Request) -> HandlerResult {
                     "client_id": client.client_id,
                     "title": client.title,
                     "allowed_countries": client.numbers.allowed_countries,
+                    // What the page needs to show the widget; the secret stays here.
+                    "challenge": client.challenge.as_ref().map(|c| json!({
+                        "provider": c.provider.name(),
+                        "site_key": c.site_key,
+                    })),
                 })
             })
             .collect();

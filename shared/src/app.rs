@@ -7,6 +7,7 @@ use aws_types::SdkConfig;
 
 use crate::{
     aws::{dynamodb_client, sdk_config_from_env, secrets_manager_client},
+    challenge::ChallengeVerifier,
     ciba::CibaClient,
     clock::{Clock, SystemClock},
     config::{Config, env_var},
@@ -18,6 +19,8 @@ use crate::{
 pub struct App {
     pub config: Config,
     pub ciba: CibaClient,
+    /// Verifies the challenge tokens of clients that require one.
+    pub challenges: ChallengeVerifier,
     pub store: Arc<dyn StateStore>,
     /// Where the flow's time comes from: the system's, or a test's [`crate::clock::ManualClock`].
     pub clock: Arc<dyn Clock>,
@@ -35,9 +38,10 @@ impl App {
         clock: Arc<dyn Clock>,
     ) -> Result<Self, StartupError> {
         let ciba = CibaClient::new(config.upstream)?;
+        let challenges = ChallengeVerifier::new()?;
         // Every store call of the flow is timed for the request's log line (see crate::timings).
         let store = Arc::new(Timed(store));
-        Ok(Self { config, ciba, store, clock })
+        Ok(Self { config, ciba, challenges, store, clock })
     }
 
     /// The Lambda instance's app: the client secret (`CLIENT_SECRET`, else the Secrets Manager

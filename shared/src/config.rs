@@ -81,13 +81,23 @@ impl Config {
     /// `/sms/clients`, logout): the same document and checks, but no client secret is needed, so
     /// the function needs no access to it. Its clients' secrets are empty and never used.
     pub fn from_env_without_secrets() -> Result<Self, ConfigError> {
-        RawConfig::read(&config_json_from_env()?)?.validate(None, Secrets::NotNeeded)
+        RawConfig::read(&config_json_from_env()?)?.validate(None, Secrets::NotNeeded, &env_var)
     }
 
     /// Parses and validates a config document. Every problem found is listed in the error, each
     /// with the key to fix.
     pub fn parse(json: &str, client_secret: Option<ClientSecret>) -> Result<Self, ConfigError> {
-        RawConfig::read(json)?.validate(client_secret, Secrets::Needed)
+        Self::parse_with_env(json, client_secret, &env_var)
+    }
+
+    /// [`Self::parse`], reading the secrets the config names by variable (`clients[].challenge.
+    /// secret_env`) from `env` instead of the process's environment.
+    pub fn parse_with_env(
+        json: &str,
+        client_secret: Option<ClientSecret>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        RawConfig::read(json)?.validate(client_secret, Secrets::Needed, env)
     }
 
     pub fn sms_client(&self, client_id: &str) -> Option<&SmsClient> {
@@ -262,6 +272,7 @@ impl RawConfig {
         self,
         secret_override: Option<ClientSecret>,
         secrets: Secrets,
+        env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
         let mut problems = Vec::new();
 
@@ -274,6 +285,7 @@ impl RawConfig {
             fraud_guard: validate_default_fraud_guard(&self.fraud_guard, &mut problems),
             test_numbers_enabled: self.test_numbers_enabled,
             secrets,
+            env,
         };
         let sms_clients = validate_sms_clients(self.clients, &defaults, &mut problems);
         let session_ttl = validate_session_ttl(self.session_ttl_secs, &mut problems);

@@ -63,6 +63,8 @@ error_codes! {
     /// A number type the client does not send SMS to; `data.number_type` names it.
     NumberNotAllowed => "number_not_allowed", 403;
     PhoneNotVerified => "phone_not_verified", 403;
+    /// The client requires a challenge (CAPTCHA) and `challenge_token` is missing or not good.
+    ChallengeFailed => "challenge_failed", 403;
     /// No such route.
     NotFound => "not_found", 404;
     /// Unknown, expired, used, or another client's or nonce's: one answer for all.
@@ -80,6 +82,8 @@ error_codes! {
     UpstreamRejected => "upstream_rejected", 400;
     UpstreamError => "upstream_error", 502;
     ServiceUnavailable => "service_unavailable", 503;
+    /// The challenge provider could not judge the token; nothing was counted or sent.
+    ChallengeUnavailable => "challenge_unavailable", 503;
     UpstreamTimeout => "upstream_timeout", 504;
 }
 
@@ -236,6 +240,14 @@ impl From<FlowError> for ApiError {
                 .with_data(json!({ "number_type": name }))
             }
             FlowError::RateLimited(limited) => Self::rate_limited(limited),
+            FlowError::ChallengeFailed => Self::new(
+                C::ChallengeFailed,
+                "this client requires a challenge: solve it again and send its token as challenge_token",
+            ),
+            FlowError::ChallengeUnavailable => {
+                Self::new(C::ChallengeUnavailable, "the challenge could not be verified; retry shortly")
+                    .with_retry_after(1)
+            }
             // One answer for all, so the API tells an attacker nothing about which exist.
             FlowError::VerificationNotFound => Self::new(
                 C::VerificationNotFound,

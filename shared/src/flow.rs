@@ -66,6 +66,10 @@ pub enum FlowError {
     NumberNotAllowed(NumberType),
     /// A limit against pumping or guessing said no; nothing was sent or counted.
     RateLimited(RateLimited),
+    /// The client requires a challenge and the request's token is missing or not good.
+    ChallengeFailed,
+    /// The challenge provider could not judge the token (unreachable, or a nonsense answer).
+    ChallengeUnavailable,
     /// Unknown, expired, used, replaced, or another client's, server's or nonce's.
     VerificationNotFound,
     /// Another request holds the verification's lease.
@@ -134,6 +138,8 @@ pub struct StartRequest {
     pub server_id: Option<String>,
     pub login_hint: String,
     pub scope: Option<String>,
+    /// The CAPTCHA widget's token, for a client that requires a challenge.
+    pub challenge_token: Option<String>,
     /// The caller's address as API Gateway saw it, for the per-network limit.
     pub source_ip: Option<String>,
 }
@@ -209,6 +215,19 @@ async fn run_start(app: &App, request: StartRequest, facts: &mut Facts) -> Resul
             NumberRefused::Country => FlowError::CountryNotAllowed,
             NumberRefused::Type(number_type) => FlowError::NumberNotAllowed(number_type),
         })?;
+    }
+    // The challenge is spent by verifying it, so it comes after the checks that cost nothing and
+    // before anything is counted or sent.
+    if let Some(challenge) = &client.challenge {
+        let token = request.challenge_token.as_deref().ok_or(FlowError::ChallengeFailed)?;
+        match app.challenges.verify(challenge, token, request.source_ip.as_deref()).await {
+            Ok(true) => {}
+            Ok(false) => return Err(FlowError::ChallengeFailed),
+            Err(err) => {
+                tracing::warn!(event = "challenge_unavailable", client_id = %client.client_id, error = %err);
+                return Err(FlowError::ChallengeUnavailable);
+            }
+        }
     }
     let now = app.clock.now();
     let network = note_source(facts, client, request.source_ip.as_deref());

@@ -12,6 +12,7 @@
 pub mod api;
 pub mod app;
 pub mod aws;
+pub mod challenge;
 pub mod ciba;
 pub mod clock;
 pub mod config;

@@ -50,6 +50,8 @@ secret_types! {
     AccessToken;
     /// A one-time code: what the user types, or a test number's fixed code.
     OtpCode;
+    /// A CAPTCHA provider's secret key ([`crate::challenge`]).
+    ChallengeSecret;
 }
 
 #[cfg(test)]

@@ -293,7 +293,7 @@ async fn user_logout_event_ends_the_session() {
 }
 
 #[tokio::test]
-async fn sms_clients_event_lists_ids_and_titles_only() {
+async fn sms_clients_event_lists_ids_titles_and_challenges_only() {
     let (_sandbox, app) = setup().await;
     let response = api::sms_clients(&app.config, event("sms-clients.json")).await.unwrap();
     assert_eq!(response.status(), 200);
@@ -303,7 +303,7 @@ async fn sms_clients_event_lists_ids_and_titles_only() {
         body,
         json!({
             "auth_servers": [{ "id": "sandbox", "default": true }],
-            "clients": [{ "client_id": "sandbox-client", "title": "SMS", "allowed_countries": null }]
+            "clients": [{ "client_id": "sandbox-client", "title": "SMS", "allowed_countries": null, "challenge": null }]
         })
     );
 }

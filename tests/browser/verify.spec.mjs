@@ -90,8 +90,8 @@ after(async () => {
 });
 
 /** A fresh browser context and page, with every request, console error and page error recorded. */
-async function openPage({ viewport = PHONE_WIDTH, locale = 'en-GB' } = {}) {
-  const context = await browser.newContext({ viewport, locale, timezoneId: 'Europe/London', serviceWorkers: 'block' });
+async function openPage({ viewport = PHONE_WIDTH, locale = 'en-GB', bypassCSP = false } = {}) {
+  const context = await browser.newContext({ viewport, locale, timezoneId: 'Europe/London', serviceWorkers: 'block', bypassCSP });
   const page = await context.newPage();
   const watch = { consoleErrors: [], pageErrors: [], offHost: [], apiRequests: [], apiAnswers: [], logBodies: [] };
   // Anything not on 127.0.0.1 is refused before it leaves the browser, and recorded.
@@ -570,6 +570,68 @@ test('several auth servers and a country allow-list (as GET /sms/clients lists t
     await page.getByRole('button', { name: 'Verify' }).click();
     await page.getByRole('heading', { level: 1, name: 'Phone number verified' }).waitFor({ timeout: STEP_TIMEOUT });
     assert.equal(watch.apiRequests.find((r) => r.path === '/sms/token').body.server_id, 'sandbox', 'the same server checks the code');
+    assertClean(watch, missingFeatureStatuses());
+  } finally {
+    await context.close();
+  }
+});
+
+test('a client that requires a challenge: the widget, its token with the send, and a page whose CSP forbids it', async () => {
+  const listed = {
+    auth_servers: [{ id: 'sandbox', default: true }],
+    clients: [{ client_id: 'sandbox-client', title: 'Demo with a check', allowed_countries: null, challenge: { provider: 'turnstile', site_key: '0x4AAAAtest' } }],
+  };
+  // The page's own CSP allows scripts from its origin only: the provider's script is refused and
+  // the page says it cannot show the check, offering no Send button.
+  {
+    const { context, page } = await openPage();
+    try {
+      await stubClients(page, listed);
+      await page.goto(`${BASE_URL}/`);
+      await page.getByText('This service needs a check this page cannot show.').waitFor({ timeout: STEP_TIMEOUT });
+      assert.equal(await page.getByRole('button', { name: 'Send code' }).isVisible(), false);
+    } finally {
+      await context.close();
+    }
+  }
+  // With the CSP changed as the README says (here: bypassed) the widget shows; a stand-in for
+  // the provider's script, served in its place, gives a token when solved.
+  const phone = '+447400123452';
+  const { context, page, watch } = await openPage({ bypassCSP: true });
+  try {
+    await stubClients(page, listed);
+    await page.route('https://challenges.cloudflare.com/**', (route) =>
+      route.fulfill({
+        contentType: 'text/javascript',
+        body: `window.__resets = 0; window.__solved = 0;
+          window.turnstile = {
+            render(el, opts) {
+              const b = document.createElement('button');
+              b.type = 'button'; b.textContent = 'I am human';
+              b.onclick = () => opts.callback('pass-browser-' + (++window.__solved));
+              el.append(b); return 'widget-1';
+            },
+            reset() { window.__resets += 1; },
+          };`,
+      }),
+    );
+    await page.goto(`${BASE_URL}/`);
+    await atPhoneStep(page);
+    await page.getByLabel('Phone number', { exact: true }).fill('07400 123452');
+    await page.getByRole('button', { name: 'Send code' }).click();
+    await page.getByText('Complete the check above, then send the code.').waitFor({ timeout: STEP_TIMEOUT });
+    assert.equal(watch.apiRequests.filter((r) => r.path === '/sms/auth').length, 0, 'nothing sent unsolved');
+    await page.getByRole('button', { name: 'I am human' }).click();
+    const before = (await outbox(phone)).length;
+    await page.getByRole('button', { name: 'Send code' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Enter the code' }).waitFor({ timeout: STEP_TIMEOUT });
+    const started = watch.apiRequests.find((r) => r.path === '/sms/auth').body;
+    assert.equal(started.challenge_token, 'pass-browser-1', 'the token goes with the send');
+    assert.equal(await page.evaluate(() => window.__resets), 1, 'a token is used once: the widget starts over');
+    await nextCode(phone, before);
+    await shot(page, 'f1-challenge');
+    assert.deepEqual(watch.offHost, ['https://challenges.cloudflare.com/turnstile/v0/api.js?render=explicit'], 'only the provider script');
+    watch.offHost.length = 0;
     assertClean(watch, missingFeatureStatuses());
   } finally {
     await context.close();

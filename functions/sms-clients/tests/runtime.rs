@@ -27,7 +27,7 @@ async fn lists_servers_and_clients_from_the_config_alone() {
         apigw::body_json(&response),
         json!({
             "auth_servers": [{ "id": "sandbox", "default": true }],
-            "clients": [{ "client_id": CLIENT, "title": "SMS", "allowed_countries": ["GB", "IE"] }]
+            "clients": [{ "client_id": CLIENT, "title": "SMS", "allowed_countries": ["GB", "IE"], "challenge": null }]
         })
     );
     assert_eq!(emulator.init_error(), None);

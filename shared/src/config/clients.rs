@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 use super::{CODE_PLACEHOLDER, DEFAULT_SMS_TEMPLATE, SMS_USER_FLOW, Secrets, is_code};
 use crate::{
+    challenge::{Challenge, RawChallenge},
     fraud_guard::{FraudGuard, Guarded, RawFraudGuard},
     limits::{Limits, RawLimits},
     phone::{NumberPolicy, NumberType, PhoneNumber},
@@ -24,6 +25,8 @@ pub struct SmsClient {
     pub limits: Limits,
     /// The conversion breaker ([`crate::fraud_guard`]).
     pub fraud_guard: FraudGuard,
+    /// The CAPTCHA `/sms/auth` needs, if any ([`crate::challenge`]).
+    pub challenge: Option<Challenge>,
     /// The countries and number types it sends an SMS to.
     pub numbers: NumberPolicy,
     /// Fixed numbers with fixed codes: no upstream call, no SMS (app-store review, demos).
@@ -57,6 +60,7 @@ pub(super) struct RawClient {
     sms_template: Option<String>,
     limits: Option<RawLimits>,
     fraud_guard: Option<RawFraudGuard>,
+    challenge: Option<RawChallenge>,
     allowed_countries: Option<Vec<String>>,
     number_types: Option<Vec<NumberType>>,
     allow_global_numbers: Option<bool>,
@@ -72,12 +76,14 @@ struct RawTestNumber {
 }
 
 /// What the top level of the file gives every SMS client that does not set its own.
-pub(super) struct ClientDefaults {
+pub(super) struct ClientDefaults<'a> {
     pub(super) client_id: Option<String>,
     /// The `client_secret` from the environment, else the file's top-level one.
     pub(super) client_secret: Option<ClientSecret>,
     pub(super) limits: Limits,
     pub(super) fraud_guard: FraudGuard,
+    /// Where secrets named by variable are read (the process's environment, or a test's).
+    pub(super) env: &'a dyn Fn(&str) -> Option<String>,
     pub(super) test_numbers_enabled: bool,
     pub(super) secrets: Secrets,
 }
@@ -134,6 +140,10 @@ fn validate_sms_client(
     problems.extend(limits.problems(&format!("{at}.limits")));
     let fraud_guard = client.fraud_guard.unwrap_or_default().over(&defaults.fraud_guard);
     problems.extend(fraud_guard.problems(&format!("{at}.fraud_guard")));
+    let secret_needed = defaults.secrets == Secrets::Needed;
+    let challenge = client
+        .challenge
+        .and_then(|raw| raw.resolve(&format!("{at}.challenge"), defaults.env, secret_needed, problems));
     let numbers = NumberPolicy::from_config(
         client.allowed_countries,
         client.number_types,
@@ -151,6 +161,7 @@ fn validate_sms_client(
         sms_template,
         limits,
         fraud_guard,
+        challenge,
         numbers,
         test_numbers,
     })

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod logs;
+pub mod siteverify;
 
 use std::{
     io::{BufRead, BufReader},
@@ -190,7 +191,9 @@ impl System {
         let sandbox = Sandbox::start(sandbox, SocketAddr::from(([127, 0, 0, 1], 0))).await.expect("sandbox");
         let mut config = service_config(&sandbox.url());
         tweak(&mut config);
-        let config = Config::parse(&config.to_string(), None).expect("valid test config");
+        // The secrets a config names by variable come from the test, not the process's environment.
+        let env = |name: &str| (name == siteverify::SECRET_ENV).then(|| siteverify::SECRET.to_owned());
+        let config = Config::parse_with_env(&config.to_string(), None, &env).expect("valid test config");
         let clock = Arc::new(ManualClock::new());
         let app = Arc::new(App::with_clock(config, store, clock.clone()).expect("app"));
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -218,6 +221,14 @@ impl System {
             .send()
             .await
             .expect("local-api answers");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.expect("body");
+        Reply { status, headers, text }
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        let response = self.http.get(format!("{}{path}", self.base)).send().await.expect("local-api answers");
         let status = response.status();
         let headers = response.headers().clone();
         let text = response.text().await.expect("body");
