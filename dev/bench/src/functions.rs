@@ -271,8 +271,8 @@ fn session_of(token_response: &Value) -> Result<String, String> {
 
 fn first_event_description(function: &str) -> &'static str {
     match function {
-        "sms-auth" => "a real /sms/auth: 2 DynamoDB calls (DynamoDB Local), 1 upstream call",
-        "sms-token" => "a real /sms/token: 3 DynamoDB calls, 3 upstream calls",
+        "sms-auth" => "a real /sms/auth: 3 DynamoDB calls (DynamoDB Local), 1 upstream call",
+        "sms-token" => "a real /sms/token: 4 DynamoDB calls, 3 upstream calls",
         "user-info" => "a verified session read back: 1 DynamoDB call",
         "user-logout" => "a verified session ended (204): 1 DynamoDB call",
         "sms-clients" => "the client list, from the config",

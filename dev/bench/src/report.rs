@@ -377,7 +377,8 @@ impl Report {
              sandbox accepted from it (`GET /sandbox/stats` before the warm-up invocation and after the last), \
              and its connections to DynamoDB Local after the warm-up and after the last invocation (by local \
              port, from `/proc`: the same port means the same connection carried every call). Expected: one \
-             kept-alive connection per instance to each host.\n"
+             kept-alive connection per instance to each host; two from sms-auth to DynamoDB, which sends \
+             the verification and the fraud guard's count of the SMS at once.\n"
         );
         let _ = writeln!(
             w,
