@@ -10,7 +10,7 @@ use crate::{
     challenge::ChallengeVerifier,
     ciba::CibaClient,
     clock::{Clock, SystemClock},
-    config::{Config, env_var},
+    config::{Config, Role, env_var},
     secret::ClientSecret,
     startup::StartupError,
     store::{DynamoStore, StateStore, Timed},
@@ -47,10 +47,10 @@ impl App {
     /// The Lambda instance's app: the client secret (`CLIENT_SECRET`, else the Secrets Manager
     /// secret `CLIENT_SECRET_ARN`), the config (see [`Config::from_env`]) and the DynamoDB table
     /// named by `TABLE_NAME`, with the AWS SDK configured by [`sdk_config_from_env`].
-    pub async fn from_env() -> Result<Self, StartupError> {
+    pub async fn from_env(role: Role) -> Result<Self, StartupError> {
         let table = required_table_name()?;
         let sdk = sdk_config_from_env()?;
-        let config = Config::from_env(client_secret_from_env(&sdk).await?)?;
+        let config = Config::from_env(client_secret_from_env(&sdk).await?, role)?;
         let store = DynamoStore::new(dynamodb_client(&sdk), table);
         Self::new(config, Arc::new(store))
     }

@@ -73,8 +73,13 @@ impl Config {
     /// file named by `CONFIG_FILE`. `client_secret` (from `CLIENT_SECRET` or Secrets Manager, see
     /// [`crate::app::client_secret_from_env`]) replaces the top-level `client_secret`, so the
     /// file never has to hold a secret; `SESSION_TTL_SECS` replaces `session_ttl_secs`.
-    pub fn from_env(client_secret: Option<ClientSecret>) -> Result<Self, ConfigError> {
-        Self::parse(&config_json_from_env()?, client_secret)
+    /// `role` says which of the secrets the config names by variable the function needs.
+    pub fn from_env(client_secret: Option<ClientSecret>, role: Role) -> Result<Self, ConfigError> {
+        let secrets = match role {
+            Role::SendsSms => Secrets::All,
+            Role::CompletesVerifications => Secrets::Client,
+        };
+        RawConfig::read(&config_json_from_env()?)?.validate(client_secret, secrets, &env_var)
     }
 
     /// Loads the config for a function that never calls the upstream (`/user/info`,
@@ -97,7 +102,7 @@ impl Config {
         client_secret: Option<ClientSecret>,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigError> {
-        RawConfig::read(json)?.validate(client_secret, Secrets::Needed, env)
+        RawConfig::read(json)?.validate(client_secret, Secrets::All, env)
     }
 
     pub fn sms_client(&self, client_id: &str) -> Option<&SmsClient> {
@@ -206,10 +211,21 @@ fn config_json_from_env() -> Result<String, ConfigError> {
     }
 }
 
-/// Whether the loading function calls the upstream, and so needs every client's secret.
+/// What a function that calls the upstream does, and so which secrets its config needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Starts verifications (`/sms/auth`): every client's secret and challenge secret.
+    SendsSms,
+    /// Completes them (`/sms/token`): every client's secret; challenges are not its business.
+    CompletesVerifications,
+}
+
+/// Which secrets the loading function needs: all (`/sms/auth`, and `local-api`, which serves
+/// every endpoint), the client secrets (`/sms/token`), or none.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Secrets {
-    Needed,
+    All,
+    Client,
     NotNeeded,
 }
 
@@ -403,6 +419,21 @@ mod tests {
             { "user_flow": "pvn_ip", "title": "Other flow" }
         ]
     }"#;
+
+    /// `/sms/token` never verifies a challenge: its function gets no challenge secret and must
+    /// still start, while `/sms/auth`'s refuses to start without it.
+    #[test]
+    fn only_the_sending_function_needs_the_challenge_secret() {
+        let mut json: serde_json::Value = serde_json::from_str(SEED).unwrap();
+        json["clients"][0]["challenge"] =
+            serde_json::json!({"provider": "hcaptcha", "secret_env": "CHALLENGE_SECRET"});
+        let json = json.to_string();
+        let unset = |_: &str| None;
+        let sending = RawConfig::read(&json).unwrap().validate(None, Secrets::All, &unset);
+        assert!(sending.unwrap_err().to_string().contains("\"CHALLENGE_SECRET\", which is not set"));
+        let completing = RawConfig::read(&json).unwrap().validate(None, Secrets::Client, &unset).unwrap();
+        assert!(completing.sms_clients[0].challenge.is_some());
+    }
 
     #[test]
     fn seed_config_loads_with_keycloak_endpoints_and_defaults() {

@@ -216,6 +216,8 @@ pub struct PhoneCounters {
     pub day_sends: u32,
     /// Wrong codes for the number today, from every network.
     pub day_failures: u32,
+    /// The last SMS to the number today, from any network.
+    pub number_last_sent_at: Option<u64>,
     /// SMS to the number from this network in the current window.
     pub window_sends: u32,
     /// SMS to the number from this network today (the resend delay grows with them), and when
@@ -265,11 +267,15 @@ pub fn judge_send(phone: &PhoneCounters, limits: &Limits, now: u64) -> Result<()
         let window_end = (window_index(now, limits.send_window_secs) + 1) * limits.send_window_secs;
         return Err(RateLimited::new(Limit::PhoneWindow, window_end - now));
     }
-    if let Some(last) = phone.last_sent_at.filter(|_| phone.network_day_sends > 0) {
-        let next = last + limits.resend_delay(phone.network_day_sends);
-        if next > now {
-            return Err(RateLimited::new(Limit::ResendDelay, next - now));
-        }
+    // The delay grows with this network's sends of the day; across networks the number still
+    // waits the first delay between two SMS, so many networks cannot flood one number.
+    let from_network = phone
+        .last_sent_at
+        .filter(|_| phone.network_day_sends > 0)
+        .map(|last| last + limits.resend_delay(phone.network_day_sends));
+    let from_any = phone.number_last_sent_at.map(|last| last + limits.resend_delay(1));
+    if let Some(next) = from_network.max(from_any).filter(|next| *next > now) {
+        return Err(RateLimited::new(Limit::ResendDelay, next - now));
     }
     Ok(())
 }
@@ -411,8 +417,14 @@ mod tests {
         assert_eq!(judge_send(&expired, &limits, NOW), Ok(()));
         // Another network's sends do not delay this one's; the number's wrong codes of the day
         // from all networks are capped.
-        let other_network = PhoneCounters { day_sends: 4, ..PhoneCounters::default() };
+        let other_network =
+            PhoneCounters { day_sends: 4, number_last_sent_at: Some(NOW - 30), ..PhoneCounters::default() };
         assert_eq!(judge_send(&other_network, &limits, NOW), Ok(()));
+        let just_sent_elsewhere = PhoneCounters { number_last_sent_at: Some(NOW - 10), ..other_network };
+        assert_eq!(
+            judge_send(&just_sent_elsewhere, &limits, NOW),
+            Err(RateLimited::new(Limit::ResendDelay, 20))
+        );
         let guessed = PhoneCounters { day_failures: 100, ..PhoneCounters::default() };
         let limited = judge_send(&guessed, &limits, NOW).unwrap_err();
         assert_eq!(

@@ -812,8 +812,10 @@ async fn a_paused_country_refuses_sends_until_the_pause_ends(store: Store) {
         .collect();
     let pause = CountryPause { window: window.clone(), counts, until, now: t };
     assert!(store.pause_country(&pause).await.unwrap(), "this call started the pause");
+    // A send reserved just before the pause trips it again a second later: the pause that is on
+    // is not made longer than its log line says.
     assert!(
-        !store.pause_country(&CountryPause { now: t + 1, ..pause.clone() }).await.unwrap(),
+        !store.pause_country(&CountryPause { now: t + 1, until: until + 1, ..pause.clone() }).await.unwrap(),
         "started once"
     );
     let paused = |at: u64| limited(Limit::CountryPaused, until - at);
@@ -832,6 +834,30 @@ async fn a_paused_country_refuses_sends_until_the_pause_ends(store: Store) {
     assert_eq!(send(&store, "client-a", "+4915123456789", &limits, t + 2).await, Ok(()), "another country");
     assert_eq!(send(&store, "client-b", "+447400222222", &limits, t + 2).await, Ok(()), "another client");
     assert_eq!(send(&store, "client-a", "+447400222222", &limits, until).await, Ok(()), "the pause is over");
+}
+
+/// The growing delay is the network's; across networks the number waits the first delay.
+async fn the_number_waits_the_first_delay_across_networks(store: Store) {
+    let limits = Limits { resend_delays_secs: vec![30, 3600], ..Limits::default() };
+    let number = PhoneNumber::parse("+447400123456").unwrap();
+    let from = |network: &str, at: u64| SendReservation::new("client-a", &number, Some(network), &limits, at);
+    let t = DAY_START + 600;
+    assert_eq!(store.reserve_send(&from("198.51.100.7", t)).await.unwrap(), Ok(()));
+    assert_eq!(
+        store.reserve_send(&from("203.0.113.9", t + 10)).await.unwrap(),
+        limited(Limit::ResendDelay, 20)
+    );
+    assert_eq!(store.reserve_send(&from("203.0.113.9", t + 30)).await.unwrap(), Ok(()), "the first delay");
+    assert_eq!(
+        store.reserve_send(&from("198.51.100.7", t + 60)).await.unwrap(),
+        Ok(()),
+        "30 s since the last"
+    );
+    assert_eq!(
+        store.reserve_send(&from("198.51.100.7", t + 120)).await.unwrap(),
+        limited(Limit::ResendDelay, 3540),
+        "the first network's own delay grows with its sends"
+    );
 }
 
 async fn a_new_start_replaces_the_older_verification(store: Store) {
@@ -1077,6 +1103,7 @@ suite!(
     a_refused_send_counts_nothing,
     sends_are_capped_per_client_country_and_range,
     a_paused_country_refuses_sends_until_the_pause_ends,
+    the_number_waits_the_first_delay_across_networks,
     a_new_start_replaces_the_older_verification,
     wrong_codes_across_verifications_lock_the_phone,
     a_verified_number_starts_counting_failures_again,

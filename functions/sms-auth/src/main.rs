@@ -7,7 +7,9 @@ use lambda_http::{Error, Request, run, service_fn};
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     shared::telemetry::init();
-    let app = shared::App::from_env().await.inspect_err(shared::telemetry::startup_failed)?;
+    let app = shared::App::from_env(shared::config::Role::SendsSms)
+        .await
+        .inspect_err(shared::telemetry::startup_failed)?;
     let app = &app;
     run(service_fn(move |request: Request| async move { shared::api::sms_auth(app, request).await })).await
 }

@@ -140,7 +140,7 @@ fn validate_sms_client(
     problems.extend(limits.problems(&format!("{at}.limits")));
     let fraud_guard = client.fraud_guard.unwrap_or_default().over(&defaults.fraud_guard);
     problems.extend(fraud_guard.problems(&format!("{at}.fraud_guard")));
-    let secret_needed = defaults.secrets == Secrets::Needed;
+    let secret_needed = defaults.secrets == Secrets::All;
     let challenge = client
         .challenge
         .and_then(|raw| raw.resolve(&format!("{at}.challenge"), defaults.env, secret_needed, problems));
@@ -187,7 +187,7 @@ fn validate_credentials(
     let client_secret = match (client_secret.or_else(|| defaults.client_secret.clone()), defaults.secrets) {
         (Some(secret), _) => Some(secret),
         (None, Secrets::NotNeeded) => Some(ClientSecret::new("")),
-        (None, Secrets::Needed) => None,
+        (None, Secrets::All | Secrets::Client) => None,
     };
     let Some(client_secret) = client_secret else {
         problems.push(format!(

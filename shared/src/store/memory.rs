@@ -47,6 +47,7 @@ struct Count {
 struct NumberDay {
     sends: u32,
     failures: u32,
+    last_sent_at: Option<u64>,
 }
 
 /// A phone record with its fixed windows as stored; [`State::counters`] reads it at a given time.
@@ -95,6 +96,7 @@ impl State {
         let phone = self.phones.get(phone_key).cloned().unwrap_or_default();
         PhoneCounters {
             day_sends: number.sends,
+            number_last_sent_at: number.last_sent_at,
             day_failures: number.failures,
             window_sends: count_in(phone.window, window_index(now, window_secs)),
             network_day_sends: count_in(phone.day, window_index(now, DAY_SECS)),
@@ -154,11 +156,10 @@ impl StateStore for MemoryStore {
         if let Err(limited) = judge_reservation(&counters, &counted, reservation) {
             return Ok(Err(limited));
         }
-        state
-            .numbers
-            .entry((reservation.number_key.clone(), window_index(now, DAY_SECS)))
-            .or_default()
-            .sends += 1;
+        let number =
+            state.numbers.entry((reservation.number_key.clone(), window_index(now, DAY_SECS))).or_default();
+        number.sends += 1;
+        number.last_sent_at = Some(now);
         let phone = state.phones.entry(reservation.phone_key.clone()).or_default();
         phone.window = (window_index(now, window_secs), counters.window_sends + 1);
         phone.day = (window_index(now, DAY_SECS), counters.network_day_sends + 1);
@@ -190,14 +191,6 @@ impl StateStore for MemoryStore {
 
     async fn pause_country(&self, pause: &CountryPause) -> Result<bool, StoreError> {
         let mut state = self.lock();
-        for (key, window, window_secs) in &pause.counts {
-            let window_end = (window + 1) * window_secs;
-            let count = state
-                .counts
-                .entry((key.clone(), *window))
-                .or_insert(Count { window_end, ..Count::default() });
-            count.counted.paused_until = count.counted.paused_until.max(Some(pause.until));
-        }
         let window_end = (pause.window.window + 1) * pause.window.window_secs;
         let slot = (pause.window.key.clone(), pause.window.window);
         let (_, _, paused_until) =
@@ -205,6 +198,16 @@ impl StateStore for MemoryStore {
         let starts = *paused_until <= pause.now;
         if starts {
             *paused_until = pause.until;
+        }
+        // The pause that is on (started here or before), never a later end.
+        let until = *paused_until;
+        for (key, window, window_secs) in &pause.counts {
+            let window_end = (window + 1) * window_secs;
+            let count = state
+                .counts
+                .entry((key.clone(), *window))
+                .or_insert(Count { window_end, ..Count::default() });
+            count.counted.paused_until = count.counted.paused_until.max(Some(until));
         }
         Ok(starts)
     }

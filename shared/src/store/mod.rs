@@ -300,9 +300,10 @@ pub trait StateStore: Send + Sync {
         event: ConversionEvent,
     ) -> Result<Conversion, StoreError>;
 
-    /// Pauses a country's sends: every count of `pause.counts` carries `paused_until` (never
-    /// shortened), so reservations refuse them. True when this call started the pause, false when
-    /// `pause.window` says a pause is already on.
+    /// Pauses a country's sends: `pause.window` records the pause unless one is on, and every
+    /// count of `pause.counts` carries the end of the pause that is on (this one, or the one
+    /// already on: never later, never shortened), so reservations refuse them. True when this call
+    /// started the pause.
     async fn pause_country(&self, pause: &CountryPause) -> Result<bool, StoreError>;
 
     /// Saves a new pending verification and makes it its phone's current one (replacing any

@@ -51,8 +51,14 @@ pub(super) fn reservation_ops(reservation: &SendReservation) -> Vec<Op> {
             DAY_SECS,
             now,
         )
-        .when(format!("(attribute_not_exists(n) OR n < :max) AND ({BELOW_DAILY_FAILURES})"))
-        .value(":max_failures_day", n(limits.max_failures_per_phone_day)),
+        .with_update("ADD n :one SET last_sent_at = :now, expires_at = :expires")
+        .when(format!(
+            "(attribute_not_exists(n) OR n < :max) AND ({BELOW_DAILY_FAILURES}) \
+             AND (attribute_not_exists(last_sent_at) OR last_sent_at <= :spaced)"
+        ))
+        .value(":max_failures_day", n(limits.max_failures_per_phone_day))
+        // The first resend delay, between any two SMS to the number (see `judge_send`).
+        .value(":spaced", n(i128::from(now) - i128::from(limits.resend_delays_secs[0]))),
     );
     ops
 }

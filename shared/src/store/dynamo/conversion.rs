@@ -4,16 +4,21 @@
 //!
 //! - count: UpdateItem `f#{country}#{secs}#{window}` ADD `sends` or `verified`, SET `expires_at` =
 //!   the window's end + 1 h, returning the new counts (`ALL_NEW`).
-//! - pause: UpdateItem of each count item SET `paused_until` under `attribute_not_exists(
-//!   paused_until) OR paused_until < :until` (a pause is never shortened; a failed condition means
-//!   a longer one is on), then of the window item under `attribute_not_exists(paused_until) OR
-//!   paused_until <= :now`: the call whose condition holds started the pause. The counts are
-//!   written every time, so a pause whose writer stopped half-way is completed by the next.
+//! - pause: UpdateItem of the window item SET `paused_until` under `attribute_not_exists(
+//!   paused_until) OR paused_until <= :now`: the call whose condition holds starts the pause; one
+//!   whose condition fails reads the pause that is on (`ALL_OLD`). Then UpdateItem of each count
+//!   item SET `paused_until` to that pause's end under `attribute_not_exists(paused_until) OR
+//!   paused_until < :until` (never shortened). The counts are written by every call that finds
+//!   the window tripped, with the end of the pause that is on, so a pause whose writer stopped
+//!   half-way is completed by the next and never made longer than its log line says.
 
-use aws_sdk_dynamodb::types::{ReturnConsumedCapacity, ReturnValue};
+use aws_sdk_dynamodb::{
+    operation::update_item::UpdateItemError,
+    types::{ReturnConsumedCapacity, ReturnValue, ReturnValuesOnConditionCheckFailure},
+};
 
-use super::codec::{Attributes, count_pk, n, s};
-use super::transact::{Conflict, send_retrying_conflicts};
+use super::codec::{Attributes, Item, count_pk, n, s};
+use super::transact::send_retrying_conflicts;
 use super::{DynamoStore, PK, Units, charge};
 use crate::fraud_guard::Conversion;
 use crate::limits::HOUR_SECS;
@@ -58,25 +63,38 @@ impl DynamoStore {
     }
 
     pub(super) async fn pause_country_items(&self, pause: &CountryPause) -> Result<bool, StoreError> {
-        for (key, window, window_secs) in &pause.counts {
-            let expires = (window + 1) * window_secs + MARGIN_SECS;
-            let longer = "attribute_not_exists(paused_until) OR paused_until < :until";
-            self.set_paused_until(count_pk(key, *window), longer, pause, expires).await?;
-        }
         let window = &pause.window;
         let expires = (window.window + 1) * window.window_secs + MARGIN_SECS;
         let over = "attribute_not_exists(paused_until) OR paused_until <= :now";
-        self.set_paused_until(count_pk(&window.key, window.window), over, pause, expires).await
+        let pk = count_pk(&window.key, window.window);
+        let (started, until) = match self.set_paused_until(pk, over, pause.until, pause.now, expires).await? {
+            Ok(()) => (true, pause.until),
+            // Another call started the pause that is on: complete it, to its own end.
+            Err(on) => {
+                let on = on.unwrap_or_default();
+                (false, Attributes(&on).optional_number("paused_until")?.unwrap_or(pause.until))
+            }
+        };
+        for (key, window, window_secs) in &pause.counts {
+            let expires = (window + 1) * window_secs + MARGIN_SECS;
+            let longer = "attribute_not_exists(paused_until) OR paused_until < :until";
+            // A failed condition: a pause that ends later is on this count already.
+            let _longer_on =
+                self.set_paused_until(count_pk(key, *window), longer, until, pause.now, expires).await?;
+        }
+        Ok(started)
     }
 
-    /// SET `paused_until` on one item under `condition`: whether the condition held.
+    /// SET `paused_until = until` on one item under `condition`: `Err` with the item as it stood
+    /// when the condition failed.
     async fn set_paused_until(
         &self,
         pk: String,
         condition: &str,
-        pause: &CountryPause,
+        until: u64,
+        now: u64,
         expires: u64,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Result<(), Option<Item>>, StoreError> {
         let mut request = self
             .client
             .update_item()
@@ -84,19 +102,24 @@ impl DynamoStore {
             .key(PK, s(pk))
             .update_expression("SET paused_until = :until, expires_at = if_not_exists(expires_at, :expires)")
             .condition_expression(condition)
-            .expression_attribute_values(":until", n(pause.until))
-            .expression_attribute_values(":expires", n(expires.max(pause.until)))
+            .expression_attribute_values(":until", n(until))
+            .expression_attribute_values(":expires", n(expires.max(until)))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .return_consumed_capacity(ReturnConsumedCapacity::Total);
         if condition.contains(":now") {
-            request = request.expression_attribute_values(":now", n(pause.now));
+            request = request.expression_attribute_values(":now", n(now));
         }
         match send_retrying_conflicts(|| request.clone().send()).await {
             Ok(out) => {
                 charge(Units::Write, out.consumed_capacity());
-                Ok(true)
+                Ok(Ok(()))
             }
-            Err(e) if e.as_service_error().is_some_and(Conflict::is_condition_failed) => Ok(false),
-            Err(e) => Err(self.unavailable("UpdateItem (pause)", e)),
+            Err(e) => match e.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(failed)) => {
+                    Ok(Err(failed.item().cloned()))
+                }
+                _ => Err(self.unavailable("UpdateItem (pause)", e)),
+            },
         }
     }
 }

@@ -25,7 +25,8 @@
 //! |-------------------------|---------------------------------------------------------|--------------------|
 //! | `reserve_send`          | TWI: Update `c#`, `g#`, `r#` and `i#`¹ ADD n,           | count; unlocked;   |
 //! |                         | ConditionCheck `p#`, Update `p#…#w` ADD n, Update       | window; day        |
-//! |                         | `p#…#d` ADD n SET last_sent_at, Update `n#` ADD n       | number             |
+//! |                         | `p#…#d` ADD n SET last_sent_at, Update `n#` ADD n SET   | number             |
+//! |                         | last_sent_at                                            |                    |
 //! | `put_verification`      | TWI: Put `v#`, Update `p#` SET current                  | none²              |
 //! | `claim_verification`    | GetItem `v#` (consistent), then TWI: ConditionCheck     | current, unlocked; |
 //! |                         | `p#`, ConditionCheck `n#`, Update `v#` SET lease        | guessable; rev     |
@@ -49,7 +50,8 @@
 //!   `sends_per_country_hour`, `sends_per_range_hour`, `starts_per_ip_hour`; a shard's share).
 //!   ¹ `i#` only with a source network.
 //! - number: `attribute_not_exists(n) OR n < :max` (`sends_per_phone_day`, from all networks) AND
-//!   guessable. guessable: `attribute_not_exists(failures) OR failures < :max_failures_day`
+//!   guessable AND `attribute_not_exists(last_sent_at) OR last_sent_at <= :spaced` (`now` less
+//!   the first resend delay: between any two SMS to the number, from any network). guessable: `attribute_not_exists(failures) OR failures < :max_failures_day`
 //!   (`max_failures_per_phone_day`, the number's wrong codes of the day from all networks).
 //! - unlocked: `attribute_not_exists(failures) OR attribute_not_exists(failures_reset_at) OR
 //!   failures < :max_failures OR failures_reset_at <= :now`.
@@ -643,6 +645,7 @@ fn refused_reservation(
     let counters = PhoneCounters {
         day_sends: Attributes(&number).optional_number("n")?.unwrap_or(0),
         day_failures: number_day_failures(Some(&number))?,
+        number_last_sent_at: Attributes(&number).optional_number("last_sent_at")?,
         window_sends: window.optional_number("n")?.unwrap_or(0),
         network_day_sends: day.optional_number("n")?.unwrap_or(0),
         last_sent_at: day.optional_number("last_sent_at")?,
