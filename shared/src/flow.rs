@@ -38,12 +38,13 @@ use crate::{
     phone::{self, NumberRefused, NumberType, PhoneNumber},
     secret::{AccessToken, AuthReqId, Nonce, OtpCode, SessionToken},
     store::{
-        Claim, ClaimOutcome, GLOBAL_REGION, Lease, LeaseId, Progress, SendReservation, Session, SessionKey,
-        StoreError, Verification, VerificationKey,
+        Claim, ClaimOutcome, Lease, LeaseId, Progress, SendReservation, Session, SessionKey, StoreError,
+        Verification, VerificationKey,
     },
 };
 
 mod guard;
+
 /// Seconds a lease outlives the token budget, so a slow last step still finishes under it.
 const LEASE_MARGIN_SECS: u64 = 5;
 
@@ -207,7 +208,7 @@ async fn run_start(app: &App, request: StartRequest, facts: &mut Facts) -> Resul
     facts.phone_masked = Some(phone.masked());
     facts.country_code = Some(phone.country_code());
     facts.number_type = Some(phone::number_type_name(phone.number_type()));
-    facts.region = Some(phone.region().unwrap_or(GLOBAL_REGION).to_owned());
+    facts.region = Some(phone.region_or_global().to_owned());
     let test_number = client.test_numbers.iter().any(|t| t.phone == phone.e164());
     // A configured test number sends nothing; every other number must be one the client pays for.
     if !test_number {
@@ -261,6 +262,7 @@ async fn run_start(app: &App, request: StartRequest, facts: &mut Facts) -> Resul
         client_id: client.client_id.clone(),
         server_id: server.id.clone(),
         phone: phone.e164().to_owned(),
+        region: phone.region_or_global().to_owned(),
         phone_key,
         test: test_number,
         created_at: now,
@@ -273,14 +275,15 @@ async fn run_start(app: &App, request: StartRequest, facts: &mut Facts) -> Resul
     };
     // The SMS has left: it counts for the fraud guard whether or not the put succeeds, and the
     // two writes are independent, so they go together.
-    let mut pause_started = Facts::default();
     let counted = async {
-        if !test_number {
-            guard::after_send(app.store.as_ref(), client.guarded(), &phone, now, &mut pause_started).await;
+        if test_number {
+            None
+        } else {
+            guard::after_send(app.store.as_ref(), client.guarded(), &phone, now).await
         }
     };
-    let put = tokio::join!(app.store.put_verification(&verification), counted).0;
-    facts.pause_started = pause_started.pause_started;
+    let (put, pause_started) = tokio::join!(app.store.put_verification(&verification), counted);
+    facts.pause_started = pause_started;
     put?;
 
     Ok(Started { auth_server: server.into(), auth_req_id, nonce, flow_id })

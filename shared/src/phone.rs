@@ -91,6 +91,12 @@ impl PhoneNumber {
         self.region.as_deref()
     }
 
+    /// [`Self::region`], with the global-service codes as one region of their own,
+    /// [`GLOBAL_REGION`]: what the country caps and the fraud guard count by.
+    pub fn region_or_global(&self) -> &str {
+        self.region().unwrap_or(GLOBAL_REGION)
+    }
+
     /// What kind of line the number is, by libphonenumber's patterns for its country.
     pub fn number_type(&self) -> NumberType {
         self.number_type
@@ -114,6 +120,15 @@ impl PhoneNumber {
 /// state store keeps only the E.164 text): calling codes are prefix-free, so it is the one
 /// 1–3 digit prefix libphonenumber's metadata knows. A map lookup, not the pattern matching of a
 /// second parse (BENCHMARKS.md, "Tuning log").
+/// The region libphonenumber gives the global-service codes (+800, +881, …), which have none.
+pub const GLOBAL_REGION: &str = "001";
+
+/// The region of a stored E.164 number as [`PhoneNumber::region_or_global`] gives it (a parse:
+/// for numbers a store kept without their region).
+pub fn region_of(e164: &str) -> String {
+    PhoneNumber::parse(e164).map_or(GLOBAL_REGION.to_owned(), |phone| phone.region_or_global().to_owned())
+}
+
 pub fn country_code_of(e164: &str) -> Option<u16> {
     let digits = e164.strip_prefix('+').filter(|d| d.starts_with(|c: char| matches!(c, '1'..='9')))?;
     (1..=3)

@@ -99,6 +99,7 @@ fn verification(now: u64) -> Verification {
         server_id: "server-a".into(),
         // Every verification its own number: the numbers' wrong codes of the day are their own.
         phone: format!("+1555{}", uuid::Uuid::new_v4().simple()),
+        region: "US".into(),
         phone_key: new_phone(),
         test: false,
         created_at: now,
@@ -1180,6 +1181,7 @@ mod dynamo_only {
         assert_eq!(attr_n(&item, "wrong_codes").as_deref(), Some("0"));
         assert_eq!(attr_s(&item, "client_id"), Some(v.client_id.clone()));
         assert_eq!(attr_s(&item, "phone_key").as_deref(), Some(v.phone_key.as_str()));
+        assert_eq!(attr_s(&item, "region"), Some(v.region.clone()));
         assert_eq!(item.get("test").and_then(|t| t.as_bool().ok()), Some(&false));
         assert!(attr_s(&item, "rev").is_some_and(|rev| rev.len() >= 16), "a revision token");
         let phone = raw_get(&store, format!("p#{}", v.phone_key.as_str())).await.expect("phone item");

@@ -1,55 +1,55 @@
 //! The fraud guard's steps in the flow ([`crate::fraud_guard`] has the rule): after an SMS,
-//! count it and pause its country when the window's conversion has collapsed (the request's
-//! [`Facts`] carry a pause it started to the log line and the metric); after a verification,
+//! count it and pause its country when the window's conversion has collapsed (a pause it started
+//! goes to the request's log line and metric); after a verification,
 //! count it. Neither ever fails the request: its SMS has already left.
 
 use crate::{
-    flow::Facts,
     fraud_guard::{Guarded, PauseStarted},
     limits::{HOUR_SECS, shards_for, window_index},
     phone::PhoneNumber,
     store::{
-        ConversionEvent, ConversionWindow, CounterKey, CountryPause, GLOBAL_REGION, StateStore, StoreError,
-        Verification,
+        ConversionEvent, ConversionWindow, CounterKey, CountryPause, StateStore, StoreError, Verification,
     },
 };
 
-/// After an SMS went to `phone` at `now`: a pause it started is in `facts`.
+/// After an SMS went to `phone` at `now`: the pause it started, if it did.
 pub(super) async fn after_send(
     store: &dyn StateStore,
     client: Guarded<'_>,
     phone: &PhoneNumber,
     now: u64,
-    facts: &mut Facts,
-) {
-    let region = phone.region().unwrap_or(GLOBAL_REGION);
+) -> Option<PauseStarted> {
+    let region = phone.region_or_global();
     let window = window(client, region, now);
     let conversion = match store.count_conversion(&window, ConversionEvent::Sent).await {
         Ok(conversion) => conversion,
-        Err(err) => return unavailable(client.client_id, region, &err),
+        Err(err) => {
+            unavailable(client.client_id, region, &err);
+            return None;
+        }
     };
     if !client.guard.trips(conversion) {
-        return;
+        return None;
     }
     let pause = pause(client, region, window, now);
     match store.pause_country(&pause).await {
-        Ok(true) => {
-            facts.pause_started = Some(PauseStarted {
-                region: region.to_owned(),
-                conversion,
-                min_conversion: client.guard.min_conversion,
-                until: pause.until,
-            });
+        Ok(true) => Some(PauseStarted {
+            region: region.to_owned(),
+            conversion,
+            min_conversion: client.guard.min_conversion,
+            until: pause.until,
+        }),
+        Ok(false) => None,
+        Err(err) => {
+            unavailable(client.client_id, region, &err);
+            None
         }
-        Ok(false) => {}
-        Err(err) => unavailable(client.client_id, region, &err),
     }
 }
 
 /// After `verification` completed: counted in the window its SMS was sent in.
 pub(super) async fn after_verified(store: &dyn StateStore, client: Guarded<'_>, verification: &Verification) {
-    let region = PhoneNumber::parse(&verification.phone).ok();
-    let region = region.as_ref().and_then(PhoneNumber::region).unwrap_or(GLOBAL_REGION);
+    let region = &verification.region;
     let window = window(client, region, verification.created_at);
     if let Err(err) = store.count_conversion(&window, ConversionEvent::Verified).await {
         unavailable(client.client_id, region, &err);

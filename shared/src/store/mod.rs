@@ -68,6 +68,9 @@ pub struct Verification {
     pub server_id: String,
     /// E.164; kept for the session, never logged in full.
     pub phone: String,
+    /// The phone's region ([`PhoneNumber::region_or_global`]), kept so completing the
+    /// verification needs no second parse.
+    pub region: String,
     /// The phone record this verification counts against: the phone as the network it was
     /// started from sees it.
     pub phone_key: PhoneKey,
@@ -152,7 +155,7 @@ impl SendReservation {
         let pick = number_key.spread();
         let (client_shard, client_share) = shard(limits.sends_per_client_day, pick);
         let (country_shard, country_share) = shard(limits.sends_per_country_hour, pick);
-        let region = phone.region().unwrap_or(GLOBAL_REGION);
+        let region = phone.region_or_global();
         let count = |limit, key, window_secs, max| WindowCount { limit, key, window_secs, max };
         let mut counts = vec![
             count(Limit::ClientDaily, CounterKey::client(client_id, client_shard), DAY_SECS, client_share),
@@ -204,9 +207,6 @@ pub struct CountryPause {
     pub until: u64,
     pub now: u64,
 }
-
-/// The region libphonenumber gives the global-service codes (+800, +881, …), which have none.
-pub const GLOBAL_REGION: &str = "001";
 
 #[derive(Clone, Debug, PartialEq)]
 #[allow(clippy::large_enum_variant, reason = "short-lived return value; boxing buys nothing")]

@@ -7,6 +7,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{Map, Value};
 
 use crate::limits::PhoneCounters;
+use crate::phone;
 use crate::store::{
     CounterKey, Lease, LeaseId, NumberKey, PhoneKey, PhoneRecord, Progress, Session, SessionKey, StoreError,
     Verification, VerificationKey,
@@ -80,6 +81,7 @@ pub(super) fn verification_item(v: &Verification, rev: AttributeValue) -> Item {
         ("client_id".to_owned(), s(&v.client_id)),
         ("server_id".to_owned(), s(&v.server_id)),
         ("phone".to_owned(), s(&v.phone)),
+        ("region".to_owned(), s(&v.region)),
         ("phone_key".to_owned(), s(v.phone_key.as_str())),
         ("test".to_owned(), AttributeValue::Bool(v.test)),
         ("created_at".to_owned(), n(v.created_at)),
@@ -172,13 +174,17 @@ pub(super) fn parse_verification(key: &VerificationKey, item: &Item) -> Result<V
         (None, None) => None,
         _ => return Err(corrupt("lease_id and lease_until must come together")),
     };
+    let phone = a.string("phone")?;
+    // Items written before verifications kept their region have none.
+    let region = a.optional_string("region")?.unwrap_or_else(|| phone::region_of(&phone));
     Ok(Verification {
         key: key.clone(),
         flow_id: a.string("flow_id")?,
         nonce_digest: a.string("nonce_digest")?,
         client_id: a.string("client_id")?,
         server_id: a.string("server_id")?,
-        phone: a.string("phone")?,
+        phone,
+        region,
         phone_key: PhoneKey::from_stored(a.string("phone_key")?),
         test: a.bool("test")?,
         created_at: a.number("created_at")?,

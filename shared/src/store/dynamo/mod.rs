@@ -86,14 +86,16 @@
 //!   the consumed verification, whose item is gone: the pointer can match nothing.
 //!
 //! Attributes, one per field. Verification: `flow_id`, `nonce_digest`, `client_id`, `server_id`,
-//! `phone`, `phone_key` (S); `test` (BOOL); `created_at`, `expires_at`, `poll_interval_secs`,
+//! `phone`, `region`, `phone_key` (S); `test` (BOOL); `created_at`, `expires_at`, `poll_interval_secs`,
 //! `wrong_codes`, `max_wrong_codes` (N); `stage` (S: `awaiting_code` | `code_accepted` |
 //! `token_issued`) and `sealed_access_token` (S, with `token_issued` only); `lease_id` (S) and
 //! `lease_until` (N) while leased; `rev` (S). Session: `flow_id`, `client_id`, `server_id`, `phone`
 //! (S); `userinfo` (S, a JSON object); `verified_at`, `expires_at` (N). Phone: `current` (S, a
 //! verification key); `failures`, `failures_reset_at`, `expires_at` (N). Counters: `n`,
-//! `expires_at` (N); the phone's day also `last_sent_at`, the number's day also `failures` (N). A verification or session item that lacks
-//! one of its attributes (but the lease's and the sealed token) is unreadable.
+//! `expires_at` (N); the phone's day also `last_sent_at`, the number's day also `failures` (N). A
+//! verification or session item that lacks one of its attributes (but the lease's, the sealed
+//! token and a verification's `region`, which items written before it had none of: read from the
+//! number) is unreadable.
 //!
 //! DynamoDB deletes expired items lazily (up to days later), so reads and claims treat
 //! `expires_at <= now` as absent (counters need not: their key names their window). A write that
