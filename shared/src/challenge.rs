@@ -8,12 +8,15 @@
 //! `success` says whether the token is good (and single-use: a token verifies once). The answer is
 //! read up to [`MAX_ANSWER_BYTES`]; redirects are never followed (the form carries the secret).
 
-use std::{net::IpAddr, time::Duration};
+use std::time::Duration;
 
-use reqwest::{Url, redirect};
+use reqwest::Url;
 use serde::Deserialize;
 
-use crate::secret::ChallengeSecret;
+use crate::{
+    outbound::{self, BodyError, is_safe_url},
+    secret::ChallengeSecret,
+};
 
 /// A siteverify answer is a few hundred bytes; anything longer is not one.
 pub const MAX_ANSWER_BYTES: usize = 16 * 1024;
@@ -106,19 +109,6 @@ impl RawChallenge {
     }
 }
 
-/// `https`, or `http` to a loopback host (127.0.0.0/8, ::1, localhost) for local work.
-fn is_safe_url(url: &Url) -> bool {
-    let Some(host) = url.host_str() else { return false };
-    match url.scheme() {
-        "https" => true,
-        "http" => {
-            let ip = host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>();
-            host.eq_ignore_ascii_case("localhost") || ip.is_ok_and(|ip| ip.is_loopback())
-        }
-        _ => false,
-    }
-}
-
 /// Why a token could not be judged: the provider could not be asked or answered nonsense.
 #[derive(Debug, thiserror::Error)]
 #[error("challenge verification failed: {0}")]
@@ -137,13 +127,7 @@ struct Answer {
 
 impl ChallengeVerifier {
     pub fn new() -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(REQUEST_TIMEOUT)
-            .redirect(redirect::Policy::none())
-            .user_agent(concat!("sms-verify/", env!("CARGO_PKG_VERSION")))
-            .tls_backend_preconfigured(crate::tls::upstream_client_config())
-            .build()?;
+        let http = outbound::client(CONNECT_TIMEOUT, REQUEST_TIMEOUT)?;
         Ok(Self { http })
     }
 
@@ -159,7 +143,7 @@ impl ChallengeVerifier {
             form.push(("remoteip", ip));
         }
         let fail = |what: &str| ChallengeError(format!("{} siteverify {what}", challenge.provider.name()));
-        let mut response = self
+        let response = self
             .http
             .post(challenge.verify_url.clone())
             .form(&form)
@@ -169,13 +153,10 @@ impl ChallengeVerifier {
         if !response.status().is_success() {
             return Err(fail(&format!("answered HTTP {}", response.status().as_u16())));
         }
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|_| fail("broke off its answer"))? {
-            if body.len() + chunk.len() > MAX_ANSWER_BYTES {
-                return Err(fail("answered more than 16 KiB"));
-            }
-            body.extend_from_slice(&chunk);
-        }
+        let body = outbound::read_capped(response, MAX_ANSWER_BYTES).await.map_err(|err| match err {
+            BodyError::TooLarge => fail("answered more than 16 KiB"),
+            BodyError::Broken { .. } => fail("broke off its answer"),
+        })?;
         let answer: Answer = serde_json::from_slice(&body).map_err(|_| fail("answered no JSON `success`"))?;
         Ok(answer.success)
     }

@@ -11,13 +11,14 @@
 
 use std::time::Duration;
 
-use reqwest::{Response, StatusCode};
+use reqwest::Response;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use tokio::time::Instant;
 
 use crate::{
-    config::{AuthServer, SmsClient, UpstreamTimeouts},
+    config::{AuthServer, MAX_VERIFICATION_TTL_SECS, SmsClient, UpstreamTimeouts},
+    outbound::{self, BodyError},
     secret::{AccessToken, AuthReqId, OtpCode},
     timings::{UpstreamCall, upstream_call},
 };
@@ -25,12 +26,25 @@ use crate::{
 const CIBA_GRANT_TYPE: &str = "urn:openid:params:grant-type:ciba";
 /// CIBA Core §7.3: without an `interval` from the server, poll every 5 s.
 pub const DEFAULT_POLL_INTERVAL_SECS: u64 = 5;
+/// The longest poll interval taken from the upstream: a longer one would outlast any token
+/// budget, and an absurd one (2⁶⁴−1) would overflow the clock.
+pub const MAX_POLL_INTERVAL_SECS: u64 = 30;
+/// Keycloak's default lifetime of a CIBA request, for an answer that says none.
+const DEFAULT_EXPIRES_IN_SECS: u64 = 120;
 /// CIBA Core §11: after `slow_down`, poll at least 5 s less often from then on.
 const SLOW_DOWN_STEP_SECS: u64 = 5;
+/// The most of an answer body that is read: CIBA's answers are a few hundred bytes, userinfo a
+/// few KiB.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// The longest `auth_req_id` taken: what `/sms/token` accepts back.
+pub const MAX_AUTH_REQ_ID_CHARS: usize = 4096;
+/// The longest access token taken (it is kept sealed in the verification until used).
+const MAX_ACCESS_TOKEN_CHARS: usize = 16 * 1024;
 
 /// The OAuth error codes the upstream answers with (RFC 6749 §5.2, CIBA Core §11 and §13),
-/// parsed once from its error body.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// parsed once from its error body. Only these are ever passed on, and only as the code: the
+/// upstream's `error_description` is never read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OAuthError {
     /// The user has not finished yet: poll again after the interval.
     AuthorizationPending,
@@ -44,41 +58,39 @@ pub enum OAuthError {
     InvalidRequest,
     InvalidClient,
     UnauthorizedClient,
+    UnsupportedGrantType,
     InvalidScope,
     UnknownUserId,
-    /// A well-formed code this service has no meaning for, passed on as it came.
-    Other(String),
-    /// A 4xx without an OAuth error body we can read (or with a code that is not a short
-    /// token): not passed on, named `upstream_rejected`.
-    Unreadable,
+    ExpiredLoginHintToken,
+    InvalidBindingMessage,
+    /// A 4xx without an OAuth error body, or with a code not in this list: answered as
+    /// `upstream_rejected`, so nothing the upstream chose reaches a caller or a log line.
+    Unrecognised,
 }
 
 impl OAuthError {
+    const KNOWN: &[OAuthError] = &[
+        Self::AuthorizationPending,
+        Self::SlowDown,
+        Self::ExpiredToken,
+        Self::AccessDenied,
+        Self::InvalidGrant,
+        Self::InvalidToken,
+        Self::InvalidRequest,
+        Self::InvalidClient,
+        Self::UnauthorizedClient,
+        Self::UnsupportedGrantType,
+        Self::InvalidScope,
+        Self::UnknownUserId,
+        Self::ExpiredLoginHintToken,
+        Self::InvalidBindingMessage,
+    ];
+
     pub fn parse(code: &str) -> Self {
-        match code {
-            "authorization_pending" => Self::AuthorizationPending,
-            "slow_down" => Self::SlowDown,
-            "expired_token" => Self::ExpiredToken,
-            "access_denied" => Self::AccessDenied,
-            "invalid_grant" => Self::InvalidGrant,
-            "invalid_token" => Self::InvalidToken,
-            "invalid_request" => Self::InvalidRequest,
-            "invalid_client" => Self::InvalidClient,
-            "unauthorized_client" => Self::UnauthorizedClient,
-            "invalid_scope" => Self::InvalidScope,
-            "unknown_user_id" => Self::UnknownUserId,
-            // OAuth error codes are short ASCII tokens; anything else is not passed on to clients.
-            other
-                if (1..=64).contains(&other.len())
-                    && other.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.') =>
-            {
-                Self::Other(other.to_owned())
-            }
-            _ => Self::Unreadable,
-        }
+        Self::KNOWN.iter().copied().find(|known| known.as_str() == code).unwrap_or(Self::Unrecognised)
     }
 
-    pub fn as_str(&self) -> &str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             Self::AuthorizationPending => "authorization_pending",
             Self::SlowDown => "slow_down",
@@ -89,16 +101,18 @@ impl OAuthError {
             Self::InvalidRequest => "invalid_request",
             Self::InvalidClient => "invalid_client",
             Self::UnauthorizedClient => "unauthorized_client",
+            Self::UnsupportedGrantType => "unsupported_grant_type",
             Self::InvalidScope => "invalid_scope",
             Self::UnknownUserId => "unknown_user_id",
-            Self::Other(code) => code,
-            Self::Unreadable => "upstream_rejected",
+            Self::ExpiredLoginHintToken => "expired_login_hint_token",
+            Self::InvalidBindingMessage => "invalid_binding_message",
+            Self::Unrecognised => "upstream_rejected",
         }
     }
 
     /// After this answer the upstream request can never succeed (Keycloak cancels a CIBA
     /// request on a failed callback; CIBA Core §11 token errors), so the verification ends.
-    pub fn ends_request(&self) -> bool {
+    pub fn ends_request(self) -> bool {
         matches!(self, Self::InvalidToken | Self::AccessDenied | Self::ExpiredToken | Self::InvalidGrant)
     }
 }
@@ -109,15 +123,55 @@ impl std::fmt::Display for OAuthError {
     }
 }
 
+/// Why an upstream call failed without a definite answer, in our words: this (never the
+/// upstream's text, nor a parser's, which quotes the upstream's values) is what a log line says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// No connection could be made.
+    Unreachable,
+    /// The connection broke off before the whole answer arrived.
+    BrokenOff,
+    /// It answered 5xx.
+    ServerError,
+    /// It answered 3xx: never followed, the request carries secrets.
+    Redirected,
+    /// It answered another status that is neither success nor a client error (1xx).
+    UnexpectedStatus,
+    /// The body was longer than [`MAX_BODY_BYTES`].
+    BodyTooLarge,
+    /// The body was not the JSON this call expects (or a field was out of bounds).
+    Unreadable,
+}
+
+impl Failure {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Unreachable => "unreachable",
+            Self::BrokenOff => "broken_off",
+            Self::ServerError => "server_error",
+            Self::Redirected => "redirect_refused",
+            Self::UnexpectedStatus => "unexpected_status",
+            Self::BodyTooLarge => "body_too_large",
+            Self::Unreadable => "unreadable_body",
+        }
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// How an upstream call failed, in the three ways the API answers differently.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum UpstreamError {
     /// The upstream answered 4xx: a definite "no" that retrying will not change.
     #[error("upstream rejected the request: {status} {error}")]
-    Rejected { status: u16, error: OAuthError, description: Option<String> },
-    /// 5xx, a body we cannot read, or no connection: the request may be retried.
+    Rejected { status: u16, error: OAuthError },
+    /// 5xx, 3xx, a body we cannot read, or no connection: the request may be retried.
     #[error("upstream failed: {reason}")]
-    Failed { status: Option<u16>, reason: String },
+    Failed { status: Option<u16>, reason: Failure },
     /// No answer within the time allowed; the request may be retried.
     #[error("upstream timed out")]
     Timeout,
@@ -143,34 +197,83 @@ impl UpstreamError {
         self.oauth_error().is_some_and(OAuthError::ends_request)
     }
 
-    fn oauth_error(&self) -> Option<&OAuthError> {
+    fn oauth_error(&self) -> Option<OAuthError> {
         match self {
-            Self::Rejected { error, .. } => Some(error),
+            Self::Rejected { error, .. } => Some(*error),
             _ => None,
         }
     }
+
+    /// A 2xx whose body is not what the call expects.
+    fn unreadable(status: u16) -> Self {
+        Self::Failed { status: Some(status), reason: Failure::Unreadable }
+    }
 }
 
-/// What the upstream answered to the start request.
-#[derive(Debug, Clone, Deserialize)]
+/// What the upstream answered to the start request, its numbers clamped to what this service
+/// can work with.
+#[derive(Debug, Clone)]
 pub struct AuthStarted {
     pub auth_req_id: String,
+    /// Seconds the upstream keeps the request, in `1..=MAX_VERIFICATION_TTL_SECS`.
     pub expires_in: u64,
-    #[serde(default)]
-    pub interval: Option<u64>,
+    /// Seconds between token polls, in `1..=MAX_POLL_INTERVAL_SECS` (5 when not said).
+    pub interval: u64,
 }
 
-#[derive(Debug, Deserialize)]
+/// The start answer as it arrives. The numbers are read leniently (the SMS has already gone
+/// out, so a nonsense number must not throw the verification away): anything but a
+/// non-negative number counts as not said.
+#[derive(Deserialize)]
+struct RawAuthStarted {
+    auth_req_id: String,
+    #[serde(default, deserialize_with = "lenient_secs")]
+    expires_in: Option<u64>,
+    #[serde(default, deserialize_with = "lenient_secs")]
+    interval: Option<u64>,
+}
+
+impl RawAuthStarted {
+    fn clamp(self, status: u16) -> Result<AuthStarted, UpstreamError> {
+        // An auth_req_id goes back to the caller and comes back to us: printable ASCII of a
+        // length `/sms/token` takes, as RFC 6749's VSCHAR tokens are.
+        let id = &self.auth_req_id;
+        if id.is_empty()
+            || id.len() > MAX_AUTH_REQ_ID_CHARS
+            || !id.bytes().all(|b| (0x21..=0x7e).contains(&b))
+        {
+            return Err(UpstreamError::unreadable(status));
+        }
+        Ok(AuthStarted {
+            auth_req_id: self.auth_req_id,
+            expires_in: self
+                .expires_in
+                .unwrap_or(DEFAULT_EXPIRES_IN_SECS)
+                .clamp(1, MAX_VERIFICATION_TTL_SECS),
+            interval: self.interval.unwrap_or(DEFAULT_POLL_INTERVAL_SECS).clamp(1, MAX_POLL_INTERVAL_SECS),
+        })
+    }
+}
+
+/// A number of seconds, saturated into `u64`; `None` for anything that is not a non-negative
+/// number (a string, a negative, `null`).
+fn lenient_secs<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
+    let value = Value::deserialize(deserializer)?;
+    Ok(match value {
+        Value::Number(n) => n.as_u64().or_else(|| n.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64)),
+        _ => None,
+    })
+}
+
+#[derive(Deserialize)]
 struct TokenResponse {
     access_token: String,
 }
 
-/// The OAuth error body: `{"error", "error_description"}`.
-#[derive(Debug, Deserialize)]
+/// The OAuth error body: `{"error", "error_description"}`. Only `error` is read.
+#[derive(Deserialize)]
 struct ErrorBody {
     error: String,
-    #[serde(default)]
-    error_description: Option<String>,
 }
 
 /// The upstream's userinfo claims, with `phone_number_verified` normalised to a JSON boolean
@@ -180,30 +283,24 @@ struct ErrorBody {
 pub struct UserInfo(pub Map<String, Value>);
 
 impl UserInfo {
+    /// `phone_number_verified` becomes `true` only for the forms that say yes (JSON `true`, the
+    /// string `"true"` in any case, the number 1); any other value becomes `false`.
     pub fn from_claims(mut claims: Map<String, Value>) -> Self {
         if let Some(value) = claims.get_mut("phone_number_verified") {
             let verified = match value {
-                Value::Bool(b) => Some(*b),
-                Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
-                    "true" | "1" | "yes" => Some(true),
-                    "false" | "0" | "no" => Some(false),
-                    _ => None,
-                },
-                Value::Number(n) => n.as_f64().map(|n| n != 0.0),
-                _ => None,
+                Value::Bool(b) => *b,
+                Value::String(s) => s.trim().eq_ignore_ascii_case("true"),
+                Value::Number(n) => n.as_u64() == Some(1),
+                _ => false,
             };
-            *value = verified.map_or(Value::Null, Value::Bool);
+            *value = Value::Bool(verified);
         }
         Self(claims)
     }
 
-    /// `Some(false)` only when the upstream says the phone is not verified (or says it unreadably).
-    pub fn phone_verified(&self) -> Option<bool> {
-        match self.0.get("phone_number_verified") {
-            None => None,
-            Some(Value::Bool(b)) => Some(*b),
-            Some(_) => Some(false),
-        }
+    /// Whether the upstream says the phone is verified; saying nothing is not saying yes.
+    pub fn phone_verified(&self) -> bool {
+        self.0.get("phone_number_verified") == Some(&Value::Bool(true))
     }
 }
 
@@ -215,14 +312,7 @@ pub struct CibaClient {
 
 impl CibaClient {
     pub fn new(timeouts: UpstreamTimeouts) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(timeouts.connect)
-            .timeout(timeouts.request)
-            .pool_idle_timeout(Duration::from_secs(60))
-            .user_agent(concat!("sms-verify/", env!("CARGO_PKG_VERSION")))
-            .tls_backend_preconfigured(crate::tls::upstream_client_config())
-            .build()?;
-        Ok(Self { http, timeouts })
+        Ok(Self { http: outbound::client(timeouts.connect, timeouts.request)?, timeouts })
     }
 
     pub fn timeouts(&self) -> UpstreamTimeouts {
@@ -248,7 +338,12 @@ impl CibaClient {
             ("message", message),
         ];
         let request = self.http.post(server.endpoints.ciba_auth.clone()).form(&form);
-        upstream_call(UpstreamCall::Auth, async { read_json(self.send(request, None).await?).await }).await
+        upstream_call(UpstreamCall::Auth, async {
+            let response = self.send(request, None).await?;
+            let status = response.status().as_u16();
+            read_json::<RawAuthStarted>(response).await?.clamp(status)
+        })
+        .await
     }
 
     /// 2. Submits the user's code through the SMS callback. Any 2xx means accepted.
@@ -282,7 +377,7 @@ impl CibaClient {
         deadline: Instant,
     ) -> Result<AccessToken, UpstreamError> {
         let poll = async {
-            let mut interval = Duration::from_secs(interval_secs.max(1));
+            let mut interval = Duration::from_secs(interval_secs.clamp(1, MAX_POLL_INTERVAL_SECS));
             loop {
                 match self.token_request(server, client, auth_req_id, deadline).await {
                     Ok(token) => return Ok(token),
@@ -292,7 +387,7 @@ impl CibaClient {
                         _ => return Err(err),
                     },
                 }
-                if Instant::now() + interval >= deadline {
+                if interval >= deadline.saturating_duration_since(Instant::now()) {
                     return Err(UpstreamError::Timeout);
                 }
                 tokio::time::sleep(interval).await;
@@ -328,7 +423,11 @@ impl CibaClient {
         ];
         let request = self.http.post(server.endpoints.token.clone()).form(&form);
         let response = self.send(request, Some(deadline)).await?;
+        let status = response.status().as_u16();
         let token: TokenResponse = read_json(response).await?;
+        if token.access_token.is_empty() || token.access_token.len() > MAX_ACCESS_TOKEN_CHARS {
+            return Err(UpstreamError::unreadable(status));
+        }
         Ok(AccessToken::new(token.access_token))
     }
 
@@ -368,45 +467,61 @@ fn transport_error(err: reqwest::Error) -> UpstreamError {
     if err.is_timeout() {
         UpstreamError::Timeout
     } else {
-        // The reqwest error text names the endpoint URL (no secret in it), never form or headers.
-        UpstreamError::Failed { status: None, reason: err.to_string() }
+        UpstreamError::Failed { status: None, reason: Failure::Unreachable }
     }
 }
 
-/// Turns a non-2xx answer into the right error; returns the response of a 2xx.
+/// Turns a non-2xx answer into the right error; returns the response of a 2xx. A 3xx is a
+/// failure like a 5xx: no redirect is ever followed (see [`crate::outbound`]).
 async fn check_status(response: Response) -> Result<Response, UpstreamError> {
     let status = response.status();
     if status.is_success() {
         return Ok(response);
     }
-    let body = response.bytes().await.map_err(transport_error)?;
-    Err(status_error(status, &body))
-}
-
-fn status_error(status: StatusCode, body: &[u8]) -> UpstreamError {
-    if status.is_client_error() {
-        // A 4xx without an OAuth error body is still a rejection; name it by its status.
-        let (error, description) = match serde_json::from_slice::<ErrorBody>(body) {
-            Ok(body) => match OAuthError::parse(&body.error) {
-                OAuthError::Unreadable => (OAuthError::Unreadable, None),
-                error => (error, body.error_description),
-            },
-            Err(_) => (OAuthError::Unreadable, None),
+    if !status.is_client_error() {
+        let reason = if status.is_server_error() {
+            Failure::ServerError
+        } else if status.is_redirection() {
+            Failure::Redirected
+        } else {
+            Failure::UnexpectedStatus
         };
-        UpstreamError::Rejected { status: status.as_u16(), error, description }
-    } else {
-        UpstreamError::Failed { status: Some(status.as_u16()), reason: format!("upstream answered {status}") }
+        return Err(UpstreamError::Failed { status: Some(status.as_u16()), reason });
     }
+    // A 4xx without an OAuth error body we can read is still a rejection.
+    let error = match read_body(response).await {
+        Ok(body) => oauth_error(&body),
+        Err(UpstreamError::Timeout) => return Err(UpstreamError::Timeout),
+        Err(_) => OAuthError::Unrecognised,
+    };
+    Err(UpstreamError::Rejected { status: status.as_u16(), error })
 }
 
+/// The OAuth error code of a 4xx body, if it has one this service knows.
+fn oauth_error(body: &[u8]) -> OAuthError {
+    serde_json::from_slice::<ErrorBody>(body)
+        .map_or(OAuthError::Unrecognised, |body| OAuthError::parse(&body.error))
+}
+
+/// The body of an answer, at most [`MAX_BODY_BYTES`] of it.
+async fn read_body(response: Response) -> Result<Vec<u8>, UpstreamError> {
+    let status = Some(response.status().as_u16());
+    outbound::read_capped(response, MAX_BODY_BYTES).await.map_err(|err| match err {
+        BodyError::TooLarge => UpstreamError::Failed { status, reason: Failure::BodyTooLarge },
+        BodyError::Broken { timed_out: true } => UpstreamError::Timeout,
+        BodyError::Broken { timed_out: false } => {
+            UpstreamError::Failed { status, reason: Failure::BrokenOff }
+        }
+    })
+}
+
+/// A 2xx answer's JSON body. A parser's error quotes the upstream's values, so it is dropped
+/// for [`Failure::Unreadable`].
 async fn read_json<T: for<'de> Deserialize<'de>>(response: Response) -> Result<T, UpstreamError> {
     let response = check_status(response).await?;
     let status = response.status().as_u16();
-    let body = response.bytes().await.map_err(transport_error)?;
-    serde_json::from_slice(&body).map_err(|e| UpstreamError::Failed {
-        status: Some(status),
-        reason: format!("upstream answered {status} with a body we cannot read: {e}"),
-    })
+    let body = read_body(response).await?;
+    serde_json::from_slice(&body).map_err(|_| UpstreamError::unreadable(status))
 }
 
 #[cfg(test)]
@@ -419,46 +534,74 @@ mod tests {
     }
 
     #[test]
-    fn phone_number_verified_is_normalised_to_bool() {
+    fn phone_number_verified_is_true_only_when_the_upstream_says_yes() {
         for (raw, expected) in [
-            (json!(true), json!(true)),
-            (json!("true"), json!(true)),
-            (json!("TRUE"), json!(true)),
-            (json!(1), json!(true)),
-            (json!(false), json!(false)),
-            (json!("false"), json!(false)),
-            (json!(0), json!(false)),
-            (json!("maybe"), Value::Null),
+            (json!(true), true),
+            (json!("true"), true),
+            (json!(" TRUE "), true),
+            (json!(1), true),
+            (json!(false), false),
+            (json!("false"), false),
+            (json!(0), false),
+            (json!(2), false),
+            (json!(0.5), false),
+            (json!("yes"), false),
+            (json!("maybe"), false),
+            (Value::Null, false),
         ] {
             let info = UserInfo::from_claims(claims(json!({ "phone_number_verified": raw, "sub": "x" })));
-            assert_eq!(info.0["phone_number_verified"], expected, "from {raw}");
+            assert_eq!(info.0["phone_number_verified"], json!(expected), "from {raw}");
+            assert_eq!(info.phone_verified(), expected, "from {raw}");
             assert_eq!(info.0["sub"], "x", "other claims pass through");
         }
-        assert_eq!(UserInfo::from_claims(claims(json!({"mobile_id": "m"}))).phone_verified(), None);
-        assert_eq!(
-            UserInfo::from_claims(claims(json!({"phone_number_verified": "no"}))).phone_verified(),
-            Some(false)
+        assert!(
+            !UserInfo::from_claims(claims(json!({"mobile_id": "m"}))).phone_verified(),
+            "absent is not yes"
         );
     }
 
     #[test]
-    fn client_errors_keep_status_and_oauth_error() {
-        let err =
-            status_error(StatusCode::FORBIDDEN, br#"{"error":"access_denied","error_description":"no"}"#);
+    fn only_known_oauth_codes_are_passed_on() {
         assert_eq!(
-            err,
-            UpstreamError::Rejected {
-                status: 403,
-                error: OAuthError::AccessDenied,
-                description: Some("no".into())
-            }
+            oauth_error(br#"{"error":"access_denied","error_description":"db=10.0.3.4"}"#),
+            OAuthError::AccessDenied
         );
-        let err = status_error(StatusCode::BAD_REQUEST, b"<html>oops</html>");
-        assert!(matches!(err, UpstreamError::Rejected { status: 400, error: OAuthError::Unreadable, .. }));
-        let err = status_error(StatusCode::BAD_REQUEST, br#"{"error":"<script>"}"#);
-        assert!(
-            matches!(err, UpstreamError::Rejected { ref error, .. } if error.as_str() == "upstream_rejected")
+        for unknown in [
+            &br#"{"error":"weird_vendor_code"}"#[..],
+            br#"{"error":"<script>"}"#,
+            b"<html>oops</html>",
+            br#"{"error":42}"#,
+            b"",
+        ] {
+            assert_eq!(
+                oauth_error(unknown),
+                OAuthError::Unrecognised,
+                "{}",
+                String::from_utf8_lossy(unknown)
+            );
+        }
+        assert_eq!(OAuthError::Unrecognised.as_str(), "upstream_rejected");
+        for known in OAuthError::KNOWN {
+            assert_eq!(OAuthError::parse(known.as_str()), *known);
+        }
+    }
+
+    #[test]
+    fn the_upstreams_numbers_are_clamped() {
+        let read = |body: Value| serde_json::from_value::<RawAuthStarted>(body).unwrap().clamp(200);
+        let absurd = read(json!({"auth_req_id": "r", "expires_in": u64::MAX, "interval": u64::MAX})).unwrap();
+        assert_eq!((absurd.expires_in, absurd.interval), (MAX_VERIFICATION_TTL_SECS, MAX_POLL_INTERVAL_SECS));
+        let zero = read(json!({"auth_req_id": "r", "expires_in": 0, "interval": 0})).unwrap();
+        assert_eq!((zero.expires_in, zero.interval), (1, 1));
+        let nonsense = read(json!({"auth_req_id": "r", "expires_in": -5, "interval": "soon"})).unwrap();
+        assert_eq!(
+            (nonsense.expires_in, nonsense.interval),
+            (DEFAULT_EXPIRES_IN_SECS, DEFAULT_POLL_INTERVAL_SECS)
         );
-        assert!(status_error(StatusCode::BAD_GATEWAY, b"").is_retryable());
+        let float = read(json!({"auth_req_id": "r", "expires_in": 1e300, "interval": 2.5})).unwrap();
+        assert_eq!((float.expires_in, float.interval), (MAX_VERIFICATION_TTL_SECS, 2));
+        for bad_id in ["", "with space", "new\nline", &"x".repeat(MAX_AUTH_REQ_ID_CHARS + 1)] {
+            assert!(read(json!({"auth_req_id": bad_id})).is_err(), "{bad_id:?}");
+        }
     }
 }

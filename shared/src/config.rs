@@ -11,7 +11,9 @@ use std::{collections::HashSet, env, fs, path::Path, time::Duration};
 use reqwest::Url;
 use serde::Deserialize;
 
-use crate::{fraud_guard::RawFraudGuard, limits::RawLimits, phone::LoginHintFormat, secret::ClientSecret};
+use crate::{
+    fraud_guard::RawFraudGuard, limits::RawLimits, outbound, phone::LoginHintFormat, secret::ClientSecret,
+};
 
 mod clients;
 
@@ -379,16 +381,24 @@ fn validate_upstream(raw: &RawUpstream, problems: &mut Vec<String>) -> UpstreamT
     upstream
 }
 
+/// The server's endpoints: Keycloak's paths under `url`, or the `endpoints` overrides. Each
+/// must be `https` (or `http` to a loopback host, for local work): the requests carry the client
+/// secret, the phone and bearer credentials.
 fn resolve_endpoints(server: &RawAuthServer, realm: &str) -> Result<Endpoints, String> {
     let base = server.url.trim_end_matches('/');
     let parsed = Url::parse(base).map_err(|e| format!("`url` \"{}\" is not a URL: {e}", server.url))?;
-    if !matches!(parsed.scheme(), "https" | "http") {
-        return Err(format!("`url` \"{}\" must be http(s)", server.url));
+    if !outbound::is_safe_url(&parsed) {
+        return Err(format!("`url` \"{}\" {MUST_BE_HTTPS}", server.url));
     }
     let keycloak = format!("{base}/realms/{realm}/protocol/openid-connect");
     let endpoint = |name: &str, value: &Option<String>, default: String| {
         let text = value.clone().unwrap_or(default);
-        Url::parse(&text).map_err(|e| format!("`endpoints.{name}` \"{text}\" is not a URL: {e}"))
+        let url =
+            Url::parse(&text).map_err(|e| format!("`endpoints.{name}` \"{text}\" is not a URL: {e}"))?;
+        if !outbound::is_safe_url(&url) {
+            return Err(format!("`endpoints.{name}` \"{text}\" {MUST_BE_HTTPS}"));
+        }
+        Ok(url)
     };
     Ok(Endpoints {
         ciba_auth: endpoint("ciba_auth", &server.endpoints.ciba_auth, format!("{keycloak}/ext/ciba/auth"))?,
@@ -401,6 +411,9 @@ fn resolve_endpoints(server: &RawAuthServer, realm: &str) -> Result<Endpoints, S
         userinfo: endpoint("userinfo", &server.endpoints.userinfo, format!("{keycloak}/userinfo"))?,
     })
 }
+
+const MUST_BE_HTTPS: &str =
+    "must be https (plain http only to a loopback host such as 127.0.0.1, for local work)";
 
 #[cfg(test)]
 mod tests {
@@ -494,12 +507,57 @@ mod tests {
             "`realm`",
             "`auth_servers[0]`",
             "`auth_servers[1].id` \"a\" is used twice",
-            "must be http(s)",
+            "must be https",
             "`clients[0]` has no `client_secret`",
             "`upstream.token_budget_ms`",
         ] {
             assert!(err.contains(expected), "missing {expected:?} in: {err}");
         }
+    }
+
+    /// The requests carry the client secret and the phone: plain http only to this machine.
+    #[test]
+    fn upstream_urls_must_be_https_except_to_loopback() {
+        let with_server = |server: &str| {
+            SEED.replace(r#"{ "id": "stage", "url": "https://api.stage.ipification.com/auth" }"#, server)
+        };
+        for bad in [
+            r#"{ "id": "s", "url": "http://api.stage.ipification.com/auth" }"#,
+            r#"{ "id": "s", "url": "http://10.0.3.4/auth" }"#,
+            r#"{ "id": "s", "url": "https://a.example/auth", "endpoints": { "token": "http://a.example/token" } }"#,
+            r#"{ "id": "s", "url": "https://a.example/auth", "endpoints": { "userinfo": "ftp://a.example/u" } }"#,
+        ] {
+            let err = Config::parse(&with_server(bad), None).unwrap_err().to_string();
+            assert!(err.contains("must be https (plain http only to a loopback host"), "{bad}: {err}");
+        }
+        for good in [
+            r#"{ "id": "s", "url": "http://127.0.0.1:3001/auth" }"#,
+            r#"{ "id": "s", "url": "http://localhost:3001/auth" }"#,
+            r#"{ "id": "s", "url": "https://a.example/auth", "endpoints": { "token": "http://[::1]:9/token" } }"#,
+        ] {
+            assert!(Config::parse(&with_server(good), None).is_ok(), "{good}");
+        }
+    }
+
+    #[test]
+    fn a_request_may_name_only_an_allowed_scope() {
+        let config = Config::parse(SEED, None).unwrap();
+        let client = &config.sms_clients[0];
+        assert_eq!(client.scope_for(None), Some("openid ip:phone_verify"));
+        assert_eq!(client.scope_for(Some("ip:phone_verify  openid")), Some("ip:phone_verify  openid"));
+        assert_eq!(client.scope_for(Some("openid")), None, "by default only the client's own scope");
+        let json = SEED.replace(
+            r#""scope": "openid ip:phone_verify" }"#,
+            r#""scope": "openid ip:phone_verify", "allowed_scopes": ["openid"] }"#,
+        );
+        let config = Config::parse(&json, None).unwrap();
+        let client = &config.sms_clients[0];
+        assert_eq!(client.scope_for(Some("openid")), Some("openid"));
+        assert_eq!(client.scope_for(None), Some("openid ip:phone_verify"), "its own scope stays allowed");
+        assert_eq!(client.scope_for(Some("openid ip:phone")), None);
+        let bad = SEED.replace(r#""title": "SMS Phone Number Verification","#, r#""allowed_scopes": [" "],"#);
+        let err = Config::parse(&bad, None).unwrap_err().to_string();
+        assert!(err.contains("`clients[0].allowed_scopes[0]`"), "{err}");
     }
 
     #[test]

@@ -15,7 +15,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::{
-    ciba::UpstreamError,
+    ciba::{OAuthError, UpstreamError},
     flow::FlowError,
     limits::{Limit, RateLimited},
 };
@@ -56,13 +56,18 @@ error_codes! {
     UnknownServer => "unknown_server", 400;
     /// A wrong code; `data.attempts_left` says how many tries remain.
     InvalidCode => "invalid_code", 400;
+    /// A `scope` the client does not allow (`clients[].allowed_scopes`); nothing was sent.
+    InvalidScope => "invalid_scope", 400;
     InvalidClient => "invalid_client", 401;
     /// No live session (the session endpoints), with a `WWW-Authenticate` challenge.
     Unauthorized => "unauthorized", 401;
     CountryNotAllowed => "country_not_allowed", 403;
     /// A number type the client does not send SMS to; `data.number_type` names it.
     NumberNotAllowed => "number_not_allowed", 403;
+    /// The auth server did not say the phone is verified; the verification has ended.
     PhoneNotVerified => "phone_not_verified", 403;
+    /// The auth server vouched for another number than the one the SMS went to; ended.
+    PhoneMismatch => "phone_mismatch", 403;
     /// The client requires a challenge (CAPTCHA) and `challenge_token` is missing or not good.
     ChallengeFailed => "challenge_failed", 403;
     /// No such route.
@@ -78,7 +83,7 @@ error_codes! {
     RateLimited => "rate_limited", 429;
     InternalError => "internal_error", 500;
     /// The auth server refused with a 4xx: answered with its status and its OAuth error code
-    /// (this string only when it sent none that can be passed on).
+    /// when it is one of [`crate::ciba::OAuthError`]'s (this string otherwise).
     UpstreamRejected => "upstream_rejected", 400;
     UpstreamError => "upstream_error", 502;
     ServiceUnavailable => "service_unavailable", 503;
@@ -262,9 +267,18 @@ impl From<FlowError> for ApiError {
                 Self::new(C::TooManyAttempts, "too many wrong codes for this verification: start a new one")
             }
             FlowError::InvalidCode { attempts_left } => Self::invalid_code(attempts_left),
-            FlowError::PhoneNotVerified => {
-                Self::new(C::PhoneNotVerified, "the auth server did not confirm the phone number")
-            }
+            FlowError::InvalidScope => Self::new(
+                C::InvalidScope,
+                "this client does not allow the requested scope; leave `scope` out to use the client's own",
+            ),
+            FlowError::PhoneNotVerified => Self::new(
+                C::PhoneNotVerified,
+                "the auth server did not confirm the phone number: start a new verification",
+            ),
+            FlowError::PhoneMismatch => Self::new(
+                C::PhoneMismatch,
+                "the auth server confirmed another number than the one the SMS went to: start a new verification",
+            ),
             FlowError::Upstream(err) => err.into(),
             // Nothing was changed: the same request can be retried.
             FlowError::StoreUnavailable => {
@@ -276,17 +290,15 @@ impl From<FlowError> for ApiError {
 }
 
 impl From<UpstreamError> for ApiError {
-    /// An upstream 4xx keeps the upstream's status and OAuth `error`; anything else is a
-    /// gateway error.
+    /// An upstream 4xx keeps the upstream's status and OAuth `error` code; anything else is a
+    /// gateway error. The message is always ours: the upstream's description may carry its
+    /// internals, another user's data or markup.
     fn from(err: UpstreamError) -> Self {
         match err {
-            UpstreamError::Rejected { status, error, description } => {
-                let mut rejected = Self::new(
-                    ErrorCode::UpstreamRejected,
-                    description.unwrap_or_else(|| "the auth server rejected the request".to_owned()),
-                );
+            UpstreamError::Rejected { status, error } => {
+                let mut rejected = Self::new(ErrorCode::UpstreamRejected, upstream_rejection_message(error));
                 rejected.status = status;
-                rejected.error = Cow::Owned(error.as_str().to_owned());
+                rejected.error = Cow::Borrowed(error.as_str());
                 rejected
             }
             UpstreamError::Failed { .. } => {
@@ -300,10 +312,33 @@ impl From<UpstreamError> for ApiError {
     }
 }
 
+/// What the API says of each refusal the upstream can give.
+fn upstream_rejection_message(error: OAuthError) -> &'static str {
+    use OAuthError as E;
+    match error {
+        E::AuthorizationPending | E::SlowDown => "the auth server has not finished the verification yet",
+        E::ExpiredToken | E::ExpiredLoginHintToken => {
+            "the verification has expired at the auth server: start a new one"
+        }
+        E::AccessDenied => "the auth server denied the verification: start a new one",
+        E::InvalidGrant | E::InvalidToken => {
+            "the auth server no longer accepts this verification: start a new one"
+        }
+        E::InvalidRequest | E::UnsupportedGrantType | E::InvalidBindingMessage => {
+            "the auth server refused the request as malformed"
+        }
+        E::InvalidClient | E::UnauthorizedClient => {
+            "the auth server does not accept this service's client credentials for the SMS flow"
+        }
+        E::InvalidScope => "the auth server does not allow this scope for the client",
+        E::UnknownUserId => "the auth server does not know this phone number",
+        E::Unrecognised => "the auth server rejected the request",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ciba::OAuthError;
 
     #[test]
     fn error_body_has_the_one_shape() {
@@ -318,18 +353,16 @@ mod tests {
 
     #[test]
     fn upstream_rejection_keeps_status_and_error() {
-        let err: ApiError = UpstreamError::Rejected {
-            status: 403,
-            error: OAuthError::AccessDenied,
-            description: Some("denied by user".into()),
-        }
-        .into();
+        let err: ApiError = UpstreamError::Rejected { status: 403, error: OAuthError::AccessDenied }.into();
         assert_eq!((err.status, err.error.as_ref()), (403, "access_denied"));
-        assert_eq!(err.message.as_deref(), Some("denied by user"));
+        assert_eq!(err.message.as_deref(), Some(upstream_rejection_message(OAuthError::AccessDenied)));
+        let err: ApiError = UpstreamError::Rejected { status: 400, error: OAuthError::Unrecognised }.into();
+        assert_eq!((err.status, err.error.as_ref()), (400, "upstream_rejected"));
         assert_eq!(ApiError::from(UpstreamError::Timeout).status, 504);
+        let failed = UpstreamError::Failed { status: Some(307), reason: crate::ciba::Failure::Redirected };
         assert_eq!(
-            ApiError::from(UpstreamError::Failed { status: Some(500), reason: "x".into() }).status,
-            502
+            (ApiError::from(failed).status, ApiError::from(failed).error.as_ref()),
+            (502, "upstream_error")
         );
     }
 

@@ -31,7 +31,7 @@ use tokio::time::Instant;
 use crate::{
     App,
     ciba::{AuthStarted, DEFAULT_POLL_INTERVAL_SECS, UpstreamError, UserInfo},
-    config::{AuthServer, FALLBACK_SCOPE, MAX_VERIFICATION_TTL_SECS, SmsClient},
+    config::{AuthServer, SmsClient},
     crypto,
     fraud_guard::PauseStarted,
     limits::{RateLimited, ip_bucket},
@@ -43,6 +43,7 @@ use crate::{
     },
 };
 
+mod claims;
 mod guard;
 
 /// Seconds a lease outlives the token budget, so a slow last step still finishes under it.
@@ -79,8 +80,12 @@ pub enum FlowError {
     TooManyAttempts,
     /// The code was wrong.
     InvalidCode { attempts_left: u32 },
-    /// The upstream's userinfo says the phone is not verified.
+    /// The request names a scope the client does not allow.
+    InvalidScope,
+    /// The upstream's userinfo does not say the phone is verified.
     PhoneNotVerified,
+    /// The upstream's userinfo names another number than the one the SMS went to.
+    PhoneMismatch,
     /// An upstream call failed: rejected, failed or timed out.
     Upstream(UpstreamError),
     /// The state store cannot be reached; nothing was changed.
@@ -204,6 +209,7 @@ pub async fn start(app: &App, request: StartRequest) -> (Facts, Result<Started, 
 
 async fn run_start(app: &App, request: StartRequest, facts: &mut Facts) -> Result<Started, FlowError> {
     let (client, server) = client_and_server(app, &request.client_id, request.server_id.as_deref(), facts)?;
+    let scope = client.scope_for(request.scope.as_deref()).ok_or(FlowError::InvalidScope)?;
     let phone = PhoneNumber::parse(&request.login_hint).map_err(FlowError::InvalidPhoneNumber)?;
     facts.phone_masked = Some(phone.masked());
     facts.country_code = Some(phone.country_code());
@@ -243,11 +249,10 @@ async fn run_start(app: &App, request: StartRequest, facts: &mut Facts) -> Resul
         AuthStarted {
             auth_req_id: format!("test-{}", crypto::new_token()),
             expires_in: TEST_VERIFICATION_TTL_SECS,
-            interval: None,
+            interval: DEFAULT_POLL_INTERVAL_SECS,
         }
     } else {
         app.store.reserve_send(&reservation).await?.map_err(FlowError::RateLimited)?;
-        let scope = request.scope.as_deref().or(client.scope.as_deref()).unwrap_or(FALLBACK_SCOPE);
         send_sms(app, server, client, &phone, scope, facts).await?
     };
     let auth_req_id = AuthReqId::new(started.auth_req_id);
@@ -266,8 +271,9 @@ async fn run_start(app: &App, request: StartRequest, facts: &mut Facts) -> Resul
         phone_key,
         test: test_number,
         created_at: now,
-        expires_at: now + started.expires_in.clamp(1, MAX_VERIFICATION_TTL_SECS),
-        poll_interval_secs: started.interval.unwrap_or(DEFAULT_POLL_INTERVAL_SECS),
+        // Both clamped where they were read (see `ciba::AuthStarted`).
+        expires_at: now + started.expires_in,
+        poll_interval_secs: started.interval,
         wrong_codes: 0,
         max_wrong_codes: client.limits.max_wrong_codes,
         progress: Progress::AwaitingCode,
@@ -305,9 +311,6 @@ async fn send_sms(
         .await
         .inspect_err(|err| facts.upstream_status = err.status())?;
     facts.upstream_status = Some(200);
-    if started.auth_req_id.is_empty() {
-        return Err(UpstreamError::Failed { status: Some(200), reason: "empty auth_req_id".into() }.into());
-    }
     Ok(started)
 }
 
@@ -443,10 +446,17 @@ async fn verify_upstream(
             return Err(attempt.fail(&Progress::TokenIssued { sealed_access_token: sealed }, err).await);
         }
     };
-    if userinfo.phone_verified() == Some(false) {
-        attempt.discard().await;
-        return Err(FlowError::PhoneNotVerified);
-    }
+    // The upstream's word is checked like any input: the session is for the SMS's number only.
+    let userinfo = match claims::vouched_for(userinfo, &attempt.verification.phone) {
+        Ok(userinfo) => userinfo,
+        Err(refused) => {
+            attempt.discard().await;
+            return Err(match refused {
+                claims::Refused::NotVerified => FlowError::PhoneNotVerified,
+                claims::Refused::OtherNumber => FlowError::PhoneMismatch,
+            });
+        }
+    };
     // Kept so a failed completion (step 5) can still be resumed.
     attempt.access_token = Some(access_token);
     Ok(userinfo)

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use serde::Deserialize;
 
-use super::{CODE_PLACEHOLDER, DEFAULT_SMS_TEMPLATE, SMS_USER_FLOW, Secrets, is_code};
+use super::{CODE_PLACEHOLDER, DEFAULT_SMS_TEMPLATE, FALLBACK_SCOPE, SMS_USER_FLOW, Secrets, is_code};
 use crate::{
     challenge::{Challenge, RawChallenge},
     fraud_guard::{FraudGuard, Guarded, RawFraudGuard},
@@ -20,7 +20,10 @@ pub struct SmsClient {
     pub client_id: String,
     pub client_secret: ClientSecret,
     pub title: String,
-    pub scope: Option<String>,
+    /// The scope sent upstream when a request names none (`openid` when the config names none).
+    pub scope: String,
+    /// The scopes a request may name instead (`allowed_scopes`; by default only `scope`).
+    pub allowed_scopes: Vec<String>,
     pub sms_template: String,
     pub limits: Limits,
     /// The conversion breaker ([`crate::fraud_guard`]).
@@ -34,10 +37,23 @@ pub struct SmsClient {
 }
 
 impl SmsClient {
+    /// The scope to send upstream for a request that names `requested`: the client's own when it
+    /// names none, else the requested one if it is allowed (compared as sets of scope tokens, as
+    /// RFC 6749 §3.3 defines them), else `None`.
+    pub fn scope_for<'a>(&'a self, requested: Option<&'a str>) -> Option<&'a str> {
+        let Some(requested) = requested else { return Some(&self.scope) };
+        let tokens = scope_tokens(requested);
+        self.allowed_scopes.iter().any(|allowed| scope_tokens(allowed) == tokens).then_some(requested)
+    }
+
     /// What the fraud guard judges this client by.
     pub fn guarded(&self) -> Guarded<'_> {
         Guarded { client_id: &self.client_id, guard: &self.fraud_guard, limits: &self.limits }
     }
+}
+
+fn scope_tokens(scope: &str) -> std::collections::BTreeSet<&str> {
+    scope.split_ascii_whitespace().collect()
 }
 
 #[derive(Clone, Debug)]
@@ -55,6 +71,7 @@ pub(super) struct RawClient {
     user_flow: String,
     title: Option<String>,
     scope: Option<String>,
+    allowed_scopes: Option<Vec<String>>,
     client_id: Option<String>,
     client_secret: Option<ClientSecret>,
     sms_template: Option<String>,
@@ -153,11 +170,14 @@ fn validate_sms_client(
     );
     let test_numbers =
         validate_test_numbers(client.test_numbers, at, defaults.test_numbers_enabled, problems);
+    let scope = client.scope.filter(|s| !s.trim().is_empty()).unwrap_or_else(|| FALLBACK_SCOPE.to_owned());
+    let allowed_scopes = validate_allowed_scopes(client.allowed_scopes, &scope, at, problems);
     Some(SmsClient {
         client_id,
         client_secret,
         title: client.title.unwrap_or_else(|| "SMS Phone Number Verification".to_owned()),
-        scope: client.scope.filter(|s| !s.trim().is_empty()),
+        scope,
+        allowed_scopes,
         sms_template,
         limits,
         fraud_guard,
@@ -196,6 +216,25 @@ fn validate_credentials(
         return None;
     };
     Some((client_id, client_secret))
+}
+
+/// `allowed_scopes`: non-empty scopes a request may name; the client's own is always one.
+fn validate_allowed_scopes(
+    allowed: Option<Vec<String>>,
+    scope: &str,
+    at: &str,
+    problems: &mut Vec<String>,
+) -> Vec<String> {
+    let mut allowed = allowed.unwrap_or_default();
+    for (j, entry) in allowed.iter().enumerate() {
+        if entry.trim().is_empty() || entry.len() > 256 || entry.chars().any(|c| c.is_control()) {
+            problems.push(format!("`{at}.allowed_scopes[{j}]` must be a scope of 1 to 256 characters"));
+        }
+    }
+    if !allowed.iter().any(|entry| scope_tokens(entry) == scope_tokens(scope)) {
+        allowed.push(scope.to_owned());
+    }
+    allowed
 }
 
 fn validate_sms_template(template: Option<String>, at: &str, problems: &mut Vec<String>) -> String {
