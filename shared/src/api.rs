@@ -141,6 +141,7 @@ fn complete_request(request: &Request) -> Result<CompleteRequest, ApiError> {
         nonce: Nonce::new(body.nonce),
         server_id: body.server_id,
         source_ip: source_ip(request),
+        invocation_deadline: request.lambda_context_ref().map(|context| context.deadline()),
     })
 }
 

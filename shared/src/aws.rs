@@ -47,6 +47,14 @@ pub fn sdk_config_from_env() -> Result<SdkConfig, StartupError> {
         .build())
 }
 
+/// The longest one DynamoDB call may take, retries included. DynamoDB answers in milliseconds;
+/// without a bound a stalled connection would hold a `/sms/token` (and the lease on its
+/// verification) until Lambda's time-out, and `flow/complete.rs` sizes the lease and the
+/// upstream work by this.
+pub const DYNAMODB_OPERATION_TIMEOUT: Duration = Duration::from_secs(2);
+/// The longest one attempt of a DynamoDB call may take (the SDK retries within the operation's).
+const DYNAMODB_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// A DynamoDB client on `sdk`, at `AWS_ENDPOINT_URL_DYNAMODB` (or `AWS_ENDPOINT_URL`) when set.
 pub fn dynamodb_client(sdk: &SdkConfig) -> aws_sdk_dynamodb::Client {
     aws_sdk_dynamodb::Client::from_conf(dynamodb_config(sdk).build())
@@ -56,6 +64,13 @@ pub fn dynamodb_client(sdk: &SdkConfig) -> aws_sdk_dynamodb::Client {
 pub fn dynamodb_config(sdk: &SdkConfig) -> aws_sdk_dynamodb::config::Builder {
     let mut config = aws_sdk_dynamodb::config::Builder::from(sdk);
     config.set_endpoint_url(endpoint_url_from_env("DYNAMODB"));
+    config.set_timeout_config(Some(
+        TimeoutConfig::builder()
+            .connect_timeout(DYNAMODB_ATTEMPT_TIMEOUT)
+            .operation_attempt_timeout(DYNAMODB_ATTEMPT_TIMEOUT)
+            .operation_timeout(DYNAMODB_OPERATION_TIMEOUT)
+            .build(),
+    ));
     config
 }
 

@@ -63,7 +63,29 @@ pub fn constant_time_eq(a: &str, b: &str) -> bool {
 /// Used to keep an upstream access token across a retried `/sms/token`: the table holds only the
 /// sealed form, and only a caller who presents the `auth_req_id` again can open it.
 pub fn seal(auth_req_id: &str, plaintext: &str) -> String {
-    let cipher = cipher_for(auth_req_id);
+    seal_with(&cipher_for(b"sms-verify/seal/v1", &[auth_req_id]), plaintext)
+}
+
+/// Opens what [`seal`] produced; `None` if it was sealed under another `auth_req_id` or altered.
+pub fn open(auth_req_id: &str, sealed: &str) -> Option<String> {
+    open_with(&cipher_for(b"sms-verify/seal/v1", &[auth_req_id]), sealed)
+}
+
+/// Encrypts a completed verification's session token under what only the caller who completed
+/// it holds: the `auth_req_id`, the nonce and the right code (none of them stored in clear), so
+/// the same `/sms/token` request retried after a lost answer gets the same session, and nobody
+/// else can, not even with the table.
+pub fn seal_completion(auth_req_id: &str, nonce: &str, code: &str, session_token: &str) -> String {
+    seal_with(&cipher_for(b"sms-verify/completion/v1", &[auth_req_id, nonce, code]), session_token)
+}
+
+/// Opens what [`seal_completion`] produced; `None` for any other request (another code, nonce
+/// or `auth_req_id`) or an altered value.
+pub fn open_completion(auth_req_id: &str, nonce: &str, code: &str, sealed: &str) -> Option<String> {
+    open_with(&cipher_for(b"sms-verify/completion/v1", &[auth_req_id, nonce, code]), sealed)
+}
+
+fn seal_with(cipher: &ChaCha20Poly1305, plaintext: &str) -> String {
     let nonce_bytes = random_bytes::<12>();
     let sealed = cipher
         .encrypt(Nonce::from_slice(&nonce_bytes), plaintext.as_bytes())
@@ -73,21 +95,27 @@ pub fn seal(auth_req_id: &str, plaintext: &str) -> String {
     URL_SAFE_NO_PAD.encode(out)
 }
 
-/// Opens what [`seal`] produced; `None` if it was sealed under another `auth_req_id` or altered.
-pub fn open(auth_req_id: &str, sealed: &str) -> Option<String> {
+fn open_with(cipher: &ChaCha20Poly1305, sealed: &str) -> Option<String> {
     let bytes = URL_SAFE_NO_PAD.decode(sealed).ok()?;
     if bytes.len() < 12 {
         return None;
     }
     let (nonce, ciphertext) = bytes.split_at(12);
-    let plain = cipher_for(auth_req_id).decrypt(Nonce::from_slice(nonce), ciphertext).ok()?;
+    let plain = cipher.decrypt(Nonce::from_slice(nonce), ciphertext).ok()?;
     String::from_utf8(plain).ok()
 }
 
-fn cipher_for(auth_req_id: &str) -> ChaCha20Poly1305 {
-    let key =
-        Sha256::new().chain_update(b"sms-verify/seal/v1\0").chain_update(auth_req_id.as_bytes()).finalize();
-    ChaCha20Poly1305::new(Key::from_slice(&key))
+/// A key from SHA-256 over the domain and the parts, each ended by a NUL (none of the parts can
+/// hold one: they are checked for control characters on the way in).
+fn cipher_for(domain: &[u8], parts: &[&str]) -> ChaCha20Poly1305 {
+    let mut hasher = Sha256::new().chain_update(domain).chain_update([0u8]);
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            hasher.update([0u8]);
+        }
+        hasher.update(part.as_bytes());
+    }
+    ChaCha20Poly1305::new(Key::from_slice(&hasher.finalize()))
 }
 
 #[cfg(test)]
@@ -124,6 +152,19 @@ mod tests {
         assert_eq!(open("req-1", &sealed).as_deref(), Some("access-token"));
         assert_eq!(open("req-2", &sealed), None);
         assert_eq!(open("req-1", "garbage"), None);
+    }
+
+    #[test]
+    fn a_completion_opens_only_for_the_same_request() {
+        let sealed = seal_completion("req-1", "nonce-1", "123456", "session-token");
+        assert!(!sealed.contains("session-token"));
+        assert_eq!(open_completion("req-1", "nonce-1", "123456", &sealed).as_deref(), Some("session-token"));
+        for (req, nonce, code) in
+            [("req-2", "nonce-1", "123456"), ("req-1", "nonce-2", "123456"), ("req-1", "nonce-1", "123457")]
+        {
+            assert_eq!(open_completion(req, nonce, code, &sealed), None, "{req} {nonce} {code}");
+        }
+        assert_eq!(open("req-1", &sealed), None, "the two kinds of seal never open each other");
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //! nonce, be alive and current, have attempts left, and its phone must not be locked by wrong
 //! codes; the claim is a lease, so two calls never work on one verification at once); submit the
 //! code; exchange the `auth_req_id` for a token; read userinfo; then, in one atomic store step,
-//! consume the verification and create the verified session.
+//! complete the verification and create the verified session.
 //!
 //! A client's test numbers take the same path with the upstream left out: a fixed code, no SMS,
 //! and a synthetic userinfo marked `"test": true`.
@@ -18,36 +18,28 @@
 //! the request (which client, which phone, masked, …) for the log line the edge writes. HTTP
 //! and logging live in [`crate::api`] and [`crate::telemetry`]; this file only runs the protocol.
 //!
-//! Failure rules, which keep a retry possible without a second SMS:
-//! - a retryable upstream failure (5xx, time-out) saves how far the flow got and releases the
-//!   lease: the same request retried resumes there (a code the upstream accepted is never resent);
-//! - a wrong code counts against the verification's attempts;
-//! - only an upstream answer that ends the upstream request discards the verification.
+//! `/sms/token`'s steps and the rules that keep a right code from being burned by a time-out,
+//! a crash or a lost answer are in `flow/complete.rs`; what userinfo must say for a session to
+//! open is in `flow/claims.rs`.
 
 use serde::Serialize;
 use serde_json::{Map, Value};
-use tokio::time::Instant;
 
 use crate::{
     App,
-    ciba::{AuthStarted, DEFAULT_POLL_INTERVAL_SECS, UpstreamError, UserInfo},
+    ciba::{AuthStarted, DEFAULT_POLL_INTERVAL_SECS, UpstreamError},
     config::{AuthServer, SmsClient},
     crypto,
     fraud_guard::PauseStarted,
     limits::{RateLimited, ip_bucket},
     phone::{self, NumberRefused, NumberType, PhoneNumber},
-    secret::{AccessToken, AuthReqId, Nonce, OtpCode, SessionToken},
-    store::{
-        Claim, ClaimOutcome, Lease, LeaseId, Progress, SendReservation, Session, SessionKey, StoreError,
-        Verification, VerificationKey,
-    },
+    secret::{AuthReqId, Nonce, OtpCode, SessionToken},
+    store::{Progress, SendReservation, StoreError, Verification, VerificationKey},
 };
 
 mod claims;
+mod complete;
 mod guard;
-
-/// Seconds a lease outlives the token budget, so a slow last step still finishes under it.
-const LEASE_MARGIN_SECS: u64 = 5;
 
 /// How long a test number's verification lives (no upstream says otherwise).
 const TEST_VERIFICATION_TTL_SECS: u64 = 300;
@@ -136,6 +128,8 @@ pub struct Facts {
     pub attempts_left: Option<u32>,
     /// A pause of the fraud guard this request's SMS started.
     pub pause_started: Option<PauseStarted>,
+    /// The answer is a completed verification's session, given again to the same request.
+    pub replayed: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -180,6 +174,8 @@ pub struct CompleteRequest {
     pub nonce: Nonce,
     pub server_id: Option<String>,
     pub source_ip: Option<String>,
+    /// When Lambda stops this invocation (none outside Lambda): the lease must outlive it.
+    pub invocation_deadline: Option<std::time::SystemTime>,
 }
 
 #[derive(Debug)]
@@ -317,173 +313,8 @@ async fn send_sms(
 /// `/sms/token`: verifies the code upstream and turns the verification into a session.
 pub async fn complete(app: &App, request: CompleteRequest) -> (Facts, Result<Verified, FlowError>) {
     let mut facts = Facts::default();
-    let result = run_complete(app, request, &mut facts).await;
+    let result = complete::run(app, request, &mut facts).await;
     (facts, result)
-}
-
-async fn run_complete(app: &App, request: CompleteRequest, facts: &mut Facts) -> Result<Verified, FlowError> {
-    let (client, server) = client_and_server(app, &request.client_id, request.server_id.as_deref(), facts)?;
-    note_source(facts, client, request.source_ip.as_deref());
-    let auth_req_id = &request.auth_req_id;
-    facts.flow_id = Some(flow_id(auth_req_id));
-
-    // 1. Claim the verification: it must exist, be alive, be this caller's, and be free.
-    let budget = app.ciba.timeouts().token_budget;
-    let now = app.clock.now();
-    let lease = Lease { id: LeaseId::new_random(), until: now + budget.as_secs() + LEASE_MARGIN_SECS };
-    let claim = Claim {
-        client_id: client.client_id.clone(),
-        server_id: server.id.clone(),
-        nonce_digest: crypto::digest("nonce", request.nonce.expose()),
-        lease: lease.clone(),
-        now,
-        limits: client.limits.clone(),
-    };
-    let verification = match app.store.claim_verification(&VerificationKey::of(auth_req_id), &claim).await? {
-        ClaimOutcome::Claimed(verification) => verification,
-        ClaimOutcome::NotFound => return Err(FlowError::VerificationNotFound),
-        ClaimOutcome::Busy { retry_after } => return Err(FlowError::InProgress { retry_after }),
-        ClaimOutcome::Exhausted => return Err(FlowError::TooManyAttempts),
-        ClaimOutcome::PhoneLocked(limited) => return Err(FlowError::RateLimited(limited)),
-    };
-    facts.phone_masked = Some(phone::mask(&verification.phone));
-    facts.country_code = phone::country_code_of(&verification.phone);
-    let lifetime_left = std::time::Duration::from_secs(verification.expires_at.saturating_sub(now));
-    let deadline = Instant::now() + budget.min(lifetime_left);
-    let mut attempt =
-        Attempt { app, verification: &verification, lease_id: &lease.id, facts, access_token: None };
-
-    // 2.–4. The code, the token, the userinfo: upstream, or the test number's fixed code.
-    let userinfo = if verification.test {
-        attempt.facts.test_number = true;
-        verify_test_code(client, &verification, &request.code, &mut attempt).await?
-    } else {
-        verify_upstream(server, client, auth_req_id, &request.code, deadline, &mut attempt).await?
-    };
-
-    // 5. Consume the verification and create the session, in one atomic step.
-    let session_token = SessionToken::new(crypto::new_token());
-    let session_ttl_secs = app.config.session_ttl.as_secs();
-    let now = app.clock.now();
-    let UserInfo(claims) = userinfo;
-    let session = Session {
-        key: SessionKey::of(&session_token),
-        flow_id: verification.flow_id.clone(),
-        client_id: verification.client_id.clone(),
-        server_id: verification.server_id.clone(),
-        phone: verification.phone.clone(),
-        userinfo: claims.clone(),
-        verified_at: now,
-        expires_at: now + session_ttl_secs,
-    };
-    if let Err(err) = app.store.complete_verification(&verification, &lease.id, &session).await {
-        return Err(attempt.completion_failed(auth_req_id, err).await);
-    }
-    if !verification.test {
-        guard::after_verified(app.store.as_ref(), client.guarded(), &verification).await;
-    }
-
-    Ok(Verified { auth_server: server.into(), claims, session_token, session_ttl_secs })
-}
-
-/// Steps 2–4 against the upstream: the SMS callback with the code, the token, the userinfo.
-async fn verify_upstream(
-    server: &AuthServer,
-    client: &SmsClient,
-    auth_req_id: &AuthReqId,
-    code: &OtpCode,
-    deadline: Instant,
-    attempt: &mut Attempt<'_>,
-) -> Result<UserInfo, FlowError> {
-    let ciba = &attempt.app.ciba;
-    let progress = attempt.verification.progress.clone();
-
-    // 2. Submit the code, unless an earlier attempt already got it accepted.
-    let mut ready_token = None;
-    if progress == Progress::AwaitingCode {
-        match ciba.submit_code(server, auth_req_id, code, deadline).await {
-            Ok(()) => {}
-            Err(err) if err.is_retryable() => return Err(attempt.pause(&Progress::AwaitingCode, err).await),
-            // "No longer pending" may mean an earlier callback went through but its answer was
-            // lost (a time-out): then the token is ready, and the user must not pay for our failure.
-            Err(err) if err.ends_request() => {
-                match ciba.token_once(server, client, auth_req_id, deadline).await {
-                    Ok(token) => ready_token = Some(token),
-                    Err(_) => return Err(attempt.wrong_code(true, err.status()).await),
-                }
-            }
-            Err(err) => return Err(attempt.wrong_code(err.ends_request(), err.status()).await),
-        }
-    }
-
-    // 3. Exchange the auth_req_id for an access token (once: the upstream redeems it only once).
-    let access_token = match (ready_token, &progress) {
-        (Some(token), _) => token,
-        (None, Progress::TokenIssued { sealed_access_token }) => {
-            match crypto::open(auth_req_id.expose(), sealed_access_token) {
-                Some(token) => AccessToken::new(token),
-                // Sealed under this very auth_req_id, so it opens unless the record was altered.
-                None => {
-                    attempt.discard().await;
-                    return Err(FlowError::VerificationNotFound);
-                }
-            }
-        }
-        (None, _) => {
-            let interval = attempt.verification.poll_interval_secs;
-            match ciba.token(server, client, auth_req_id, interval, deadline).await {
-                Ok(token) => token,
-                Err(err) => return Err(attempt.fail(&Progress::CodeAccepted, err).await),
-            }
-        }
-    };
-
-    // 4. Read what the upstream verified.
-    let userinfo = match ciba.userinfo(server, &access_token, deadline).await {
-        Ok(userinfo) => userinfo,
-        Err(err) => {
-            let sealed = crypto::seal(auth_req_id.expose(), access_token.expose());
-            return Err(attempt.fail(&Progress::TokenIssued { sealed_access_token: sealed }, err).await);
-        }
-    };
-    // The upstream's word is checked like any input: the session is for the SMS's number only.
-    let userinfo = match claims::vouched_for(userinfo, &attempt.verification.phone) {
-        Ok(userinfo) => userinfo,
-        Err(refused) => {
-            attempt.discard().await;
-            return Err(match refused {
-                claims::Refused::NotVerified => FlowError::PhoneNotVerified,
-                claims::Refused::OtherNumber => FlowError::PhoneMismatch,
-            });
-        }
-    };
-    // Kept so a failed completion (step 5) can still be resumed.
-    attempt.access_token = Some(access_token);
-    Ok(userinfo)
-}
-
-/// Steps 2–4 for a test number: its fixed code, and a userinfo that says it is a test.
-async fn verify_test_code(
-    client: &SmsClient,
-    verification: &Verification,
-    code: &OtpCode,
-    attempt: &mut Attempt<'_>,
-) -> Result<UserInfo, FlowError> {
-    let expected = client.test_numbers.iter().find(|t| t.phone == verification.phone);
-    tracing::warn!(event = "sms_test_number_used", client_id = %client.client_id, flow_id = %verification.flow_id);
-    if !expected.is_some_and(|t| crypto::constant_time_eq(t.code.expose(), code.expose())) {
-        // Logged as the upstream's 400 would be, so a test number's line reads like a real one.
-        return Err(attempt.wrong_code(false, Some(400)).await);
-    }
-    let mut claims = Map::new();
-    claims.insert(
-        "sub".into(),
-        Value::String(format!("test-{}", &crypto::digest("test-sub", &verification.phone)[..16])),
-    );
-    claims.insert("phone_number".into(), Value::String(verification.phone.clone()));
-    claims.insert("phone_number_verified".into(), Value::Bool(true));
-    claims.insert("test".into(), Value::Bool(true));
-    Ok(UserInfo(claims))
 }
 
 fn client_and_server<'a>(
@@ -508,77 +339,4 @@ fn note_source(facts: &mut Facts, client: &SmsClient, source_ip: Option<&str>) -
     let network = source_ip.and_then(ip_bucket)?;
     facts.source = Some(crypto::source_key(&client.client_secret, &network));
     Some(network)
-}
-
-/// One `/sms/token` call holding the lease on a verification: the ways it can end early.
-struct Attempt<'a> {
-    app: &'a App,
-    verification: &'a Verification,
-    lease_id: &'a LeaseId,
-    facts: &'a mut Facts,
-    /// The upstream access token once redeemed (never for test numbers).
-    access_token: Option<AccessToken>,
-}
-
-impl Attempt<'_> {
-    /// The code was refused: count it (all attempts, if the upstream ended the request).
-    async fn wrong_code(&mut self, ends_request: bool, upstream_status: Option<u16>) -> FlowError {
-        self.facts.upstream_status = upstream_status;
-        let now = self.app.clock.now();
-        let counted =
-            self.app.store.record_wrong_code(self.verification, self.lease_id, ends_request, now).await;
-        match counted {
-            Ok(attempts_left) => {
-                self.facts.attempts_left = Some(attempts_left);
-                if attempts_left == 0 && !ends_request {
-                    FlowError::TooManyAttempts
-                } else {
-                    FlowError::InvalidCode { attempts_left }
-                }
-            }
-            Err(err) => err.into(),
-        }
-    }
-
-    /// A later step failed: keep the verification for a retry unless the upstream ended it.
-    async fn fail(&mut self, progress: &Progress, err: UpstreamError) -> FlowError {
-        if err.ends_request() {
-            self.facts.upstream_status = err.status();
-            self.discard().await;
-            return err.into();
-        }
-        self.pause(progress, err).await
-    }
-
-    /// Saves how far the flow got and releases the lease, so the same request can be retried.
-    async fn pause(&mut self, progress: &Progress, err: UpstreamError) -> FlowError {
-        self.facts.upstream_status = err.status();
-        self.release(progress).await;
-        tracing::warn!(error = %err, "upstream call failed; the verification is kept for a retry");
-        err.into()
-    }
-
-    /// The final store step failed: keep the redeemed token so the retry can still finish.
-    async fn completion_failed(&mut self, auth_req_id: &AuthReqId, err: StoreError) -> FlowError {
-        if let Some(token) = &self.access_token {
-            let sealed = crypto::seal(auth_req_id.expose(), token.expose());
-            self.release(&Progress::TokenIssued { sealed_access_token: sealed }).await;
-        }
-        err.into()
-    }
-
-    async fn release(&mut self, progress: &Progress) {
-        let released =
-            self.app.store.release_verification(&self.verification.key, self.lease_id, progress).await;
-        if let Err(err) = released {
-            // The lease still expires on its own, after which a retry resumes from the last save.
-            tracing::warn!(error = %err, "could not release the verification lease");
-        }
-    }
-
-    async fn discard(&mut self) {
-        if let Err(err) = self.app.store.discard_verification(&self.verification.key, self.lease_id).await {
-            tracing::warn!(error = %err, "could not discard an ended verification");
-        }
-    }
 }

@@ -98,6 +98,7 @@ impl RequestLog {
             source = facts.source.as_deref(),
             limit,
             test_number = facts.test_number.then_some(true),
+            replayed = facts.replayed.then_some(true),
             upstream_status = facts.upstream_status,
             attempts_left = facts.attempts_left,
             request_id = self.request_id.as_deref(),

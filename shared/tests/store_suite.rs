@@ -21,8 +21,8 @@ use shared::{
     secret::{AuthReqId, SessionToken},
     store::{
         Claim, ClaimOutcome, ConversionEvent, ConversionWindow, CounterKey, CountryPause, DynamoStore, Lease,
-        LeaseId, MemoryStore, NumberKey, PhoneKey, Progress, SendReservation, Session, SessionKey,
-        StateStore, StoreError, Verification, VerificationKey,
+        LeaseAfter, LeaseId, MemoryStore, NumberKey, PhoneKey, Progress, SendReservation, Session,
+        SessionKey, StateStore, StoreError, Verification, VerificationKey,
     },
 };
 use tokio::sync::Barrier;
@@ -283,7 +283,10 @@ async fn second_claim_while_leased_is_busy(store: Store) {
         ClaimOutcome::Busy { retry_after: LEASE_SECS - 10 }
     );
     // The lease still belongs to the first caller.
-    store.release_verification(&v.key, &lease_named("first"), &Progress::AwaitingCode).await.unwrap();
+    store
+        .save_progress(&v.key, &lease_named("first"), &Progress::AwaitingCode, LeaseAfter::Released)
+        .await
+        .unwrap();
 }
 
 async fn claim_after_lease_expiry_succeeds(store: Store) {
@@ -297,7 +300,9 @@ async fn claim_after_lease_expiry_succeeds(store: Store) {
     // The first caller's lease is gone.
     assert_lease_lost(store.record_wrong_code(&v, &lease_named("first"), false, now).await);
     assert_lease_lost(
-        store.release_verification(&v.key, &lease_named("first"), &Progress::CodeAccepted).await,
+        store
+            .save_progress(&v.key, &lease_named("first"), &Progress::CodeAccepted, LeaseAfter::Released)
+            .await,
     );
     assert_eq!(store.record_wrong_code(&v, &lease_named("second"), false, now).await.unwrap(), 4);
 }
@@ -343,34 +348,45 @@ async fn a_wrong_lease_is_lease_lost(store: Store) {
     assert_lease_lost(store.record_wrong_code(&v, &lease_named("nobody"), false, now).await);
     assert_lease_lost(store.record_wrong_code(&v, &lease_named("nobody"), true, now).await);
     assert_lease_lost(
-        store.release_verification(&v.key, &lease_named("nobody"), &Progress::CodeAccepted).await,
+        store
+            .save_progress(&v.key, &lease_named("nobody"), &Progress::CodeAccepted, LeaseAfter::Released)
+            .await,
     );
     assert_lease_lost(store.discard_verification(&v.key, &lease_named("nobody")).await);
-    assert_lease_lost(store.complete_verification(&v, &lease_named("nobody"), &s).await);
+    assert_lease_lost(store.complete_verification(&v, &lease_named("nobody"), &s, "sealed-session").await);
 
     // Leased by someone else.
     claimed(&store, &v, "owner", now).await;
     assert_lease_lost(store.record_wrong_code(&v, &lease_named("other"), false, now).await);
     assert_lease_lost(store.record_wrong_code(&v, &lease_named("other"), true, now).await);
     assert_lease_lost(
-        store.release_verification(&v.key, &lease_named("other"), &Progress::CodeAccepted).await,
+        store
+            .save_progress(&v.key, &lease_named("other"), &Progress::CodeAccepted, LeaseAfter::Released)
+            .await,
     );
     assert_lease_lost(store.discard_verification(&v.key, &lease_named("other")).await);
-    assert_lease_lost(store.complete_verification(&v, &lease_named("other"), &s).await);
+    assert_lease_lost(store.complete_verification(&v, &lease_named("other"), &s, "sealed-session").await);
 
     // An unknown verification.
     let unknown = verification(now);
     assert_lease_lost(store.record_wrong_code(&unknown, &lease_named("owner"), false, now).await);
     assert_lease_lost(
-        store.release_verification(&unknown.key, &lease_named("owner"), &Progress::AwaitingCode).await,
+        store
+            .save_progress(&unknown.key, &lease_named("owner"), &Progress::AwaitingCode, LeaseAfter::Released)
+            .await,
     );
     assert_lease_lost(store.discard_verification(&unknown.key, &lease_named("owner")).await);
-    assert_lease_lost(store.complete_verification(&unknown, &lease_named("owner"), &s).await);
+    assert_lease_lost(
+        store.complete_verification(&unknown, &lease_named("owner"), &s, "sealed-session").await,
+    );
 
     // None of that changed anything: no session, the owner still holds an untouched record.
     assert_eq!(store.get_session(&s.key, now).await.unwrap(), None);
     assert_eq!(outcome(&store, &v, "other", now).await, ClaimOutcome::Busy { retry_after: LEASE_SECS });
-    store.release_verification(&v.key, &lease_named("owner"), &Progress::AwaitingCode).await.unwrap();
+    store
+        .save_progress(&v.key, &lease_named("owner"), &Progress::AwaitingCode, LeaseAfter::Released)
+        .await
+        .unwrap();
     let after = claimed(&store, &v, "check", now).await;
     assert_eq!((after.wrong_codes, after.progress), (0, Progress::AwaitingCode));
 }
@@ -381,23 +397,53 @@ async fn release_saves_progress(store: Store) {
     store.put_verification(&v).await.unwrap();
 
     claimed(&store, &v, "one", now).await;
-    store.release_verification(&v.key, &lease_named("one"), &Progress::CodeAccepted).await.unwrap();
+    store
+        .save_progress(&v.key, &lease_named("one"), &Progress::CodeAccepted, LeaseAfter::Released)
+        .await
+        .unwrap();
     assert_eq!(claimed(&store, &v, "two", now).await.progress, Progress::CodeAccepted);
 
     let issued = Progress::TokenIssued { sealed_access_token: "sealed-token".into() };
-    store.release_verification(&v.key, &lease_named("two"), &issued).await.unwrap();
+    store.save_progress(&v.key, &lease_named("two"), &issued, LeaseAfter::Released).await.unwrap();
     let got = claimed(&store, &v, "three", now).await;
     assert_eq!(got.progress, issued);
     assert_eq!(got.wrong_codes, 0);
     assert_eq!(got.lease.map(|l| l.id), Some(lease_named("three")));
 
     // Releasing drops the lease: the same lease cannot release twice.
-    store.release_verification(&v.key, &lease_named("three"), &Progress::AwaitingCode).await.unwrap();
+    store
+        .save_progress(&v.key, &lease_named("three"), &Progress::AwaitingCode, LeaseAfter::Released)
+        .await
+        .unwrap();
     assert_lease_lost(
-        store.release_verification(&v.key, &lease_named("three"), &Progress::AwaitingCode).await,
+        store
+            .save_progress(&v.key, &lease_named("three"), &Progress::AwaitingCode, LeaseAfter::Released)
+            .await,
     );
     // ... and a stage without a token leaves none behind.
     assert_eq!(claimed(&store, &v, "four", now).await.progress, Progress::AwaitingCode);
+}
+
+/// A step done upstream is saved before the next one, the lease kept: nobody else may claim it
+/// meanwhile, and a crash after the save resumes from it once the lease has run out.
+async fn saving_progress_keeps_the_lease(store: Store) {
+    let now = now_epoch_secs();
+    let v = verification(now);
+    store.put_verification(&v).await.unwrap();
+    claimed(&store, &v, "runner", now).await;
+    store
+        .save_progress(&v.key, &lease_named("runner"), &Progress::CodeAccepted, LeaseAfter::Kept)
+        .await
+        .unwrap();
+    let issued = Progress::TokenIssued { sealed_access_token: "sealed-token".into() };
+    store.save_progress(&v.key, &lease_named("runner"), &issued, LeaseAfter::Kept).await.unwrap();
+    assert_eq!(outcome(&store, &v, "retry", now).await, ClaimOutcome::Busy { retry_after: LEASE_SECS });
+    assert_lease_lost(
+        store.save_progress(&v.key, &lease_named("retry"), &Progress::AwaitingCode, LeaseAfter::Kept).await,
+    );
+    // The runner crashed: after its lease, the retry finds the token it saved.
+    let resumed = claimed(&store, &v, "retry", now + LEASE_SECS).await;
+    assert_eq!(resumed.progress, issued);
 }
 
 async fn discard_removes_the_verification(store: Store) {
@@ -410,19 +456,44 @@ async fn discard_removes_the_verification(store: Store) {
     assert_lease_lost(store.discard_verification(&v.key, &lease_named("lease")).await);
 }
 
-async fn complete_consumes_the_verification_and_creates_the_session(store: Store) {
+/// A completed verification keeps its session sealed, for the same request retried after a
+/// lost answer (the flow opens it); it is claimed like any other, and expires as it would have.
+async fn complete_seals_the_session_and_creates_it(store: Store) {
     let now = now_epoch_secs();
     let v = verification(now);
     store.put_verification(&v).await.unwrap();
     claimed(&store, &v, "lease", now).await;
     let s = session(now);
-    store.complete_verification(&v, &lease_named("lease"), &s).await.unwrap();
-    assert_eq!(outcome(&store, &v, "again", now).await, ClaimOutcome::NotFound);
+    store.complete_verification(&v, &lease_named("lease"), &s, "sealed-session").await.unwrap();
     assert_eq!(store.get_session(&s.key, now).await.unwrap(), Some(s.clone()));
-    // Done once: the lease is gone with the verification.
+    // Done once: the lease went with the completion.
     let other = session(now);
-    assert_lease_lost(store.complete_verification(&v, &lease_named("lease"), &other).await);
+    assert_lease_lost(store.complete_verification(&v, &lease_named("lease"), &other, "sealed-session").await);
     assert_eq!(store.get_session(&other.key, now).await.unwrap(), None);
+    let again = claimed(&store, &v, "again", now).await;
+    assert_eq!(again.progress, Progress::Completed { sealed_session: "sealed-session".into() });
+    let mut stranger = claim(&v, "stranger", now);
+    stranger.nonce_digest = "another nonce's digest".into();
+    assert_eq!(store.claim_verification(&v.key, &stranger).await.unwrap(), ClaimOutcome::NotFound);
+    // Releasing the replay's lease keeps the sealed session.
+    store.save_progress(&v.key, &lease_named("again"), &again.progress, LeaseAfter::Released).await.unwrap();
+    assert_eq!(claimed(&store, &v, "third", now).await.progress, again.progress);
+    assert_eq!(outcome(&store, &v, "late", v.expires_at).await, ClaimOutcome::NotFound);
+}
+
+/// Wrong codes against a completed verification count, and once they are used up it is not
+/// found (no guessing a way to its session).
+async fn a_completed_verification_ends_after_its_wrong_codes(store: Store) {
+    let now = now_epoch_secs();
+    let v = verification(now);
+    store.put_verification(&v).await.unwrap();
+    claimed(&store, &v, "lease", now).await;
+    store.complete_verification(&v, &lease_named("lease"), &session(now), "sealed-session").await.unwrap();
+    for i in 0..v.max_wrong_codes {
+        let got = claimed(&store, &v, &format!("guess-{i}"), now).await;
+        store.record_wrong_code(&got, &lease_named(&format!("guess-{i}")), false, now).await.unwrap();
+    }
+    assert_eq!(outcome(&store, &v, "after", now).await, ClaimOutcome::NotFound);
 }
 
 async fn sessions_expire_and_can_be_deleted(store: Store) {
@@ -434,7 +505,7 @@ async fn sessions_expire_and_can_be_deleted(store: Store) {
     store.put_verification(&v).await.unwrap();
     claimed(&store, &v, "lease", now).await;
     let s = Session { expires_at: now + 100, ..session(now) };
-    store.complete_verification(&v, &lease_named("lease"), &s).await.unwrap();
+    store.complete_verification(&v, &lease_named("lease"), &s, "sealed-session").await.unwrap();
 
     assert_eq!(store.get_session(&s.key, now + 99).await.unwrap(), Some(s.clone()));
     assert_eq!(store.get_session(&s.key, now + 100).await.unwrap(), None);
@@ -464,7 +535,10 @@ async fn concurrent_claims_grant_one_lease(store: Store) {
     }
     assert_eq!(winners.len(), 1, "exactly one claim wins: {winners:?}");
     // And it is the winner's lease the store kept.
-    store.release_verification(&v.key, &lease_named(&winners[0]), &Progress::AwaitingCode).await.unwrap();
+    store
+        .save_progress(&v.key, &lease_named(&winners[0]), &Progress::AwaitingCode, LeaseAfter::Released)
+        .await
+        .unwrap();
 }
 
 async fn concurrent_wrong_codes_under_one_lease_count_once(store: Store) {
@@ -557,7 +631,7 @@ async fn concurrent_completes_create_one_session(store: Store) {
     let sessions: Vec<Session> = (0..10).map(|_| session(now)).collect();
     let results = race(10, |i| {
         let (store, v, s) = (Arc::clone(&store), v.clone(), sessions[i].clone());
-        async move { store.complete_verification(&v, &lease_named("lease"), &s).await }
+        async move { store.complete_verification(&v, &lease_named("lease"), &s, "sealed-session").await }
     })
     .await;
     let mut winners = Vec::new();
@@ -573,7 +647,8 @@ async fn concurrent_completes_create_one_session(store: Store) {
         let expected = (i == winners[0]).then(|| s.clone());
         assert_eq!(store.get_session(&s.key, now).await.unwrap(), expected, "session {i}");
     }
-    assert_eq!(outcome(&store, &v, "again", now).await, ClaimOutcome::NotFound);
+    let completed = claimed(&store, &v, "again", now).await;
+    assert_eq!(completed.progress, Progress::Completed { sealed_session: "sealed-session".into() });
 }
 
 // ---- abuse limits ----------------------------------------------------------------------------
@@ -866,7 +941,10 @@ async fn a_new_start_replaces_the_older_verification(store: Store) {
     let old = verification(now);
     store.put_verification(&old).await.unwrap();
     claimed(&store, &old, "before", now).await;
-    store.release_verification(&old.key, &lease_named("before"), &Progress::AwaitingCode).await.unwrap();
+    store
+        .save_progress(&old.key, &lease_named("before"), &Progress::AwaitingCode, LeaseAfter::Released)
+        .await
+        .unwrap();
     let other_phone = verification(now);
     store.put_verification(&other_phone).await.unwrap();
 
@@ -940,7 +1018,7 @@ async fn a_verified_number_starts_counting_failures_again(store: Store) {
     assert_eq!(store.record_wrong_code(&first, &lease_named("a"), false, now).await.unwrap(), 4);
     let got = claim_outcome(&store, &first, &claim_with(&first, "b", now, 2)).await;
     assert!(matches!(got, ClaimOutcome::Claimed(_)), "{got:?}");
-    store.complete_verification(&first, &lease_named("b"), &session(now)).await.unwrap();
+    store.complete_verification(&first, &lease_named("b"), &session(now), "sealed-session").await.unwrap();
 
     let second = Verification { phone_key: phone.clone(), ..verification(now) };
     store.put_verification(&second).await.unwrap();
@@ -1091,8 +1169,10 @@ suite!(
     ending_wrong_code_exhausts_at_once,
     a_wrong_lease_is_lease_lost,
     release_saves_progress,
+    saving_progress_keeps_the_lease,
     discard_removes_the_verification,
-    complete_consumes_the_verification_and_creates_the_session,
+    complete_seals_the_session_and_creates_it,
+    a_completed_verification_ends_after_its_wrong_codes,
     sessions_expire_and_can_be_deleted,
     concurrent_claims_grant_one_lease,
     concurrent_wrong_codes_under_one_lease_count_once,
@@ -1169,7 +1249,7 @@ mod dynamo_only {
         dynamo.put_verification(&v).await.unwrap();
         claimed(&dynamo, &v, "lease", now).await;
         let issued = Progress::TokenIssued { sealed_access_token: "sealed".into() };
-        dynamo.release_verification(&v.key, &lease_named("lease"), &issued).await.unwrap();
+        dynamo.save_progress(&v.key, &lease_named("lease"), &issued, LeaseAfter::Released).await.unwrap();
         claimed(&dynamo, &v, "lease-2", now).await;
 
         let item = raw_get(&store, format!("v#{}", v.key.as_str())).await.expect("verification item");
@@ -1189,8 +1269,19 @@ mod dynamo_only {
         assert_eq!(attr_n(&phone, "expires_at"), Some((now + DAY_SECS).to_string()), "a day after its use");
 
         let s = session(now);
-        dynamo.complete_verification(&v, &lease_named("lease-2"), &s).await.unwrap();
-        assert!(raw_get(&store, format!("v#{}", v.key.as_str())).await.is_none());
+        dynamo.complete_verification(&v, &lease_named("lease-2"), &s, "sealed-session").await.unwrap();
+        let item =
+            raw_get(&store, format!("v#{}", v.key.as_str())).await.expect("the completed verification");
+        assert_eq!(attr_s(&item, "stage").as_deref(), Some("completed"));
+        assert_eq!(attr_s(&item, "sealed_session").as_deref(), Some("sealed-session"));
+        assert_eq!(
+            attr_n(&item, "expires_at"),
+            Some(v.expires_at.to_string()),
+            "it expires as it would have"
+        );
+        for gone in ["sealed_access_token", "lease_id", "lease_until"] {
+            assert!(!item.contains_key(gone), "{gone} is left on a completed verification");
+        }
         let item = raw_get(&store, format!("s#{}", s.key.as_str())).await.expect("session item");
         assert_eq!(attr_n(&item, "expires_at"), Some(s.expires_at.to_string()));
         assert_eq!(attr_n(&item, "verified_at"), Some(s.verified_at.to_string()));
@@ -1263,7 +1354,10 @@ mod dynamo_only {
         assert_eq!(attr_s(&item, "current").as_deref(), Some(early.key.as_str()));
         assert_eq!(attr_n(&item, "expires_at"), Some((now + DAY_SECS).to_string()));
         claimed(&dynamo, &early, "lease", now).await;
-        dynamo.complete_verification(&early, &lease_named("lease"), &session(now)).await.unwrap();
+        dynamo
+            .complete_verification(&early, &lease_named("lease"), &session(now), "sealed-session")
+            .await
+            .unwrap();
         let item = raw_get(&store, format!("p#{}", phone.as_str())).await.expect("phone record");
         assert_eq!(attr_n(&item, "failures").as_deref(), Some("0"));
         assert_eq!(attr_n(&item, "expires_at"), Some((now + DAY_SECS).to_string()));
@@ -1298,7 +1392,7 @@ mod dynamo_only {
 
         let before = calls.count();
         let got = claimed(&store, &v, "b", now).await;
-        store.complete_verification(&got, &lease_named("b"), &session(now)).await.unwrap();
+        store.complete_verification(&got, &lease_named("b"), &session(now), "sealed-session").await.unwrap();
         assert_eq!(counted(before), 3, "/sms/token verified");
 
         // Refusals are answered from the failed write itself.
@@ -1427,11 +1521,16 @@ mod dynamo_only {
                 store.record_wrong_code(&v, &lease_named("l"), true, now).await.map(drop),
             ),
             (
-                "release_verification",
-                store.release_verification(&v.key, &lease_named("l"), &Progress::CodeAccepted).await,
+                "save_progress",
+                store
+                    .save_progress(&v.key, &lease_named("l"), &Progress::CodeAccepted, LeaseAfter::Released)
+                    .await,
             ),
             ("discard_verification", store.discard_verification(&v.key, &lease_named("l")).await),
-            ("complete_verification", store.complete_verification(&v, &lease_named("l"), &s).await),
+            (
+                "complete_verification",
+                store.complete_verification(&v, &lease_named("l"), &s, "sealed-session").await,
+            ),
             ("get_session", store.get_session(&s.key, now).await.map(drop)),
             ("delete_session", store.delete_session(&s.key).await),
         ];
@@ -1466,8 +1565,10 @@ mod dynamo_only {
         let (_, claim) = measure(async { claimed(&store, &v, "l", now).await }).await;
         assert!(claim.store_read_units >= 1.0 && claim.store_write_units >= 2.0, "{claim:?}");
         let s = session(now);
-        let ((), completed) =
-            measure(async { store.complete_verification(&v, &lease_named("l"), &s).await.unwrap() }).await;
+        let ((), completed) = measure(async {
+            store.complete_verification(&v, &lease_named("l"), &s, "sealed-session").await.unwrap()
+        })
+        .await;
         assert!(completed.store_write_units >= 3.0 && completed.store_read_units == 0.0, "{completed:?}");
         let (_, read) = measure(async { store.get_session(&s.key, now).await.unwrap() }).await;
         assert_eq!(read.store_write_units, 0.0, "{read:?}");

@@ -44,7 +44,7 @@ macro_rules! lambda_route {
     ($route_key:literal, |$app:ident, $request:ident| $call:expr) => {
         |State($app): State<Shared>, ConnectInfo(peer): ConnectInfo<SocketAddr>, req: AxumRequest| async move {
             match to_lambda(req, peer, $route_key).await {
-                Ok($request) => respond($call.await),
+                Ok($request) => respond(run_to_completion(async move { $call.await }).await),
                 Err(response) => response,
             }
         }
@@ -185,6 +185,17 @@ pub fn gateway_event(
         event["body"] = Value::String(body);
     }
     event
+}
+
+/// Runs one invocation as Lambda does: to its end, even when the client has gone. API Gateway
+/// does not stop a function when its caller hangs up, but axum drops a request's future when the
+/// connection closes; a `/sms/token` dropped between two upstream steps would leave the
+/// verification leased, with a step done upstream and not saved.
+async fn run_to_completion<F>(invocation: F) -> Result<Response<Body>, lambda_http::Error>
+where
+    F: Future<Output = Result<Response<Body>, lambda_http::Error>> + Send + 'static,
+{
+    tokio::spawn(invocation).await.unwrap_or_else(|panicked| Err(Box::new(panicked)))
 }
 
 fn respond(result: Result<Response<Body>, lambda_http::Error>) -> AxumResponse {

@@ -20,7 +20,7 @@ for_each_store!(
     upstream_ending_the_request_ends_the_verification,
     wrong_nonce_is_not_found_and_changes_nothing,
     another_clients_auth_req_id_is_not_found,
-    replay_after_success_is_not_found,
+    replay_after_success_returns_the_same_session,
     expired_verification_is_not_found,
     auth_upstream_failures_map_to_502_and_504,
     callback_failure_keeps_the_verification,
@@ -39,9 +39,10 @@ for_each_store!(
 );
 
 /// The access patterns promise three DynamoDB calls on `/sms/auth` (the limits' reservation, the
-/// verification with its phone's pointer, the fraud guard's count of the SMS) and four on
-/// `/sms/token` (read, claim, completion, the fraud guard's count of the verification), the
-/// abuse-limit counters included.
+/// verification with its phone's pointer, the fraud guard's count of the SMS) and six on
+/// `/sms/token` (read, claim, the code accepted and the token issued saved before the next
+/// upstream call, completion, the fraud guard's count of the verification), the abuse-limit
+/// counters included.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dynamodb_calls_per_verified_flow() {
     let system = System::start(StoreKind::Dynamo).await;
@@ -53,7 +54,7 @@ async fn dynamodb_calls_per_verified_flow() {
     assert_eq!(system.token(&started, &code).await.status, 200);
     let on_token = calls.count() - before - on_auth;
     println!("DynamoDB calls per verified flow: /sms/auth {on_auth}, /sms/token {on_token}");
-    assert_eq!((on_auth, on_token), (3, 4));
+    assert_eq!((on_auth, on_token), (3, 6));
 }
 
 async fn verifies_a_number_end_to_end(store: StoreKind) {
@@ -171,11 +172,28 @@ async fn another_clients_auth_req_id_is_not_found(store: StoreKind) {
     assert_eq!(system.token(&started, &code).await.status, 200);
 }
 
-async fn replay_after_success_is_not_found(store: StoreKind) {
+/// A client whose answer was lost sends the same request again: it gets the same session, while
+/// anyone who lacks the code or the nonce finds nothing (and a wrong code counts).
+async fn replay_after_success_returns_the_same_session(store: StoreKind) {
     let system = System::start(store).await;
     let started = system.start_verification(PHONE).await;
     let code = system.code_for(PHONE);
-    assert_eq!(system.token(&started, &code).await.status, 200);
+    let first = system.token(&started, &code).await;
+    assert_eq!(first.status, 200, "{}", first.text);
+    let again = system.token(&started, &code).await;
+    assert_eq!(again.status, 200, "{}", again.text);
+    assert_eq!(again.json()["session"], first.json()["session"]);
+    assert_eq!(again.json()["phone_number"], PHONE);
+    let other_code = system.token(&started, &wrong(&code)).await;
+    assert_eq!((other_code.status.as_u16(), other_code.error().as_str()), (404, "verification_not_found"));
+    let other_nonce = common::Started { nonce: shared::crypto::new_nonce(), ..started.clone() };
+    let reply = system.token(&other_nonce, &code).await;
+    assert_eq!((reply.status.as_u16(), reply.error().as_str()), (404, "verification_not_found"));
+    assert_eq!(system.sandbox.stats().requests.token, 1, "the auth_req_id was redeemed once");
+    // Ended by the user: the retry no longer brings it back.
+    let session = first.json()["session"].as_str().unwrap().to_owned();
+    let logout = system.http.post(format!("{}/user/logout", system.base)).bearer_auth(&session).send().await;
+    assert_eq!(logout.unwrap().status(), 204);
     let reply = system.token(&started, &code).await;
     assert_eq!((reply.status.as_u16(), reply.error().as_str()), (404, "verification_not_found"));
 }

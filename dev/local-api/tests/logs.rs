@@ -55,7 +55,7 @@ async fn no_line_carries_a_secret_and_every_request_logs_one_summary() {
             "sms_token_invalid_code",
             "sms_token_verification_not_found",
             "sms_token_verified",
-            "sms_token_verification_not_found",
+            "sms_token_verified",
             "sms_client_log"
         ],
         "{flow:?}"
@@ -77,6 +77,9 @@ async fn no_line_carries_a_secret_and_every_request_logs_one_summary() {
     }
     assert_eq!(verified["source"], sent["source"], "one caller, one source key");
     assert_eq!(flow[1]["attempts_left"], 4, "{}", flow[1]);
+    // The same request again got the same session: said on its line, and nothing went upstream.
+    assert_eq!((verified.get("replayed"), &flow[4]["replayed"]), (None, &Value::Bool(true)), "{}", flow[4]);
+    assert!(flow[4].get("upstream_ms").is_none(), "{}", flow[4]);
 
     // The session's reads and its end name the flow too; refusals name no one.
     let reads = run.events_named("user_info_read");

@@ -10,8 +10,8 @@ use std::{
 use async_trait::async_trait;
 
 use super::{
-    Claim, ClaimOutcome, ConversionEvent, ConversionWindow, CounterKey, CountryPause, LeaseId, NumberKey,
-    PhoneKey, PhoneRecord, Progress, SendReservation, Session, SessionKey, StateStore, StoreError,
+    Claim, ClaimOutcome, ConversionEvent, ConversionWindow, CounterKey, CountryPause, LeaseAfter, LeaseId,
+    NumberKey, PhoneKey, PhoneRecord, Progress, SendReservation, Session, SessionKey, StateStore, StoreError,
     Verification, VerificationKey, judge_claim, judge_reservation,
 };
 use crate::fraud_guard::Conversion;
@@ -270,16 +270,19 @@ impl StateStore for MemoryStore {
         Ok(attempts_left)
     }
 
-    async fn release_verification(
+    async fn save_progress(
         &self,
         key: &VerificationKey,
         lease_id: &LeaseId,
         progress: &Progress,
+        lease: LeaseAfter,
     ) -> Result<(), StoreError> {
         let mut state = self.lock();
         let verification = state.leased(key, lease_id)?;
         verification.progress = progress.clone();
-        verification.lease = None;
+        if lease == LeaseAfter::Released {
+            verification.lease = None;
+        }
         Ok(())
     }
 
@@ -299,15 +302,15 @@ impl StateStore for MemoryStore {
         verification: &Verification,
         lease_id: &LeaseId,
         session: &Session,
+        sealed_session: &str,
     ) -> Result<(), StoreError> {
         let mut state = self.lock();
-        state.leased(&verification.key, lease_id)?;
-        state.verifications.remove(&verification.key);
+        let completed = state.leased(&verification.key, lease_id)?;
+        completed.progress = Progress::Completed { sealed_session: sealed_session.to_owned() };
+        completed.lease = None;
+        // The phone's `current` still names it, so the same request retried finds it.
         if let Some(phone) = state.phones.get_mut(&verification.phone_key) {
             phone.failures = 0;
-            if phone.current.as_ref() == Some(&verification.key) {
-                phone.current = None;
-            }
         }
         state.sessions.insert(session.key.clone(), session.clone());
         Ok(())

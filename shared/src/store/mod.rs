@@ -39,8 +39,9 @@ pub use keys::{CounterKey, LeaseId, NumberKey, PhoneKey, SessionKey, Verificatio
 pub use memory::MemoryStore;
 pub use timed::Timed;
 
-/// How far a verification got upstream, so a retried `/sms/token` resumes there instead of
-/// resubmitting a code the upstream already accepted.
+/// How far a verification got, saved before each next upstream call (and under the lease), so a
+/// retried `/sms/token`, even after a crash, resumes there instead of resubmitting a code the
+/// upstream already accepted.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum Progress {
     #[default]
@@ -50,6 +51,19 @@ pub enum Progress {
     /// The token exchange succeeded; the access token is kept sealed under the `auth_req_id`
     /// (see [`crypto::seal`]) because the upstream redeems an `auth_req_id` only once.
     TokenIssued { sealed_access_token: String },
+    /// Done: the session is open. Its token is kept sealed under a key only the caller who
+    /// completed it holds (see [`crypto::seal_completion`]), so the same request retried after a
+    /// lost answer gets the same session, for the rest of the verification's lifetime.
+    Completed { sealed_session: String },
+}
+
+/// What a progress save does with the caller's lease.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LeaseAfter {
+    /// Kept: the caller goes on to the next upstream step.
+    Kept,
+    /// Released: the caller stops here; a retry may claim the verification at once.
+    Released,
 }
 
 /// A `/sms/token` call's exclusive right to work on a verification until `until`.
@@ -243,8 +257,10 @@ pub fn judge_claim(
     if !(same_client & same_server & same_nonce & current) {
         return Some(ClaimOutcome::NotFound);
     }
+    let completed = matches!(v.progress, Progress::Completed { .. });
     if v.wrong_codes >= v.max_wrong_codes {
-        return Some(ClaimOutcome::Exhausted);
+        // A completed one has no attempts to offer: it is used, as far as a guesser can tell.
+        return Some(if completed { ClaimOutcome::NotFound } else { ClaimOutcome::Exhausted });
     }
     let counters = phone.map(|p| &p.counters).cloned().unwrap_or_default();
     if let Err(limited) = judge_failures(&counters, &claim.limits, claim.now) {
@@ -328,26 +344,29 @@ pub trait StateStore: Send + Sync {
         now: u64,
     ) -> Result<u32, StoreError>;
 
-    /// Under the caller's lease: saves `progress` and releases the lease, so the same request
-    /// retried resumes from there.
-    async fn release_verification(
+    /// Under the caller's lease: saves `progress`, and keeps or releases the lease, so the same
+    /// request retried (after this call gives up, or crashes) resumes from there.
+    async fn save_progress(
         &self,
         key: &VerificationKey,
         lease_id: &LeaseId,
         progress: &Progress,
+        lease: LeaseAfter,
     ) -> Result<(), StoreError>;
 
     /// Under the caller's lease: deletes a verification the upstream has ended.
     async fn discard_verification(&self, key: &VerificationKey, lease_id: &LeaseId)
     -> Result<(), StoreError>;
 
-    /// Under the caller's lease, in one atomic step: consumes the verification, creates the
-    /// session, and clears the phone's failure count. Either all happen or none.
+    /// Under the caller's lease, in one atomic step: marks the verification completed (with the
+    /// sealed session token, lease released; it expires as it would have), creates the session,
+    /// and clears the phone's failure count. Either all happen or none.
     async fn complete_verification(
         &self,
         verification: &Verification,
         lease_id: &LeaseId,
         session: &Session,
+        sealed_session: &str,
     ) -> Result<(), StoreError>;
 
     /// A live session, or `None` when unknown or expired.

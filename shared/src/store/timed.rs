@@ -8,8 +8,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::{
-    Claim, ClaimOutcome, ConversionEvent, ConversionWindow, CountryPause, LeaseId, Progress, SendReservation,
-    Session, SessionKey, StateStore, StoreError, Verification, VerificationKey,
+    Claim, ClaimOutcome, ConversionEvent, ConversionWindow, CountryPause, LeaseAfter, LeaseId, Progress,
+    SendReservation, Session, SessionKey, StateStore, StoreError, Verification, VerificationKey,
 };
 use crate::{fraud_guard::Conversion, limits::RateLimited, timings::store_call};
 
@@ -58,13 +58,14 @@ impl StateStore for Timed {
         store_call(self.0.record_wrong_code(verification, lease_id, ends_verification, now)).await
     }
 
-    async fn release_verification(
+    async fn save_progress(
         &self,
         key: &VerificationKey,
         lease_id: &LeaseId,
         progress: &Progress,
+        lease: LeaseAfter,
     ) -> Result<(), StoreError> {
-        store_call(self.0.release_verification(key, lease_id, progress)).await
+        store_call(self.0.save_progress(key, lease_id, progress, lease)).await
     }
 
     async fn discard_verification(
@@ -80,8 +81,9 @@ impl StateStore for Timed {
         verification: &Verification,
         lease_id: &LeaseId,
         session: &Session,
+        sealed_session: &str,
     ) -> Result<(), StoreError> {
-        store_call(self.0.complete_verification(verification, lease_id, session)).await
+        store_call(self.0.complete_verification(verification, lease_id, session, sealed_session)).await
     }
 
     async fn get_session(&self, key: &SessionKey, now: u64) -> Result<Option<Session>, StoreError> {

@@ -64,11 +64,18 @@ pub(super) fn n(value: impl Display) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
 
-pub(super) fn progress_attributes(progress: &Progress) -> (&'static str, Option<&str>) {
+/// The attributes that hold a sealed value, one per [`Progress`] that has one.
+pub(super) const SEALED_ATTRIBUTES: [&str; 2] = ["sealed_access_token", "sealed_session"];
+
+/// `Progress` as its `stage` and its sealed value's attribute and value, if it has one.
+pub(super) fn progress_attributes(progress: &Progress) -> (&'static str, Option<(&'static str, &str)>) {
     match progress {
         Progress::AwaitingCode => ("awaiting_code", None),
         Progress::CodeAccepted => ("code_accepted", None),
-        Progress::TokenIssued { sealed_access_token } => ("token_issued", Some(sealed_access_token)),
+        Progress::TokenIssued { sealed_access_token } => {
+            ("token_issued", Some((SEALED_ATTRIBUTES[0], sealed_access_token)))
+        }
+        Progress::Completed { sealed_session } => ("completed", Some((SEALED_ATTRIBUTES[1], sealed_session))),
     }
 }
 
@@ -92,8 +99,8 @@ pub(super) fn verification_item(v: &Verification, rev: AttributeValue) -> Item {
         ("stage".to_owned(), s(stage)),
         ("rev".to_owned(), rev),
     ]);
-    if let Some(sealed) = sealed {
-        item.insert("sealed_access_token".to_owned(), s(sealed));
+    if let Some((attribute, sealed)) = sealed {
+        item.insert(attribute.to_owned(), s(sealed));
     }
     if let Some(lease) = &v.lease {
         item.insert("lease_id".to_owned(), s(lease.id.as_str()));
@@ -166,7 +173,8 @@ pub(super) fn parse_verification(key: &VerificationKey, item: &Item) -> Result<V
     let progress = match a.string("stage")?.as_str() {
         "awaiting_code" => Progress::AwaitingCode,
         "code_accepted" => Progress::CodeAccepted,
-        "token_issued" => Progress::TokenIssued { sealed_access_token: a.string("sealed_access_token")? },
+        "token_issued" => Progress::TokenIssued { sealed_access_token: a.string(SEALED_ATTRIBUTES[0])? },
+        "completed" => Progress::Completed { sealed_session: a.string(SEALED_ATTRIBUTES[1])? },
         other => return Err(corrupt(format_args!("unknown stage {other:?}"))),
     };
     let lease = match (a.optional_string("lease_id")?, a.optional_number("lease_until")?) {

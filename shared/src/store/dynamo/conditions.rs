@@ -3,12 +3,14 @@
 //! fails is the parent module's.
 
 use super::codec::{
-    count_pk, day_pk, n, new_rev, number_day_pk, phone_pk, s, session_item, verification_pk, window_pk,
+    SEALED_ATTRIBUTES, count_pk, day_pk, n, new_rev, number_day_pk, phone_pk, progress_attributes, s,
+    session_item, verification_pk, window_pk,
 };
 use super::transact::Op;
 use crate::limits::{DAY_SECS, HOUR_SECS, Limits, window_index};
 use crate::store::{
-    Claim, LeaseId, NumberKey, PhoneKey, SendReservation, Session, StoreError, Verification, VerificationKey,
+    Claim, LeaseAfter, LeaseId, NumberKey, PhoneKey, Progress, SendReservation, Session, StoreError,
+    Verification, VerificationKey,
 };
 
 /// How long a counter outlives its window, so a slightly late clock still finds it.
@@ -138,17 +140,49 @@ pub(super) fn wrong_code_op(
     .value(":rev", new_rev())
 }
 
-/// `complete_verification`: the verification deleted under `lease_id`, the session put (a new
-/// one), and the phone's failures cleared.
+/// `save_progress`: under `lease_id`, the verification's `stage` and its sealed value set (the
+/// other sealed values removed), the lease kept or removed.
+pub(super) fn progress_op(
+    key: &VerificationKey,
+    lease_id: &LeaseId,
+    progress: &Progress,
+    lease: LeaseAfter,
+) -> Op {
+    let (stage, sealed) = progress_attributes(progress);
+    let mut set = vec!["stage = :stage", "rev = :rev"];
+    let mut remove: Vec<&str> =
+        SEALED_ATTRIBUTES.into_iter().filter(|a| sealed.is_none_or(|(kept, _)| kept != *a)).collect();
+    let sealed_set;
+    if let Some((attribute, _)) = sealed {
+        sealed_set = format!("{attribute} = :sealed");
+        set.push(&sealed_set);
+    }
+    if lease == LeaseAfter::Released {
+        remove.extend(["lease_id", "lease_until"]);
+    }
+    let op = Op::update(verification_pk(key), format!("SET {} REMOVE {}", set.join(", "), remove.join(", ")))
+        .when("lease_id = :lease")
+        .value(":lease", s(lease_id.as_str()))
+        .value(":stage", s(stage))
+        .value(":rev", new_rev());
+    match sealed {
+        Some((_, value)) => op.value(":sealed", s(value)),
+        None => op,
+    }
+}
+
+/// `complete_verification`: the verification completed under `lease_id` (its sealed session
+/// kept, its lease released: it stays until it expires, for the same request retried), the
+/// session put (a new one), and the phone's failures cleared.
 pub(super) fn complete_ops(
     verification: &Verification,
     lease_id: &LeaseId,
     session: &Session,
+    sealed_session: &str,
 ) -> Result<Vec<Op>, StoreError> {
+    let completed = Progress::Completed { sealed_session: sealed_session.to_owned() };
     Ok(vec![
-        Op::delete(verification_pk(&verification.key))
-            .when("lease_id = :lease")
-            .value(":lease", s(lease_id.as_str())),
+        progress_op(&verification.key, lease_id, &completed, LeaseAfter::Released),
         Op::put(session_item(session)?).when("attribute_not_exists(pk)"),
         // A verified number starts counting again. (Should the phone record be gone, this
         // writes one that expires like any other.)

@@ -32,15 +32,18 @@
 //! |                         | `p#`, ConditionCheck `n#`, Update `v#` SET lease        | guessable; rev     |
 //! | `record_wrong_code`     | TWI: Update `v#` SET wrong_codes REMOVE lease, Update   | lease, counted;    |
 //! |                         | `p#` SET failures, Update `n#` ADD failures             | live³; none        |
-//! | `release_verification`  | UpdateItem `v#` SET stage REMOVE lease                  | lease              |
+//! | `save_progress`         | UpdateItem `v#` SET stage, sealed [REMOVE lease]        | lease              |
 //! | `discard_verification`  | DeleteItem `v#`                                         | lease              |
-//! | `complete_verification` | TWI: Delete `v#`, Put `s#`, Update `p#` failures = 0    | lease; new `s#`    |
+//! | `complete_verification` | TWI: Update `v#` SET stage, sealed_session REMOVE lease,| lease; new `s#`    |
+//! |                         | Put `s#`, Update `p#` failures = 0                      |                    |
 //! | `get_session`           | GetItem `s#` (consistent)                               | none               |
 //! | `delete_session`        | DeleteItem `s#`                                         | none               |
 //!
 //! So `/sms/auth` makes 3 calls (`reserve_send`, then `put_verification` and the fraud guard's
-//! `count_conversion` at once) and `/sms/token` 3 (the claim's 2, then `complete_verification` or
-//! `record_wrong_code`), and one more, `count_conversion`, after a completion (see
+//! `count_conversion` at once) and a verified `/sms/token` 6 (the claim's 2, `save_progress` of
+//! the code accepted and of the token issued, each before the next upstream call, then
+//! `complete_verification`, and `count_conversion`); a wrong code ends after the claim's 2 with
+//! `record_wrong_code` (for the fraud guard's calls see
 //! `conversion.rs`; `pause_country` only when the breaker trips). A failed condition returns the item as
 //! it stood (`ReturnValuesOnConditionCheckFailure = ALL_OLD`), and the store's judges
 //! ([`judge_reservation`], [`judge_claim`]) decide from those items what to answer, so both stores
@@ -83,12 +86,14 @@
 //!   call, only for a phone whose last failure is over a day old). Both set `failures_reset_at =
 //!   now + 1 day` and extend `expires_at` to it, never shortening it (as in `put_verification`).
 //! - `complete_verification` sets `failures = 0` unconditionally and leaves `current` pointing at
-//!   the consumed verification, whose item is gone: the pointer can match nothing.
+//!   the completed verification, which stays (stage `completed`) until it expires, so the same
+//!   request retried after a lost answer can claim it and open its sealed session.
 //!
 //! Attributes, one per field. Verification: `flow_id`, `nonce_digest`, `client_id`, `server_id`,
 //! `phone`, `region`, `phone_key` (S); `test` (BOOL); `created_at`, `expires_at`, `poll_interval_secs`,
 //! `wrong_codes`, `max_wrong_codes` (N); `stage` (S: `awaiting_code` | `code_accepted` |
-//! `token_issued`) and `sealed_access_token` (S, with `token_issued` only); `lease_id` (S) and
+//! `token_issued` | `completed`) and `sealed_access_token` (S, with `token_issued` only) or
+//! `sealed_session` (S, with `completed` only); `lease_id` (S) and
 //! `lease_until` (N) while leased; `rev` (S). Session: `flow_id`, `client_id`, `server_id`, `phone`
 //! (S); `userinfo` (S, a JSON object); `verified_at`, `expires_at` (N). Phone: `current` (S, a
 //! verification key); `failures`, `failures_reset_at`, `expires_at` (N). Counters: `n`,
@@ -130,16 +135,17 @@ use aws_sdk_dynamodb::{
 
 use self::codec::{
     Attributes, Item, PK, TTL_ATTRIBUTE, new_rev, number_day_pk, parse_phone, parse_session,
-    parse_verification, phone_pk, progress_attributes, s, session_pk, verification_item, verification_pk,
+    parse_verification, phone_pk, s, session_pk, verification_item, verification_pk,
 };
 use self::conditions::{
-    claim_ops, complete_ops, current_op, failure_op, number_failure_op, reservation_ops, wrong_code_op,
+    claim_ops, complete_ops, current_op, failure_op, number_failure_op, progress_op, reservation_ops,
+    wrong_code_op,
 };
 use self::transact::{Check, Conflict, Op, Transacted, send_retrying_conflicts};
 use super::{
-    Claim, ClaimOutcome, ConversionEvent, ConversionWindow, CountryPause, LeaseId, PhoneRecord, Progress,
-    SendReservation, Session, SessionKey, StateStore, StoreError, Verification, VerificationKey, judge_claim,
-    judge_reservation,
+    Claim, ClaimOutcome, ConversionEvent, ConversionWindow, CountryPause, LeaseAfter, LeaseId, PhoneRecord,
+    Progress, SendReservation, Session, SessionKey, StateStore, StoreError, Verification, VerificationKey,
+    judge_claim, judge_reservation,
 };
 use crate::fraud_guard::Conversion;
 use crate::limits::{Counted, DAY_SECS, PhoneCounters, RateLimited, window_index};
@@ -478,38 +484,14 @@ impl StateStore for DynamoStore {
         Err(self.gave_up("TransactWriteItems (record_wrong_code)"))
     }
 
-    async fn release_verification(
+    async fn save_progress(
         &self,
         key: &VerificationKey,
         lease_id: &LeaseId,
         progress: &Progress,
+        lease: LeaseAfter,
     ) -> Result<(), StoreError> {
-        let (stage, sealed) = progress_attributes(progress);
-        let mut request = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(PK, s(verification_pk(key)))
-            .condition_expression("lease_id = :lease")
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .expression_attribute_values(":lease", s(lease_id.as_str()))
-            .expression_attribute_values(":stage", s(stage))
-            .expression_attribute_values(":rev", new_rev());
-        request = match sealed {
-            Some(sealed) => request
-                .update_expression(
-                    "SET stage = :stage, sealed_access_token = :sealed, rev = :rev \
-                     REMOVE lease_id, lease_until",
-                )
-                .expression_attribute_values(":sealed", s(sealed)),
-            None => request.update_expression(
-                "SET stage = :stage, rev = :rev REMOVE lease_id, lease_until, sealed_access_token",
-            ),
-        };
-        send_retrying_conflicts(|| request.clone().send())
-            .await
-            .map(|out| charge(Units::Write, out.consumed_capacity()))
-            .map_err(|e| self.lease_write_failed("UpdateItem", e))
+        self.update_under_lease(progress_op(key, lease_id, progress, lease)).await
     }
 
     async fn discard_verification(
@@ -536,8 +518,9 @@ impl StateStore for DynamoStore {
         verification: &Verification,
         lease_id: &LeaseId,
         session: &Session,
+        sealed_session: &str,
     ) -> Result<(), StoreError> {
-        let ops = complete_ops(verification, lease_id, session)?;
+        let ops = complete_ops(verification, lease_id, session, sealed_session)?;
         match self.transact(ops).await? {
             Transacted::Written => Ok(()),
             Transacted::Refused(_) => Err(StoreError::LeaseLost),

@@ -11,8 +11,8 @@ use aws_sdk_dynamodb::{
         update_item::UpdateItemError,
     },
     types::{
-        AttributeValue, ConditionCheck, Delete, Put, ReturnConsumedCapacity,
-        ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+        AttributeValue, ConditionCheck, Put, ReturnConsumedCapacity, ReturnValuesOnConditionCheckFailure,
+        TransactWriteItem, Update,
     },
 };
 
@@ -36,6 +36,41 @@ impl DynamoStore {
                 self.table
             ))),
         }
+    }
+
+    /// Sends one update `op` alone, as an UpdateItem (cheaper than a transaction of one); a
+    /// failed condition is [`StoreError::LeaseLost`], since every such write is under a lease.
+    pub(super) async fn update_under_lease(&self, op: Op) -> Result<(), StoreError> {
+        let Action::Update(update) = &op.action else {
+            return Err(StoreError::Unavailable("update_under_lease takes an update".to_owned()));
+        };
+        let expressions = format!("{update} {}", op.condition.as_deref().unwrap_or_default());
+        let values: HashMap<_, _> = op
+            .values
+            .iter()
+            .filter(|(p, _)| mentions(&expressions, p))
+            .map(|(p, v)| (p.clone(), v.clone()))
+            .collect();
+        let names: HashMap<_, _> = op
+            .names
+            .iter()
+            .filter(|(p, _)| mentions(&expressions, p))
+            .map(|(p, n)| (p.clone(), n.clone()))
+            .collect();
+        let request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(op.pk.clone()))
+            .update_expression(update.clone())
+            .set_condition_expression(op.condition.clone())
+            .set_expression_attribute_names((!names.is_empty()).then_some(names))
+            .set_expression_attribute_values((!values.is_empty()).then_some(values))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total);
+        send_retrying_conflicts(|| request.clone().send())
+            .await
+            .map(|out| charge(Units::Write, out.consumed_capacity()))
+            .map_err(|e| self.lease_write_failed("UpdateItem", e))
     }
 
     /// [`Self::transact`], answering `None` when its items stayed busy with other transactions.
@@ -115,7 +150,6 @@ enum Action {
     Update(String),
     Check,
     Put(Item),
-    Delete,
 }
 
 impl Op {
@@ -134,10 +168,6 @@ impl Op {
     pub(super) fn put(item: Item) -> Self {
         let pk = item.get(PK).and_then(|pk| pk.as_s().ok()).cloned().unwrap_or_default();
         Self::new(pk, Action::Put(item))
-    }
-
-    pub(super) fn delete(pk: String) -> Self {
-        Self::new(pk, Action::Delete)
     }
 
     /// The same operation as an update with another expression.
@@ -206,18 +236,6 @@ impl Op {
                     Put::builder()
                         .table_name(table)
                         .set_item(Some(put))
-                        .set_condition_expression(self.condition)
-                        .set_expression_attribute_names(names)
-                        .set_expression_attribute_values(values)
-                        .set_return_values_on_condition_check_failure(on_failure)
-                        .build()?,
-                )
-                .build(),
-            Action::Delete => item
-                .delete(
-                    Delete::builder()
-                        .table_name(table)
-                        .set_key(Some(key))
                         .set_condition_expression(self.condition)
                         .set_expression_attribute_names(names)
                         .set_expression_attribute_values(values)
