@@ -21,6 +21,7 @@ use crate::{
     error::ApiError,
     flow::{self, CompleteRequest, Facts, FlowError, StartRequest},
     limits::Limit,
+    origins::BrowserOrigins,
     outcome::Success,
     phone, redact,
     secret::{AuthReqId, Nonce, OtpCode, SessionToken},
@@ -33,6 +34,8 @@ use crate::{
 pub const MAX_FLOW_BODY_BYTES: usize = 8 * 1024;
 /// Largest body `/sms/log` accepts.
 pub const MAX_LOG_BODY_BYTES: usize = 32 * 1024;
+/// What a browser says of the site a request comes from (Fetch Metadata).
+const SEC_FETCH_SITE: &str = "sec-fetch-site";
 /// Name of the cookie that carries the session token for browser clients.
 pub const SESSION_COOKIE: &str = "sms_session";
 
@@ -248,10 +251,23 @@ pub async fn user_info(
 
 /// `POST /user/logout` → 204: ends the session (deletes it) and clears the cookie. Ending a
 /// session that has already ended (or never was) is not an error, so a retry is safe and a
-/// corrupt cookie can always be cleared; calling without any session token is (401).
-pub async fn user_logout(store: &dyn StateStore, request: Request) -> HandlerResult {
+/// corrupt cookie can always be cleared; calling without any session token is (401). With the
+/// cookie alone, only from a page that may use it ([`BrowserOrigins`]): another site's form post
+/// is `403 cross_site_request` and the session lives on.
+pub async fn user_logout(
+    origins: &BrowserOrigins,
+    store: &dyn StateStore,
+    request: Request,
+) -> HandlerResult {
     handle("user_logout", &request, async {
-        let ended = match presented_session(&request) {
+        let presented = presented_session(&request);
+        let by_cookie_alone = !matches!(presented, Presented::Nothing) && bearer_token(&request).is_none();
+        let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
+        if by_cookie_alone && !origins.allow_cookie(header("origin"), header(SEC_FETCH_SITE), header("host"))
+        {
+            return (Facts::default(), Err(ApiError::cross_site_request()));
+        }
+        let ended = match presented {
             Presented::Token(token) => {
                 store.delete_session(&SessionKey::of(&token)).await.map_err(FlowError::from)
             }
@@ -328,13 +344,16 @@ enum Presented {
     Token(SessionToken),
 }
 
+/// The token of an `Authorization: Bearer …` header, if sent.
+fn bearer_token(request: &Request) -> Option<&str> {
+    let value = request.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
 fn presented_session(request: &Request) -> Presented {
     let headers = request.headers();
-    let bearer = headers.get(header::AUTHORIZATION).and_then(|value| value.to_str().ok()).and_then(|value| {
-        let (scheme, token) = value.trim().split_once(' ')?;
-        scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-    });
-    if let Some(token) = bearer {
+    if let Some(token) = bearer_token(request) {
         return if crypto::is_token(token) {
             Presented::Token(SessionToken::new(token))
         } else {

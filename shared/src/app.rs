@@ -11,6 +11,7 @@ use crate::{
     ciba::CibaClient,
     clock::{Clock, SystemClock},
     config::{Config, Role, env_var},
+    origins::BrowserOrigins,
     secret::ClientSecret,
     startup::StartupError,
     store::{DynamoStore, StateStore, Timed},
@@ -24,6 +25,9 @@ pub struct App {
     pub store: Arc<dyn StateStore>,
     /// Where the flow's time comes from: the system's, or a test's [`crate::clock::ManualClock`].
     pub clock: Arc<dyn Clock>,
+    /// Pages of other origins that may end a session with its cookie (none unless set: `local-api`
+    /// reads `BROWSER_ORIGINS`; in Lambda only the logout function needs them).
+    pub browser_origins: BrowserOrigins,
 }
 
 impl App {
@@ -41,7 +45,7 @@ impl App {
         let challenges = ChallengeVerifier::new()?;
         // Every store call of the flow is timed for the request's log line (see crate::timings).
         let store = Arc::new(Timed(store));
-        Ok(Self { config, ciba, challenges, store, clock })
+        Ok(Self { config, ciba, challenges, store, clock, browser_origins: BrowserOrigins::default() })
     }
 
     /// The Lambda instance's app: the client secret (`CLIENT_SECRET`, else the Secrets Manager

@@ -70,6 +70,8 @@ error_codes! {
     PhoneMismatch => "phone_mismatch", 403;
     /// The client requires a challenge (CAPTCHA) and `challenge_token` is missing or not good.
     ChallengeFailed => "challenge_failed", 403;
+    /// A cookie-authenticated request from a page of another site; nothing was changed.
+    CrossSiteRequest => "cross_site_request", 403;
     /// No such route.
     NotFound => "not_found", 404;
     /// Unknown, expired, used, or another client's or nonce's: one answer for all.
@@ -178,6 +180,14 @@ impl ApiError {
         );
         error.www_authenticate = Some(r#"Bearer error="invalid_token""#);
         error
+    }
+
+    /// A request that acts with the session cookie from another site's page.
+    pub fn cross_site_request() -> Self {
+        Self::new(
+            ErrorCode::CrossSiteRequest,
+            "the session cookie is accepted only from this API's own pages and its configured browser origins; an app sends Authorization: Bearer <session>",
+        )
     }
 
     pub fn not_found() -> Self {

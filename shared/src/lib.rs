@@ -22,6 +22,7 @@ pub mod flow;
 pub mod fraud_guard;
 pub mod limits;
 pub mod metrics;
+pub mod origins;
 pub mod outbound;
 pub mod outcome;
 pub mod phone;

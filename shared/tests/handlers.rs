@@ -259,9 +259,13 @@ async fn user_info_without_a_live_session_is_401() {
 async fn user_logout_event_ends_the_session() {
     let (sandbox, app) = setup().await;
     let session = verified_session(&sandbox, &app).await;
-    let response = api::user_logout(app.store.as_ref(), with_session(event("user-logout.json"), &session))
-        .await
-        .unwrap();
+    let response = api::user_logout(
+        &app.browser_origins,
+        app.store.as_ref(),
+        with_session(event("user-logout.json"), &session),
+    )
+    .await
+    .unwrap();
     assert_eq!(response.status(), 204);
     assert!(response.body().is_empty());
     let cookie = header(&response, header::SET_COOKIE);
@@ -279,17 +283,75 @@ async fn user_logout_event_ends_the_session() {
     let mut corrupt = event("user-logout.json");
     corrupt.headers_mut().remove(header::AUTHORIZATION);
     corrupt.headers_mut().insert(header::COOKIE, "sms_session=not-a-token".parse().unwrap());
-    let response = api::user_logout(app.store.as_ref(), corrupt).await.unwrap();
+    let response = api::user_logout(&app.browser_origins, app.store.as_ref(), corrupt).await.unwrap();
     assert_eq!(response.status(), 204);
     assert!(header(&response, header::SET_COOKIE).starts_with("sms_session=;"));
     // Ending it again is not an error; without any token it is.
-    let again = api::user_logout(app.store.as_ref(), with_session(event("user-logout.json"), &session))
-        .await
-        .unwrap();
+    let again = api::user_logout(
+        &app.browser_origins,
+        app.store.as_ref(),
+        with_session(event("user-logout.json"), &session),
+    )
+    .await
+    .unwrap();
     assert_eq!(again.status(), 204);
     let mut missing = event("user-logout.json");
     missing.headers_mut().remove(header::AUTHORIZATION);
-    assert_no_session(&api::user_logout(app.store.as_ref(), missing).await.unwrap());
+    assert_no_session(&api::user_logout(&app.browser_origins, app.store.as_ref(), missing).await.unwrap());
+}
+
+/// Another site's page cannot end a session with the cookie (a form post carries it); the
+/// API's own pages, configured origins and bearer tokens can.
+#[tokio::test]
+async fn user_logout_by_cookie_only_from_allowed_pages() {
+    let (sandbox, mut app) = setup().await;
+    app.browser_origins = shared::origins::BrowserOrigins::from_list("https://app.example.com").unwrap();
+    let session = verified_session(&sandbox, &app).await;
+    let by_cookie = |origin: Option<&str>, site: Option<&str>| {
+        let mut request = event("user-logout.json");
+        request.headers_mut().remove(header::AUTHORIZATION);
+        request.headers_mut().insert(header::COOKIE, format!("sms_session={session}").parse().unwrap());
+        if let Some(origin) = origin {
+            request.headers_mut().insert(header::ORIGIN, origin.parse().unwrap());
+        }
+        if let Some(site) = site {
+            request.headers_mut().insert("sec-fetch-site", site.parse().unwrap());
+        }
+        request
+    };
+    let still_there = || async {
+        let read = with_session(event("user-info.json"), &session);
+        api::user_info(&app.config, app.store.as_ref(), app.clock.as_ref(), read).await.unwrap().status()
+    };
+    for (origin, site) in
+        [(Some("https://evil.example"), Some("cross-site")), (Some("null"), None), (None, Some("cross-site"))]
+    {
+        let response = api::user_logout(&app.browser_origins, app.store.as_ref(), by_cookie(origin, site))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 403, "{origin:?} {site:?}");
+        assert_eq!(body_json(&response)["error"], "cross_site_request");
+        assert!(response.headers().get(header::SET_COOKIE).is_none(), "the cookie is left alone");
+        assert_eq!(still_there().await, 200, "the session lives on");
+    }
+    // A bearer token is never sent by a browser on its own: the Origin does not matter.
+    let mut bearer = with_session(event("user-logout.json"), &session);
+    bearer.headers_mut().insert(header::ORIGIN, "https://evil.example".parse().unwrap());
+    assert_eq!(
+        api::user_logout(&app.browser_origins, app.store.as_ref(), bearer).await.unwrap().status(),
+        204
+    );
+    // The configured page and the API's own origin may.
+    for origin in ["https://app.example.com", "https://abcdef1234.execute-api.eu-west-1.amazonaws.com"] {
+        let response = api::user_logout(
+            &app.browser_origins,
+            app.store.as_ref(),
+            by_cookie(Some(origin), Some("same-site")),
+        )
+        .await
+        .unwrap();
+        assert_eq!(response.status(), 204, "{origin}");
+    }
 }
 
 #[tokio::test]

@@ -12,7 +12,7 @@ use axum::{
     Router,
     body::{Body as AxumBody, to_bytes},
     extract::{ConnectInfo, Request as AxumRequest, State},
-    http::{HeaderMap, Method},
+    http::{HeaderMap, HeaderValue, Method},
     response::Response as AxumResponse,
     routing::{get, post},
 };
@@ -72,17 +72,54 @@ pub fn router(app: Shared) -> Router {
         )
         .route(
             "/user/logout",
-            post(lambda_route!("POST /user/logout", |app, r| api::user_logout(app.store.as_ref(), r))),
+            post(lambda_route!("POST /user/logout", |app, r| api::user_logout(
+                &app.browser_origins,
+                app.store.as_ref(),
+                r
+            ))),
         )
-        // Everything else is the demo page's static files; a path that is neither is the API's
+        // Everything else is the demo page's static files, with the headers a static host
+        // should send (README, "Hosting the demo page"); a path that is neither is the API's
         // JSON 404.
-        .fallback_service(ServeDir::new(WEB_DIR).call_fallback_on_method_not_allowed(true).not_found_service(
-            axum::routing::any(|| async { to_axum(api::api_error_response(&ApiError::not_found())) }),
-        ))
+        .fallback_service(
+            Router::new()
+                .fallback_service(
+                    ServeDir::new(WEB_DIR).call_fallback_on_method_not_allowed(true).not_found_service(
+                        axum::routing::any(|| async {
+                            to_axum(api::api_error_response(&ApiError::not_found()))
+                        }),
+                    ),
+                )
+                .layer(axum::middleware::map_response(with_page_security_headers)),
+        )
         .method_not_allowed_fallback(|| async {
             to_axum(api::api_error_response(&ApiError::method_not_allowed()))
         })
         .with_state(app)
+}
+
+/// The demo page's Content-Security-Policy: what its `<meta>` tag says (which a browser applies
+/// even where the host sends nothing), and `frame-ancestors 'none'`, which only a header can say:
+/// no other site may frame the page to trick a user into typing a code.
+pub const PAGE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+                            connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+/// The security headers of every static file of the demo page, as a static host should send them.
+pub const PAGE_SECURITY_HEADERS: [(&str, &str); 6] = [
+    ("content-security-policy", PAGE_CSP),
+    ("x-content-type-options", "nosniff"),
+    ("referrer-policy", "no-referrer"),
+    // For browsers that predate `frame-ancestors`.
+    ("x-frame-options", "DENY"),
+    ("cross-origin-opener-policy", "same-origin"),
+    ("permissions-policy", "camera=(), microphone=(), geolocation=()"),
+];
+
+async fn with_page_security_headers(mut response: AxumResponse) -> AxumResponse {
+    for (name, value) in PAGE_SECURITY_HEADERS {
+        response.headers_mut().insert(name, HeaderValue::from_static(value));
+    }
+    response
 }
 
 /// Serves the API on `listener` until `shutdown` completes.

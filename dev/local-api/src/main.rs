@@ -13,6 +13,7 @@ use serde_json::Value;
 use shared::{
     App,
     config::{self, Config},
+    origins::BrowserOrigins,
     secret::ClientSecret,
     store::{DynamoStore, MemoryStore, StateStore},
 };
@@ -67,7 +68,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         None if args.create_table => return Err("--create-table needs TABLE_NAME".into()),
         None => (Arc::new(MemoryStore::new()), "memory".to_owned()),
     };
-    let app = Arc::new(App::new(config, store)?);
+    let mut app = App::new(config, store)?;
+    app.browser_origins = BrowserOrigins::from_env()?;
+    let app = Arc::new(app);
 
     let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], args.port))).await?;
     tracing::info!(
