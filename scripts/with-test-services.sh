@@ -135,6 +135,9 @@ export AWS_DEFAULT_REGION=us-east-1
 export AWS_ACCESS_KEY_ID=test
 export AWS_SECRET_ACCESS_KEY=test
 export AWS_EC2_METADATA_DISABLED=true
+# DynamoDB Local on a loaded 2-core machine (a hundred requests at once in the concurrency tests)
+# is far slower than DynamoDB: each call may take 3 s here, not the 2 s a Lambda function allows.
+export DYNAMODB_OPERATION_TIMEOUT_MS="${DYNAMODB_OPERATION_TIMEOUT_MS:-3000}"
 
 status=0
 "$@" || status=$?

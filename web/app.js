@@ -73,28 +73,28 @@ const regionNames = new Intl.DisplayNames([document.documentElement.lang || 'en'
 const dateTime = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });
 
 // ---------------------------------------------------------------------------------------------
-// Flow data for the service logs: step names, durations, error codes. Never the phone number,
-// the code, the auth_req_id, the nonce or the session.
-const pageLoadedAt = performance.now();
+// Flow data for the service logs, in the schema /sms/log keeps (README, "POST /sms/log"): step
+// names, durations, error codes; anything else goes into `extra` as short tokens, booleans and
+// small numbers. Never the phone number, the code, the auth_req_id, the nonce or the session.
 
-function track(event, fields = {}) {
-  const now = performance.now();
-  api.log(
-    {
-      source: 'demo_page',
-      event,
-      step: state.step,
-      ms_since_load: Math.round(now - pageLoadedAt),
-      ms_in_step: Math.round(now - state.stepStartedAt),
-      ...fields,
-    },
-    state.flowId,
-  );
+/** `fields`: `ms` (a duration), `error` and `status` (of a failed call), the rest for `extra`. */
+function track(event, { ms, error, status, ...extra } = {}) {
+  const data = {
+    event,
+    step: state.step,
+    platform: 'web',
+    duration_ms: Math.round(ms ?? performance.now() - state.stepStartedAt),
+    extra: { source: 'demo_page', ...extra },
+  };
+  if (error !== undefined) data.error = String(error).toLowerCase();
+  if (status !== undefined) data.status = status;
+  api.log(data, state.flowId);
 }
 
 function errorFields(err) {
   const fields = { error: err.code, status: err.status };
-  if (err.retryAfter != null) fields.retry_after = err.retryAfter;
+  // Up to three digits in `extra`: a longer wait is named by its limit.
+  if (err.retryAfter != null && err.retryAfter < 1000) fields.retry_after = err.retryAfter;
   if (err.data && typeof err.data.limit === 'string') fields.limit = err.data.limit;
   if (err.data && Number.isInteger(err.data.attempts_left)) fields.attempts_left = err.data.attempts_left;
   return fields;

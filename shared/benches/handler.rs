@@ -28,7 +28,6 @@ use shared::{
     flow::FlowError,
     metrics,
     phone::PhoneNumber,
-    redact,
     secret::SessionToken,
     store::{MemoryStore, SessionKey},
     timings::Timings,
@@ -239,7 +238,7 @@ fn benches(c: &mut Criterion) {
     let client_data: Value = serde_json::from_str::<Value>(&log_event).map_or(Value::Null, |e| {
         serde_json::from_str::<Value>(e["body"].as_str().unwrap_or("{}")).unwrap_or_default()["data"].clone()
     });
-    group.bench_function("redact", |b| b.iter(|| redact::sanitize(black_box(&client_data))));
+    group.bench_function("client_log", |b| b.iter(|| client_log::sanitize(black_box(&client_data))));
     let claims = json!({ "sub": "d2fdc6c3-5f0c-4a54-9d6b-0f1d9a1b2c3d", "phone_number": "+447400123456",
                          "phone_number_verified": "true", "login_hint": "447400123456" });
     group.bench_function("userinfo", |b| {

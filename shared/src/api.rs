@@ -14,7 +14,7 @@ use serde::{Deserialize, de::DeserializeOwned};
 use serde_json::{Value, json};
 
 use crate::{
-    App,
+    App, client_log,
     clock::Clock,
     config::Config,
     crypto,
@@ -23,7 +23,7 @@ use crate::{
     limits::Limit,
     origins::BrowserOrigins,
     outcome::Success,
-    phone, redact,
+    phone,
     secret::{AuthReqId, Nonce, OtpCode, SessionToken},
     store::{SessionKey, StateStore},
     telemetry::RequestLog,
@@ -162,7 +162,9 @@ pub async fn sms_log(request: Request) -> HandlerResult {
             let headers = response.headers_mut();
             headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
             headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            Answer { line: Line::ClientLog { data: redact::sanitize(&body.data).to_string() }, response }
+            let kept = client_log::sanitize(&body.data);
+            let data = Value::Object(kept.data).to_string();
+            Answer { line: Line::ClientLog { data, dropped_fields: kept.dropped }, response }
         });
         (facts, answer)
     })
@@ -299,8 +301,9 @@ struct Answer {
 enum Line {
     /// The request's summary line, with this success word as its outcome.
     Summary(Success),
-    /// `/sms/log`: the client's sanitised data as an `sms_client_log` line.
-    ClientLog { data: String },
+    /// `/sms/log`: the client's data, what the schema keeps of it, as an `sms_client_log` line,
+    /// with the number of fields dropped.
+    ClientLog { data: String, dropped_fields: usize },
 }
 
 impl Answer {
@@ -324,8 +327,8 @@ async fn handle(
             log.emit(response.status().as_u16(), outcome.as_str(), None, &facts, &timings);
             response
         }
-        Ok(Answer { line: Line::ClientLog { data }, response }) => {
-            log.emit_client_log(facts.flow_id.as_deref(), &data, &timings);
+        Ok(Answer { line: Line::ClientLog { data, dropped_fields }, response }) => {
+            log.emit_client_log(facts.flow_id.as_deref(), &data, dropped_fields, &timings);
             response
         }
         Err(err) => {
@@ -431,7 +434,8 @@ fn is_json(content_type: Option<&HeaderValue>) -> bool {
     essence.eq_ignore_ascii_case("application/json")
 }
 
-/// A text field within its length, without control characters (which could forge log lines).
+/// A text field within its length, without control or invisible format characters (which
+/// could forge or hide parts of a log line, or make one string look like another).
 fn check_field(name: &str, value: &str, max_chars: usize) -> Result<(), ApiError> {
     if value.is_empty() {
         return Err(ApiError::invalid_request(format!("field `{name}`: must not be empty")));
@@ -439,10 +443,22 @@ fn check_field(name: &str, value: &str, max_chars: usize) -> Result<(), ApiError
     if value.chars().count() > max_chars {
         return Err(ApiError::invalid_request(format!("field `{name}`: longer than {max_chars} characters")));
     }
-    if value.chars().any(char::is_control) {
+    if value.chars().any(is_control_or_format) {
         return Err(ApiError::invalid_request(format!("field `{name}`: contains control characters")));
     }
     Ok(())
+}
+
+/// Control characters (Cc), the line and paragraph separators, and Unicode's format characters
+/// (Cf: bidi embeddings, overrides and isolates, zero-width joiners and spaces, the BOM, …).
+fn is_control_or_format(c: char) -> bool {
+    c.is_control()
+        || matches!(c,
+            '\u{00AD}' | '\u{0600}'..='\u{0605}' | '\u{061C}' | '\u{06DD}' | '\u{070F}' | '\u{0890}'..='\u{0891}'
+            | '\u{08E2}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}' | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206F}' | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}' | '\u{110BD}' | '\u{110CD}'
+            | '\u{13430}'..='\u{1343F}' | '\u{1BCA0}'..='\u{1BCA3}' | '\u{1D173}'..='\u{1D17A}' | '\u{E0001}'
+            | '\u{E0020}'..='\u{E007F}')
 }
 
 fn check_optional_field(name: &str, value: Option<&str>, max_chars: usize) -> Result<(), ApiError> {
@@ -544,9 +560,17 @@ mod tests {
     #[test]
     fn text_fields_are_bounded_and_free_of_control_characters() {
         assert!(check_field("client_id", "app", 8).is_ok());
-        for (value, expected) in
-            [("", "empty"), ("123456789", "longer than 8"), ("a\nb", "control"), ("a\u{0}", "control")]
-        {
+        for (value, expected) in [
+            ("", "empty"),
+            ("123456789", "longer than 8"),
+            ("a\nb", "control"),
+            ("a\u{0}", "control"),
+            ("a\u{2028}b", "control"),
+            ("a\u{202E}b", "control"),
+            ("a\u{2066}b", "control"),
+            ("a\u{200D}b", "control"),
+            ("\u{FEFF}ab", "control"),
+        ] {
             let err = check_field("client_id", value, 8).unwrap_err();
             let message = err.message.unwrap();
             assert!(

@@ -5,7 +5,7 @@
 //! metadata) are not used: a Lambda instance never needs them, and leaving them out makes the
 //! binaries smaller and their cold start shorter (BENCHMARKS.md, "Tuning log").
 
-use std::time::Duration;
+use std::{sync::OnceLock, time::Duration};
 
 use aws_sdk_dynamodb::config::{
     BehaviorVersion, Credentials, Region, SharedCredentialsProvider, retry::RetryConfig,
@@ -47,13 +47,38 @@ pub fn sdk_config_from_env() -> Result<SdkConfig, StartupError> {
         .build())
 }
 
-/// The longest one DynamoDB call may take, retries included. DynamoDB answers in milliseconds;
-/// without a bound a stalled connection would hold a `/sms/token` (and the lease on its
-/// verification) until Lambda's time-out, and `flow/complete.rs` sizes the lease and the
-/// upstream work by this.
-pub const DYNAMODB_OPERATION_TIMEOUT: Duration = Duration::from_secs(2);
-/// The longest one attempt of a DynamoDB call may take (the SDK retries within the operation's).
-const DYNAMODB_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(1);
+/// The longest one DynamoDB call may take, retries included (each attempt half of it).
+/// DynamoDB answers in milliseconds; without a bound a stalled connection would hold a
+/// `/sms/token` (and the lease on its verification) until Lambda's time-out, and
+/// `flow/complete.rs` sizes the lease and the upstream work by it.
+/// `DYNAMODB_OPERATION_TIMEOUT_MS` replaces it, for a slow local server (DynamoDB Local on a
+/// loaded test machine); a Lambda function leaves it unset.
+pub const DEFAULT_DYNAMODB_OPERATION_TIMEOUT: Duration = Duration::from_secs(2);
+const OPERATION_TIMEOUT_ENV: &str = "DYNAMODB_OPERATION_TIMEOUT_MS";
+static DYNAMODB_OPERATION_TIMEOUT: OnceLock<Duration> = OnceLock::new();
+
+/// The DynamoDB operation time-out of this process (see [`DEFAULT_DYNAMODB_OPERATION_TIMEOUT`]),
+/// read once; [`check_dynamodb_operation_timeout`] refuses a bad value at cold start.
+pub fn dynamodb_operation_timeout() -> Duration {
+    *DYNAMODB_OPERATION_TIMEOUT
+        .get_or_init(|| operation_timeout_from_env().unwrap_or(DEFAULT_DYNAMODB_OPERATION_TIMEOUT))
+}
+
+/// Whether `DYNAMODB_OPERATION_TIMEOUT_MS`, if set, is a number of milliseconds from 100 to 60000.
+pub fn check_dynamodb_operation_timeout() -> Result<(), StartupError> {
+    operation_timeout_from_env().map(drop)
+}
+
+fn operation_timeout_from_env() -> Result<Duration, StartupError> {
+    let Some(value) = env_var(OPERATION_TIMEOUT_ENV) else { return Ok(DEFAULT_DYNAMODB_OPERATION_TIMEOUT) };
+    match value.trim().parse::<u64>() {
+        Ok(ms) if (100..=60_000).contains(&ms) => Ok(Duration::from_millis(ms)),
+        _ => Err(StartupError::InvalidEnv {
+            name: OPERATION_TIMEOUT_ENV,
+            why: "must be a number of milliseconds from 100 to 60000 (leave it unset in Lambda: 2000)",
+        }),
+    }
+}
 
 /// A DynamoDB client on `sdk`, at `AWS_ENDPOINT_URL_DYNAMODB` (or `AWS_ENDPOINT_URL`) when set.
 pub fn dynamodb_client(sdk: &SdkConfig) -> aws_sdk_dynamodb::Client {
@@ -66,9 +91,9 @@ pub fn dynamodb_config(sdk: &SdkConfig) -> aws_sdk_dynamodb::config::Builder {
     config.set_endpoint_url(endpoint_url_from_env("DYNAMODB"));
     config.set_timeout_config(Some(
         TimeoutConfig::builder()
-            .connect_timeout(DYNAMODB_ATTEMPT_TIMEOUT)
-            .operation_attempt_timeout(DYNAMODB_ATTEMPT_TIMEOUT)
-            .operation_timeout(DYNAMODB_OPERATION_TIMEOUT)
+            .connect_timeout(dynamodb_operation_timeout() / 2)
+            .operation_attempt_timeout(dynamodb_operation_timeout() / 2)
+            .operation_timeout(dynamodb_operation_timeout())
             .build(),
     ));
     config

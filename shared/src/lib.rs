@@ -7,13 +7,14 @@
 //! the only list of codes) and [`telemetry`] writes the request's one line, with the time the
 //! adapters charged to it ([`timings`]). [`config`] is loaded once at cold start into an [`App`]
 //! (with its [`clock`]); [`secret`], [`crypto`], [`phone`], [`limits`], [`fraud_guard`] and
-//! [`redact`] are the small pieces those use.
+//! [`client_log`] are the small pieces those use.
 
 pub mod api;
 pub mod app;
 pub mod aws;
 pub mod challenge;
 pub mod ciba;
+pub mod client_log;
 pub mod clock;
 pub mod config;
 pub mod crypto;
@@ -26,7 +27,6 @@ pub mod origins;
 pub mod outbound;
 pub mod outcome;
 pub mod phone;
-pub mod redact;
 pub mod secret;
 pub mod startup;
 pub mod store;

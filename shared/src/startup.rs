@@ -10,6 +10,8 @@ pub enum StartupError {
     HttpClient(#[from] reqwest::Error),
     #[error("missing environment variable {name}: {why}")]
     MissingEnv { name: &'static str, why: &'static str },
+    #[error("environment variable {name} {why}")]
+    InvalidEnv { name: &'static str, why: &'static str },
     #[error("cannot build the AWS SDK's HTTPS client: {0}")]
     SdkHttpClient(#[from] aws_smithy_http_client::HttpClientError),
     #[error("cannot read the client secret {arn} from Secrets Manager: {cause}")]

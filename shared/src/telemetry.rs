@@ -129,9 +129,16 @@ impl RequestLog {
         }
     }
 
-    /// Logs a `/sms/log` request: the client's (already sanitised) data as one `sms_client_log`
-    /// line, with the flow id when the client sent it.
-    pub fn emit_client_log(&self, flow_id: Option<&str>, data: &str, timings: &Timings) {
+    /// Logs a `/sms/log` request: what [`crate::client_log`] kept of the client's data as one
+    /// `sms_client_log` line, with how many fields it dropped and the flow id when the client
+    /// sent it.
+    pub fn emit_client_log(
+        &self,
+        flow_id: Option<&str>,
+        data: &str,
+        dropped_fields: usize,
+        timings: &Timings,
+    ) {
         let duration_ms = elapsed_ms(self.started);
         let outcome = Success::Logged.as_str();
         tracing::info!(
@@ -144,6 +151,7 @@ impl RequestLog {
             cold_start = self.cold_start,
             duration_ms = round_ms(duration_ms),
             data,
+            dropped_fields,
         );
         crate::metrics::record_request(self.endpoint, outcome, duration_ms, timings);
     }

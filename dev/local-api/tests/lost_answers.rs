@@ -83,7 +83,9 @@ async fn a_crash_between_upstream_steps_resumes_without_a_second_code() {
     let config_path = std::env::temp_dir().join(format!("{}.json", table.table()));
     std::fs::write(&config_path, service_config(&sandbox.url()).to_string()).unwrap();
     let config = config_path.to_str().unwrap();
-    let env = [("TABLE_NAME", table.table())];
+    // The production time-out of DynamoDB calls (the test services may set a longer one), which
+    // the dead call's lease is sized by.
+    let env = [("TABLE_NAME", table.table()), ("DYNAMODB_OPERATION_TIMEOUT_MS", "2000")];
     let first = Instance::spawn(&["--config", config], &env);
 
     let http = reqwest::Client::new();

@@ -69,10 +69,13 @@ async fn logs_client_data_as_one_sanitised_line() {
     assert_eq!(line["level"], "INFO");
     let data: Value =
         serde_json::from_str(line["data"].as_str().expect("data as JSON text")).expect("JSON data");
+    // The shipped event fits the schema: all of it is kept.
     assert_eq!(
         data,
-        json!({ "step": "code_entered", "screen": "verify", "elapsed_ms": 5120, "device": { "os": "android", "version": "15" } })
+        json!({ "event": "code_entered", "step": "code", "duration_ms": 5120, "platform": "android",
+                "os_version": "15", "app_version": "2.4.0", "extra": { "screen": "verify" } })
     );
+    assert_eq!(line["dropped_fields"], 0);
     let request_id = line["request_id"].as_str().unwrap_or_default();
     assert!(uuid::Uuid::parse_str(request_id).is_ok(), "the Lambda request id is logged: {line}");
 }

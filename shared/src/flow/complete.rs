@@ -30,7 +30,7 @@ use super::{
 };
 use crate::{
     App,
-    aws::DYNAMODB_OPERATION_TIMEOUT,
+    aws::dynamodb_operation_timeout,
     ciba::{UpstreamError, UserInfo},
     config::{AuthServer, SmsClient},
     crypto, phone,
@@ -52,7 +52,9 @@ const STORE_CALLS_OUTSIDE_UPSTREAM: u32 = 6;
 
 /// What the end of a run needs after the upstream work: the completion and the fraud guard's
 /// count, each within the DynamoDB operation time-out.
-const FINISH_RESERVE: Duration = Duration::from_secs(2 * DYNAMODB_OPERATION_TIMEOUT.as_secs());
+fn finish_reserve() -> Duration {
+    2 * dynamodb_operation_timeout()
+}
 
 /// A `409` asks for a retry this soon at most: the lease is the longest the holder can take, but
 /// it is usually done in a second or two.
@@ -70,10 +72,10 @@ impl Budget {
     fn new(token_budget: Duration, invocation_deadline: Option<SystemTime>) -> Self {
         let invocation_left = invocation_deadline
             .map(|deadline| deadline.duration_since(SystemTime::now()).unwrap_or_default());
-        let unbounded_run = token_budget + DYNAMODB_OPERATION_TIMEOUT * STORE_CALLS_OUTSIDE_UPSTREAM;
+        let unbounded_run = token_budget + dynamodb_operation_timeout() * STORE_CALLS_OUTSIDE_UPSTREAM;
         let longest_run = invocation_left.unwrap_or(unbounded_run);
         let upstream = match invocation_left {
-            Some(left) => token_budget.min(left.saturating_sub(FINISH_RESERVE)),
+            Some(left) => token_budget.min(left.saturating_sub(finish_reserve())),
             None => token_budget,
         };
         Self { lease_secs: longest_run.as_secs_f64().ceil() as u64 + LEASE_MARGIN_SECS, upstream }
@@ -404,12 +406,16 @@ mod tests {
         let budget = Duration::from_secs(20);
         let in_lambda = Budget::new(budget, Some(SystemTime::now() + Duration::from_secs(28)));
         assert!(in_lambda.lease_secs > 28, "{}", in_lambda.lease_secs);
-        assert!(in_lambda.upstream + FINISH_RESERVE <= Duration::from_secs(28));
+        assert!(in_lambda.upstream + finish_reserve() <= Duration::from_secs(28));
         let late = Budget::new(budget, Some(SystemTime::now() + Duration::from_secs(10)));
-        assert!(late.upstream <= Duration::from_secs(10) - FINISH_RESERVE, "{:?}", late.upstream);
+        assert!(
+            late.upstream <= Duration::from_secs(10).saturating_sub(finish_reserve()),
+            "{:?}",
+            late.upstream
+        );
         let local = Budget::new(budget, None);
         assert_eq!(local.upstream, budget);
-        let longest = budget + DYNAMODB_OPERATION_TIMEOUT * STORE_CALLS_OUTSIDE_UPSTREAM;
+        let longest = budget + dynamodb_operation_timeout() * STORE_CALLS_OUTSIDE_UPSTREAM;
         assert!(Duration::from_secs(local.lease_secs) > longest);
     }
 }

@@ -148,8 +148,9 @@ pub async fn run_every_endpoint() -> CapturedRun {
         other["auth_req_id"].as_str().unwrap().to_owned(),
     ]);
 
-    // /sms/log: hostile data (every secret of the flow, a forged line, deep nesting), a bad flow
-    // id, a body over the limit.
+    // /sms/log: hostile data (every secret of the flow under every spelling, the phone in text,
+    // in other digits and split across fields, a forged line, line separators and bidi
+    // controls, deep nesting), a bad flow id, a body over the limit.
     let mut deep = json!("leaf");
     for _ in 0..60 {
         deep = json!({ "d": deep });
@@ -168,6 +169,17 @@ pub async fn run_every_endpoint() -> CapturedRun {
             "note": "line\r\n{\"event\":\"sms_token_verified\",\"forged\":true}\u{0}",
             "deep": deep,
             "error_code": "invalid_code",
+            "authReqId": auth_req_id,
+            "sessionToken": session,
+            "clientSecret": "sandbox-secret",
+            "otpCode": code,
+            "error": format!("failed for {PHONE}"),
+            "outcome": "bad\u{2028}line\u{202e}",
+            "app_version": format!("1.0 ({})", &PHONE[1..]),
+            "network": format!("+44 {} {}", &PHONE[3..7], &PHONE[7..]),
+            "platform": "web",
+            "status": 400,
+            "extra": { "a": PHONE[1..4].parse::<u64>().unwrap(), "phone": PHONE, "resend": true },
         }
     });
     let (status, _) = post("/sms/log", hostile).await;

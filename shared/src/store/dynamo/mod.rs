@@ -174,6 +174,7 @@ impl DynamoStore {
     /// ([`crate::aws::sdk_config_from_env`]); `AWS_ENDPOINT_URL_DYNAMODB` points it elsewhere,
     /// e.g. at the DynamoDB Local server of `scripts/with-test-services.sh`.
     pub fn client_from_env() -> Result<Client, StartupError> {
+        crate::aws::check_dynamodb_operation_timeout()?;
         Ok(crate::aws::dynamodb_client(&crate::aws::sdk_config_from_env()?))
     }
 
