@@ -49,7 +49,6 @@ const el = {
 
 const state = {
   step: 'loading',
-  stepStartedAt: performance.now(),
   clientId: config.clientId,
   clientTitle: '',
   // The CAPTCHA widget and its token, when the client requires a challenge.
@@ -73,28 +72,29 @@ const regionNames = new Intl.DisplayNames([document.documentElement.lang || 'en'
 const dateTime = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });
 
 // ---------------------------------------------------------------------------------------------
-// Flow data for the service logs, in the schema /sms/log keeps (README, "POST /sms/log"): step
-// names, durations, error codes; anything else goes into `extra` as short tokens, booleans and
-// small numbers. Never the phone number, the code, the auth_req_id, the nonce or the session.
-
-/** `fields`: `ms` (a duration), `error` and `status` (of a failed call), the rest for `extra`. */
+// Flow data for the service logs, in /sms/log's schema (README, "POST /sms/log"), which drops
+// anything else: the event, the step, how long a request took (`ms`), the error code and HTTP
+// status, and short tokens, flags and small numbers as `extra`. Never the phone number, the code,
+// the auth_req_id, the nonce or the session. The time between events is in the lines' timestamps.
 function track(event, { ms, error, status, ...extra } = {}) {
-  const data = {
-    event,
-    step: state.step,
-    platform: 'web',
-    duration_ms: Math.round(ms ?? performance.now() - state.stepStartedAt),
-    extra: { source: 'demo_page', ...extra },
-  };
-  if (error !== undefined) data.error = String(error).toLowerCase();
-  if (status !== undefined) data.status = status;
-  api.log(data, state.flowId);
+  api.log(
+    {
+      event,
+      step: state.step,
+      platform: 'web',
+      // JSON.stringify leaves out what is undefined: a field the event does not have.
+      duration_ms: ms,
+      error,
+      status,
+      extra: { source: 'demo_page', ...extra },
+    },
+    state.flowId,
+  );
 }
 
 function errorFields(err) {
-  const fields = { error: err.code, status: err.status };
-  // Up to three digits in `extra`: a longer wait is named by its limit.
-  if (err.retryAfter != null && err.retryAfter < 1000) fields.retry_after = err.retryAfter;
+  // Status 0 is no answer at all (a network error): not an HTTP status, so not sent as one.
+  const fields = { error: err.code, status: err.status || undefined };
   if (err.data && typeof err.data.limit === 'string') fields.limit = err.data.limit;
   if (err.data && Number.isInteger(err.data.attempts_left)) fields.attempts_left = err.data.attempts_left;
   return fields;
@@ -107,7 +107,6 @@ function show(step, { focus } = {}) {
   if (state.step === 'code' && step !== 'code') stopWebOtp();
   for (const [name, section] of Object.entries(el.steps)) section.hidden = name !== step;
   state.step = step;
-  state.stepStartedAt = performance.now();
   // The new step's heading by default: a screen reader then reads where the user is.
   (focus || el.steps[step].querySelector('h1')).focus();
   track('step_shown');
@@ -460,7 +459,7 @@ async function sendCode(phone, { resend }) {
   const button = resend ? el.resend : el.send;
   setBusy(button, 'Sending…');
   clearStatus();
-  track(resend ? 'resend_requested' : 'sms_requested', { country: phone.country, server_id: state.serverId });
+  track(resend ? 'resend_requested' : 'sms_requested', { country: phone.country, server_id: state.serverId || undefined });
   const started = performance.now();
   try {
     const body = { client_id: state.clientId, login_hint: phone.e164 };
@@ -834,7 +833,9 @@ el.logout.addEventListener('click', onLogout);
 
 init().catch((err) => {
   // A bug, not an API answer: say so rather than leave the page loading forever.
-  track('page_error', { error: String(err && err.name) });
+  // An error code is a lowercase token: `TypeError` is logged as `type_error`.
+  const name = String(err && err.name).replace(/([a-z])([A-Z])/g, '$1_$2').toLowerCase();
+  track('page_error', { error: name });
   el.unavailableText.textContent = 'Something went wrong on this page. Please reload it.';
   show('unavailable');
   throw err;

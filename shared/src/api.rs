@@ -5,6 +5,7 @@
 //! they share, logs the request's one line from that answer and the flow's facts. The same functions run inside
 //! Lambda (`functions/*`) and behind `local-api`, so there is no second implementation to drift.
 
+use icu_properties::{CodePointMapData, props::GeneralCategory};
 use lambda_http::{
     Body, Request, RequestExt, Response,
     http::{HeaderValue, StatusCode, header},
@@ -449,16 +450,19 @@ fn check_field(name: &str, value: &str, max_chars: usize) -> Result<(), ApiError
     Ok(())
 }
 
-/// Control characters (Cc), the line and paragraph separators, and Unicode's format characters
-/// (Cf: bidi embeddings, overrides and isolates, zero-width joiners and spaces, the BOM, …).
+/// Whether `c` must not reach a log line from a caller: a control character (it breaks or forges
+/// lines), a line or paragraph separator (U+2028/U+2029: line breaks to JavaScript and some log
+/// viewers), or a format character (category Cf: bidi embeddings, overrides and isolates that make
+/// a line read otherwise than it is, zero-width characters, the BOM, the Arabic letter mark, …).
+/// The categories are ICU4X's Unicode tables, the same ones `url`'s IDNA already links in.
 fn is_control_or_format(c: char) -> bool {
-    c.is_control()
-        || matches!(c,
-            '\u{00AD}' | '\u{0600}'..='\u{0605}' | '\u{061C}' | '\u{06DD}' | '\u{070F}' | '\u{0890}'..='\u{0891}'
-            | '\u{08E2}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}' | '\u{2060}'..='\u{2064}'
-            | '\u{2066}'..='\u{206F}' | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}' | '\u{110BD}' | '\u{110CD}'
-            | '\u{13430}'..='\u{1343F}' | '\u{1BCA0}'..='\u{1BCA3}' | '\u{1D173}'..='\u{1D17A}' | '\u{E0001}'
-            | '\u{E0020}'..='\u{E007F}')
+    matches!(
+        CodePointMapData::<GeneralCategory>::new().get(c),
+        GeneralCategory::Control
+            | GeneralCategory::Format
+            | GeneralCategory::LineSeparator
+            | GeneralCategory::ParagraphSeparator
+    )
 }
 
 fn check_optional_field(name: &str, value: Option<&str>, max_chars: usize) -> Result<(), ApiError> {

@@ -246,7 +246,14 @@ function forbidden() {
   return [...secrets, ...[...phonesUsed].flatMap((p) => [p, p.slice(1), p.slice(3)])];
 }
 
-/** The page's /sms/log data: these events were sent, and none carries a secret or a full number. */
+// What /sms/log keeps (README, "POST /sms/log"); the service drops any other field of `data`.
+const LOG_SCHEMA = ['event', 'step', 'outcome', 'error', 'status', 'duration_ms', 'attempt', 'platform',
+  'app_version', 'os_version', 'sdk_version', 'locale', 'network', 'extra'];
+
+/**
+ * The page's /sms/log data: these events were sent, only in the schema's fields, and none carries
+ * a secret or a full number.
+ */
 function assertLogData(watch, events) {
   const seen = watch.logBodies.map((body) => body?.data?.event);
   for (const event of events) assert.ok(seen.includes(event), `the page logged ${event} (it logged ${seen.join(', ')})`);
@@ -256,6 +263,9 @@ function assertLogData(watch, events) {
   }
   for (const body of watch.logBodies) {
     if (body.flow_id !== undefined) assert.match(body.flow_id, /^[0-9a-f]{16}$/);
+    for (const key of Object.keys(body.data)) {
+      assert.ok(LOG_SCHEMA.includes(key), `the page logs ${key}, which /sms/log drops (${body.data.event})`);
+    }
   }
 }
 
@@ -435,7 +445,7 @@ test('wrong code at 360 px: attempts left, resend waits as the API says, right c
     await eventually(() => assertLogData(watch, ['code_failed', 'sms_failed', 'verified']));
     const failed = watch.logBodies.find((b) => b.data.event === 'code_failed');
     assert.equal(failed.data.error, 'invalid_code');
-    assert.equal(failed.data.attempts_left, 4);
+    assert.equal(failed.data.extra.attempts_left, 4);
     assertClean(watch, [400, 429, ...missingFeatureStatuses()]);
   } finally {
     await context.close();
@@ -700,6 +710,11 @@ test("the service's log has the page's flow lines and no secret", async (t) => {
     assert.ok(clientLines.length >= 10, `sms_client_log lines from the page (${clientLines.length})`);
     assert.ok(clientLines.some((line) => line.includes('demo_page') && line.includes('verified')));
   }, 3_000);
+  // The page's data fits /sms/log's schema: the service kept every field it sent.
+  for (const line of readFileSync(LOCAL_API_LOG, 'utf8').split('\n').filter((l) => l.includes('"sms_client_log"'))) {
+    const { dropped_fields: dropped, data } = JSON.parse(line);
+    assert.equal(dropped, 0, `the service dropped ${dropped} field(s) of the page's data: kept ${data}`);
+  }
   const lines = readFileSync(LOCAL_API_LOG, 'utf8').split('\n').filter(Boolean);
   // The sandbox stands in for the phone network and prints the SMS it "sends": not the service.
   const serviceLines = lines
