@@ -71,7 +71,7 @@ fn keep(key: &str, value: &Value, dropped: &mut usize) -> Option<Value> {
         "attempt" => integer(value, 0, MAX_ATTEMPT),
         "platform" => {
             let platform = value.as_str()?.to_ascii_lowercase();
-            ["ios", "android", "web", "other"].contains(&platform.as_str()).then(|| Value::String(platform))
+            ["ios", "android", "web", "other"].contains(&platform.as_str()).then_some(Value::String(platform))
         }
         "app_version" | "os_version" | "sdk_version" | "locale" | "network" => token(value, |c| {
             c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '/' | '+' | '(' | ')' | ' ' | '-')
