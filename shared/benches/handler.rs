@@ -22,6 +22,7 @@ use serde_json::{Value, json};
 use shared::{
     App, api,
     ciba::UserInfo,
+    client_log,
     config::Config,
     crypto,
     error::ApiError,
