@@ -205,3 +205,29 @@ fn openapi_documents_exactly_the_error_codes() {
         }
     }
 }
+
+/// The deployed `/sms/token` can always finish its work: the default token budget and the
+/// completion's DynamoDB calls (each within the operation time-out) fit inside the function's
+/// timeout, which fits inside API Gateway's 30 s. (Its lease outlives the timeout by design:
+/// `flow/complete.rs` takes it from the invocation's deadline.)
+#[test]
+fn sms_tokens_timeout_holds_the_token_budget_and_the_store_calls() {
+    let template = fs::read_to_string(repo().join("template.yaml")).unwrap();
+    let function = &template[template.find("  SmsTokenFunction:").expect("SmsTokenFunction")..];
+    let timeout: u64 = function
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("Timeout: "))
+        .expect("its Timeout")
+        .parse()
+        .unwrap();
+    let config = shared::config::Config::parse(
+        r#"{"realm": "r", "auth_servers": [{"id": "a", "url": "https://a.example/auth"}],
+            "client_id": "c", "client_secret": "s", "clients": [{"user_flow": "pvn_sms"}]}"#,
+        None,
+    )
+    .unwrap();
+    let needed = config.upstream.token_budget + 2 * shared::aws::DEFAULT_DYNAMODB_OPERATION_TIMEOUT;
+    let timeout = std::time::Duration::from_secs(timeout);
+    assert!(needed < timeout, "SmsTokenFunction's Timeout {timeout:?} cannot hold {needed:?}");
+    assert!(timeout < std::time::Duration::from_secs(30), "API Gateway answers 503 after 30 s");
+}

@@ -6,7 +6,6 @@
 
 use std::{
     collections::{HashMap, VecDeque},
-    net::SocketAddr,
     sync::{
         Arc, Mutex,
         atomic::{AtomicUsize, Ordering},
@@ -23,7 +22,7 @@ use axum::{
     routing::any,
 };
 use serde_json::{Value, json};
-use tokio::{net::TcpListener, sync::oneshot};
+use tokio::sync::oneshot;
 
 /// One scripted answer.
 #[derive(Clone, Debug)]
@@ -65,16 +64,8 @@ impl Hostile {
     pub async fn start() -> Self {
         let shared = Arc::new(Shared::default());
         let app = Router::new().fallback(any(endpoint)).with_state(shared.clone());
-        let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.expect("bind");
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await;
-        });
+        let (addr, stop) = super::serve_on_loopback(app).await;
+        let base = format!("http://{addr}");
         Self { base, shared, _stop: stop }
     }
 

@@ -274,6 +274,22 @@ impl System {
     }
 }
 
+/// Serves `app` on a free 127.0.0.1 port until the returned sender is dropped: the test servers'
+/// (siteverify, the hostile upstream) one way to run.
+pub async fn serve_on_loopback(app: axum::Router) -> (SocketAddr, oneshot::Sender<()>) {
+    let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.expect("bind");
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .await;
+    });
+    (addr, stop)
+}
+
 /// A 6-digit code that differs from `code`.
 pub fn wrong(code: &str) -> String {
     let first = if code.starts_with('9') { '1' } else { '9' };

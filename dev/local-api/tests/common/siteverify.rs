@@ -6,7 +6,6 @@
 
 use std::{
     collections::HashMap,
-    net::SocketAddr,
     sync::{Arc, Mutex},
 };
 
@@ -18,7 +17,7 @@ use axum::{
     routing::post,
 };
 use serde_json::json;
-use tokio::{net::TcpListener, sync::oneshot};
+use tokio::sync::oneshot;
 
 /// The variable the test config's `secret_env` names, and the secret it holds.
 pub const SECRET_ENV: &str = "TEST_CHALLENGE_SECRET";
@@ -46,16 +45,8 @@ impl Siteverify {
             .route("/siteverify", post(siteverify))
             .route("/elsewhere", post(elsewhere))
             .with_state(shared.clone());
-        let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.expect("bind");
-        let url = format!("http://{}/siteverify", listener.local_addr().unwrap());
-        let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await;
-        });
+        let (addr, stop) = super::serve_on_loopback(app).await;
+        let url = format!("http://{addr}/siteverify");
         Self { url, shared, _stop: stop }
     }
 

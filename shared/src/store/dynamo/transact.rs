@@ -40,32 +40,20 @@ impl DynamoStore {
 
     /// Sends one update `op` alone, as an UpdateItem (cheaper than a transaction of one); a
     /// failed condition is [`StoreError::LeaseLost`], since every such write is under a lease.
-    pub(super) async fn update_under_lease(&self, op: Op) -> Result<(), StoreError> {
-        let Action::Update(update) = &op.action else {
+    pub(super) async fn update_under_lease(&self, mut op: Op) -> Result<(), StoreError> {
+        let (names, values) = op.mentioned();
+        let Action::Update(update) = op.action else {
             return Err(StoreError::Unavailable("update_under_lease takes an update".to_owned()));
         };
-        let expressions = format!("{update} {}", op.condition.as_deref().unwrap_or_default());
-        let values: HashMap<_, _> = op
-            .values
-            .iter()
-            .filter(|(p, _)| mentions(&expressions, p))
-            .map(|(p, v)| (p.clone(), v.clone()))
-            .collect();
-        let names: HashMap<_, _> = op
-            .names
-            .iter()
-            .filter(|(p, _)| mentions(&expressions, p))
-            .map(|(p, n)| (p.clone(), n.clone()))
-            .collect();
         let request = self
             .client
             .update_item()
             .table_name(&self.table)
-            .key(PK, s(op.pk.clone()))
-            .update_expression(update.clone())
-            .set_condition_expression(op.condition.clone())
-            .set_expression_attribute_names((!names.is_empty()).then_some(names))
-            .set_expression_attribute_values((!values.is_empty()).then_some(values))
+            .key(PK, s(op.pk))
+            .update_expression(update)
+            .set_condition_expression(op.condition)
+            .set_expression_attribute_names(names)
+            .set_expression_attribute_values(values)
             .return_consumed_capacity(ReturnConsumedCapacity::Total);
         send_retrying_conflicts(|| request.clone().send())
             .await
@@ -134,6 +122,10 @@ pub(super) enum Check {
     Failed(Option<Item>),
 }
 
+/// An expression's attribute names and values, by placeholder.
+type Names = HashMap<String, String>;
+type Values = HashMap<String, AttributeValue>;
+
 /// One operation of a transaction, in DynamoDB's words. Values and names the expressions do not
 /// mention are left out when it is sent (DynamoDB refuses unused ones).
 #[derive(Clone, Debug)]
@@ -191,17 +183,22 @@ impl Op {
         self
     }
 
-    fn into_transact_item(self, table: &str) -> Result<TransactWriteItem, BuildError> {
+    /// The names and values the expressions mention (DynamoDB refuses unused ones), `None` for
+    /// none.
+    fn mentioned(&mut self) -> (Option<Names>, Option<Values>) {
         let expressions = match &self.action {
             Action::Update(update) => format!("{update} {}", self.condition.as_deref().unwrap_or_default()),
             _ => self.condition.clone().unwrap_or_default(),
         };
-        let names: HashMap<_, _> =
-            self.names.into_iter().filter(|(p, _)| mentions(&expressions, p)).collect();
-        let values: HashMap<_, _> =
-            self.values.into_iter().filter(|(p, _)| mentions(&expressions, p)).collect();
-        let names = (!names.is_empty()).then_some(names);
-        let values = (!values.is_empty()).then_some(values);
+        let mut names = std::mem::take(&mut self.names);
+        names.retain(|p, _| mentions(&expressions, p));
+        let mut values = std::mem::take(&mut self.values);
+        values.retain(|p, _| mentions(&expressions, p));
+        ((!names.is_empty()).then_some(names), (!values.is_empty()).then_some(values))
+    }
+
+    fn into_transact_item(mut self, table: &str) -> Result<TransactWriteItem, BuildError> {
+        let (names, values) = self.mentioned();
         let on_failure = self.condition.is_some().then_some(ReturnValuesOnConditionCheckFailure::AllOld);
         let key = HashMap::from([(PK.to_owned(), s(self.pk))]);
         let item = TransactWriteItem::builder();
