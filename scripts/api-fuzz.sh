@@ -137,11 +137,14 @@ def start(phone):
     return flow, code, ("0000" if code != "0000" else "1111")
 
 print("api-fuzz: walk-through, each answer checked against openapi.yaml:")
-# One wrong code, then the right one; the same again; a second SMS too soon.
+# One wrong code, then the right one; the same again (its answer lost: the same session); another
+# code against the completed one; a second SMS too soon.
 flow, code, wrong = start("+447400123499")
 call("/sms/token", {**flow, "code": wrong}, (400, "invalid_code"))
 verified = call("/sms/token", {**flow, "code": code}, (200, None))
-call("/sms/token", {**flow, "code": code}, (404, "verification_not_found"))
+if call("/sms/token", {**flow, "code": code}, (200, None))["session"] != verified["session"]:
+    fail("the same /sms/token request again answered another session")
+call("/sms/token", {**flow, "code": wrong}, (404, "verification_not_found"))
 call("/sms/auth", {"client_id": "sandbox-client", "login_hint": "+44 7400 123499"}, (429, "rate_limited"))
 # The session /sms/token opened: read back by bearer token and by cookie (the claims it stored are
 # the ones /sms/token answered), ended, then gone; ending it again is fine; no token at all is not.
@@ -159,6 +162,8 @@ send("GET", "/user/info", (401, "unauthorized"), cookies=cookie)
 send("POST", "/user/logout", (204, None), cookies=cookie)
 send("GET", "/user/info", (401, "unauthorized"))
 send("POST", "/user/logout", (401, "unauthorized"))
+# Ended: the same /sms/token request no longer brings the session back.
+call("/sms/token", {**flow, "code": code}, (404, "verification_not_found"))
 # The public list: local-api's one client on the sandbox.
 listed = send("GET", "/sms/clients", (200, None))
 if [c["client_id"] for c in listed["clients"]] != ["sandbox-client"]:
