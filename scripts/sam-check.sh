@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# The deploy checks, offline: the SAM template passes `sam validate --lint`, and `sam build`
+# The deploy checks, offline: the SAM template passes `sam validate --lint`, scripts/deploy-check.py
+# (samconfig.toml read by SAM CLI's own `sam deploy` parser, the IAM grants against the README,
+# the sam local env-vars file, the stack's safety settings) passes, and `sam build`
 # builds every function with cargo-lambda into .tmp/sam-build, each a `bootstrap` for the right
 # architecture. Builds for arm64 (the template's default) when this machine has, or can install,
 # Rust's aarch64 target; otherwise for x86_64, and says so.
@@ -28,6 +30,12 @@ echo '{"telemetryEnabled": false, "lastVersionCheck": 4102444800.0}' >"$__SAM_CL
 
 echo "sam-check: sam validate --lint"
 sam validate --lint --template template.yaml
+
+# samconfig.toml as `sam deploy` reads it, least privilege, the sam local env-vars file, the
+# stack's safety settings (scripts/deploy-check.py says what each check is).
+echo "sam-check: deploy-check (samconfig.toml, IAM grants, sam local env vars, safety settings)"
+cargo build -q -p local-api --locked
+"$VENV/bin/python" scripts/deploy-check.py "${CARGO_TARGET_DIR:-target}/debug/local-api"
 
 arch=arm64
 if ! rustup target list --installed | grep -qx aarch64-unknown-linux-gnu \

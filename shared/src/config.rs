@@ -91,6 +91,13 @@ impl Config {
         RawConfig::read(&config_json_from_env()?)?.validate(None, Secrets::NotNeeded, &env_var)
     }
 
+    /// Checks a config document as the deployed functions check it at cold start, but without its
+    /// secrets (in Lambda the client secret comes from Secrets Manager and a challenge secret from
+    /// its variable): what `local-api --check-config` runs on `ServiceConfig` before a deploy.
+    pub fn check(json: &str) -> Result<Self, ConfigError> {
+        RawConfig::read(json)?.validate(None, Secrets::NotNeeded, &|_| None)
+    }
+
     /// Parses and validates a config document. Every problem found is listed in the error, each
     /// with the key to fix.
     pub fn parse(json: &str, client_secret: Option<ClientSecret>) -> Result<Self, ConfigError> {
@@ -148,14 +155,27 @@ pub fn read_file(path: &Path) -> Result<String, ConfigError> {
         .map_err(|e| ConfigError::new(format!("cannot read config file {}: {e}", path.display())))
 }
 
-/// What is wrong with the configuration, written for the operator who has to fix it.
+/// What is wrong with the configuration, written for the operator who has to fix it: every
+/// problem found, each naming the key to fix.
 #[derive(Debug, thiserror::Error)]
-#[error("invalid configuration: {0}")]
-pub struct ConfigError(String);
+#[error("invalid configuration: {}", .problems.join("; "))]
+pub struct ConfigError {
+    problems: Vec<String>,
+}
 
 impl ConfigError {
     pub fn new(message: impl Into<String>) -> Self {
-        Self(message.into())
+        Self { problems: vec![message.into()] }
+    }
+
+    /// Several problems, found together. `problems` is not empty.
+    pub fn all(problems: Vec<String>) -> Self {
+        Self { problems }
+    }
+
+    /// Each problem on its own, for a list an operator reads (`local-api --check-config`).
+    pub fn problems(&self) -> &[String] {
+        &self.problems
     }
 }
 
@@ -310,7 +330,7 @@ impl RawConfig {
         let upstream = validate_upstream(&self.upstream, &mut problems);
 
         if !problems.is_empty() {
-            return Err(ConfigError::new(problems.join("; ")));
+            return Err(ConfigError::all(problems));
         }
         Ok(Config { auth_servers, sms_clients, session_ttl, upstream })
     }

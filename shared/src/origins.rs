@@ -32,7 +32,7 @@ impl BrowserOrigins {
             list.split(',').map(str::trim).filter(|o| !o.is_empty()).map(str::to_owned).collect();
         let mut problems = Vec::new();
         let origins = Self::parse(&entries, ENV, &mut problems);
-        if problems.is_empty() { Ok(origins) } else { Err(ConfigError::new(problems.join("; "))) }
+        if problems.is_empty() { Ok(origins) } else { Err(ConfigError::all(problems)) }
     }
 
     /// Parses `origins`, naming each one that is not an origin under `at`.

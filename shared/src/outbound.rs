@@ -28,14 +28,30 @@ pub fn client(connect: Duration, request: Duration) -> Result<reqwest::Client, r
         .build()
 }
 
-/// `https`, or `http` to a loopback host (127.0.0.0/8, ::1, `localhost`) for local work.
+/// `https`, or `http` to a loopback host (127.0.0.0/8, ::1, `localhost`) for local work, or,
+/// inside a `sam local` container, to `host.docker.internal` (see [`SAM_LOCAL_HOST`]).
 pub fn is_safe_url(url: &Url) -> bool {
+    is_safe_url_for(url, under_sam_local())
+}
+
+/// The host machine as a `sam local` container reaches it: where the sandbox auth server of a
+/// local run is (README, "Invoke the functions locally"). Allowed over `http` only when SAM CLI
+/// has marked the process `AWS_SAM_LOCAL=true`, which Lambda never sets.
+pub const SAM_LOCAL_HOST: &str = "host.docker.internal";
+
+fn under_sam_local() -> bool {
+    crate::config::env_var("AWS_SAM_LOCAL").is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+}
+
+fn is_safe_url_for(url: &Url, sam_local: bool) -> bool {
     let Some(host) = url.host_str() else { return false };
     match url.scheme() {
         "https" => true,
         "http" => {
             let ip = host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>();
-            host.eq_ignore_ascii_case("localhost") || ip.is_ok_and(|ip| ip.is_loopback())
+            host.eq_ignore_ascii_case("localhost")
+                || ip.is_ok_and(|ip| ip.is_loopback())
+                || (sam_local && host.eq_ignore_ascii_case(SAM_LOCAL_HOST))
         }
         _ => false,
     }
@@ -93,5 +109,13 @@ mod tests {
         ] {
             assert!(!is_safe_url(&Url::parse(unsafe_url).unwrap()), "{unsafe_url}");
         }
+    }
+
+    #[test]
+    fn the_docker_host_is_safe_over_http_only_under_sam_local() {
+        let sandbox = Url::parse("http://host.docker.internal:3001/auth").unwrap();
+        assert!(is_safe_url_for(&sandbox, true));
+        assert!(!is_safe_url_for(&sandbox, false), "in Lambda it is just another host");
+        assert!(!is_safe_url_for(&Url::parse("http://docker.internal/").unwrap(), true));
     }
 }

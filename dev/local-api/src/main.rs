@@ -3,9 +3,11 @@
 //! With no arguments: the sandbox auth server on 127.0.0.1:3001, the in-memory store, and the API
 //! on 127.0.0.1:3000 with a config that points at the sandbox. With `--config PATH`: that config
 //! (and no sandbox unless `--sandbox`). With `TABLE_NAME` set: the DynamoDB store (and with
-//! `--create-table`, the table is created when missing, e.g. on DynamoDB Local).
+//! `--create-table`, the table is created when missing, e.g. on DynamoDB Local). With
+//! `--check-config FILE`: checks that config as the Lambda functions will at cold start, prints
+//! every problem and exits, non-zero when there is one (before `sam deploy`).
 
-use std::{net::SocketAddr, path::PathBuf, sync::Arc};
+use std::{io::Read, net::SocketAddr, path::PathBuf, process::ExitCode, sync::Arc};
 
 use clap::Parser;
 use sandbox_auth::{Sandbox, SandboxConfig};
@@ -37,13 +39,55 @@ struct Args {
     /// With TABLE_NAME: create the DynamoDB table (with TTL) if it is missing, e.g. on DynamoDB Local.
     #[arg(long)]
     create_table: bool,
+    /// Check a service config (the JSON of template.yaml's ServiceConfig parameter, `-` for
+    /// standard input) as the Lambda functions will at cold start, print every problem, and exit:
+    /// 0 when it is valid, 1 when not. Starts nothing.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["config", "sandbox", "create_table"])]
+    check_config: Option<PathBuf>,
 }
 
-#[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    shared::telemetry::init();
+fn main() -> Result<ExitCode, Box<dyn std::error::Error>> {
     let args = Args::parse();
+    if let Some(path) = &args.check_config {
+        return Ok(check_config(path));
+    }
+    shared::telemetry::init();
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(serve(args))?;
+    Ok(ExitCode::SUCCESS)
+}
 
+/// `--check-config`: the config's problems one per line on standard error, or a summary of what
+/// it configures on standard output.
+fn check_config(path: &std::path::Path) -> ExitCode {
+    let text = if path.as_os_str() == "-" {
+        let mut text = String::new();
+        std::io::stdin().read_to_string(&mut text).map(|_| text).map_err(|e| e.to_string())
+    } else {
+        config::read_file(path).map_err(|e| e.to_string())
+    };
+    let checked =
+        text.map_err(|e| vec![e]).and_then(|text| Config::check(&text).map_err(|e| e.problems().to_vec()));
+    match checked {
+        Ok(config) => {
+            let servers: Vec<&str> = config.auth_servers.iter().map(|s| s.id.as_str()).collect();
+            let clients: Vec<&str> = config.sms_clients.iter().map(|c| c.client_id.as_str()).collect();
+            println!(
+                "{}: valid; auth servers {servers:?} (the first is the default), SMS clients {clients:?}",
+                path.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(problems) => {
+            eprintln!("{}: {} problem(s) to fix:", path.display(), problems.len());
+            for problem in problems {
+                eprintln!("  - {problem}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let sandbox = if args.config.is_none() || args.sandbox {
         let addr = SocketAddr::from(([127, 0, 0, 1], args.sandbox_port));
         Some(Sandbox::start(SandboxConfig::default(), addr).await?)

@@ -68,13 +68,50 @@ pub struct System {
     _stop: oneshot::Sender<()>,
 }
 
-/// Counts every DynamoDB request the SDK sends (each attempt, retries included).
+/// Counts every DynamoDB request the SDK sends (each attempt, retries included), and records what
+/// each asks IAM for: the action of every item it touches (a transaction's items are authorised
+/// as their own `PutItem`, `UpdateItem`, ... ) and the item key's prefix (`v#`, `s#`, ...), which
+/// is what `dynamodb:LeadingKeys` in `template.yaml` restricts.
 #[derive(Clone, Debug, Default)]
-pub struct DynamoCalls(Arc<AtomicUsize>);
+pub struct DynamoCalls {
+    count: Arc<AtomicUsize>,
+    accesses: Arc<Mutex<Vec<(String, String)>>>,
+}
 
 impl DynamoCalls {
     pub fn count(&self) -> usize {
-        self.0.load(Ordering::SeqCst)
+        self.count.load(Ordering::SeqCst)
+    }
+
+    /// Every (IAM action, key prefix) requested so far, in order.
+    pub fn accesses(&self) -> Vec<(String, String)> {
+        self.accesses.lock().unwrap().clone()
+    }
+}
+
+/// The (action, key prefix) pairs of one DynamoDB request, from its `X-Amz-Target` and body.
+fn accesses_of(target: &str, body: &Value) -> Vec<(String, String)> {
+    let prefix = |key: &Value| {
+        let pk = key["pk"]["S"].as_str().unwrap_or_default();
+        pk.find('#').map_or(pk, |at| &pk[..=at]).to_owned()
+    };
+    let operation = target.rsplit('.').next().unwrap_or(target);
+    match operation {
+        "GetItem" | "UpdateItem" | "DeleteItem" => vec![(operation.to_owned(), prefix(&body["Key"]))],
+        "PutItem" => vec![(operation.to_owned(), prefix(&body["Item"]))],
+        "TransactWriteItems" | "TransactGetItems" => body["TransactItems"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|item| {
+                let (kind, inner) = item.as_object()?.iter().next()?;
+                let action = format!("{kind}Item");
+                let key = if kind == "Put" { &inner["Item"] } else { &inner["Key"] };
+                Some((action, prefix(key)))
+            })
+            .collect(),
+        // Table management (the tests' own CreateTable, DescribeTable, ...): no item.
+        other => vec![(other.to_owned(), String::new())],
     }
 }
 
@@ -85,11 +122,15 @@ impl Intercept for DynamoCalls {
 
     fn read_before_transmit(
         &self,
-        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
         _components: &RuntimeComponents,
         _cfg: &mut ConfigBag,
     ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
-        self.0.fetch_add(1, Ordering::SeqCst);
+        self.count.fetch_add(1, Ordering::SeqCst);
+        let request = context.request();
+        let target = request.headers().get("x-amz-target").unwrap_or_default().to_owned();
+        let body = request.body().bytes().and_then(|b| serde_json::from_slice(b).ok()).unwrap_or(Value::Null);
+        self.accesses.lock().unwrap().extend(accesses_of(&target, &body));
         Ok(())
     }
 }
