@@ -12,6 +12,7 @@ use crate::{
     clock::{Clock, SystemClock},
     config::{Config, Role, env_var},
     origins::BrowserOrigins,
+    rotation::{ClientSecrets, SecretsManagerSecret},
     secret::ClientSecret,
     startup::StartupError,
     store::{DynamoStore, StateStore, Timed},
@@ -49,14 +50,27 @@ impl App {
     }
 
     /// The Lambda instance's app: the client secret (`CLIENT_SECRET`, else the Secrets Manager
-    /// secret `CLIENT_SECRET_ARN`), the config (see [`Config::from_env`]) and the DynamoDB table
-    /// named by `TABLE_NAME`, with the AWS SDK configured by [`sdk_config_from_env`].
+    /// secret `CLIENT_SECRET_ARN`, re-read when the upstream refuses it: [`crate::rotation`]),
+    /// the config (see [`Config::from_env`]) and the DynamoDB table named by `TABLE_NAME`, with
+    /// the AWS SDK configured by [`sdk_config_from_env`].
     pub async fn from_env(role: Role) -> Result<Self, StartupError> {
         let table = required_table_name()?;
         let sdk = sdk_config_from_env()?;
-        let config = Config::from_env(client_secret_from_env(&sdk).await?, role)?;
+        let (secret, secrets) = match secret_source_from_env(&sdk) {
+            None => (env_var("CLIENT_SECRET").map(ClientSecret::new), ClientSecrets::fixed()),
+            Some(source) => {
+                let initial = source
+                    .read()
+                    .await
+                    .map_err(|cause| StartupError::Secret { arn: source.arn.clone(), cause })?;
+                (Some(initial.clone()), ClientSecrets::rotating(source, initial))
+            }
+        };
+        let config = Config::from_env(secret, role)?;
         let store = DynamoStore::new(dynamodb_client(&sdk), table);
-        Self::new(config, Arc::new(store))
+        let mut app = Self::new(config, Arc::new(store))?;
+        app.ciba.set_secrets(secrets);
+        Ok(app)
     }
 }
 
@@ -74,36 +88,14 @@ fn required_table_name() -> Result<String, StartupError> {
     })
 }
 
-/// The client secret from `CLIENT_SECRET`, or read once (at cold start) from the Secrets Manager
-/// secret named by `CLIENT_SECRET_ARN`: either the plain secret, or a JSON object with a
-/// `client_secret` key. `None` when neither is set (the config file must then hold it).
-pub async fn client_secret_from_env(sdk: &SdkConfig) -> Result<Option<ClientSecret>, StartupError> {
-    if let Some(secret) = env_var("CLIENT_SECRET") {
-        return Ok(Some(ClientSecret::new(secret)));
+/// The Secrets Manager secret named by `CLIENT_SECRET_ARN`, unless `CLIENT_SECRET` gives the
+/// secret itself (it wins) or neither is set (the config file must then hold it).
+pub fn secret_source_from_env(sdk: &SdkConfig) -> Option<SecretsManagerSecret> {
+    if env_var("CLIENT_SECRET").is_some() {
+        return None;
     }
-    let Some(arn) = env_var("CLIENT_SECRET_ARN") else {
-        return Ok(None);
-    };
-    let fail = |cause: String| StartupError::Secret { arn: arn.clone(), cause };
-    let output = secrets_manager_client(sdk)
-        .get_secret_value()
-        .secret_id(&arn)
-        .send()
-        .await
-        .map_err(|e| fail(aws_sdk_secretsmanager::error::DisplayErrorContext(e).to_string()))?;
-    let text = output.secret_string().ok_or_else(|| fail("the secret has no SecretString".into()))?;
-    let secret = match serde_json::from_str::<serde_json::Value>(text) {
-        Ok(serde_json::Value::Object(fields)) => {
-            fields.get("client_secret").and_then(|v| v.as_str()).map(str::to_owned).ok_or_else(|| {
-                fail("the secret is a JSON object without a string \"client_secret\"".into())
-            })?
-        }
-        _ => text.trim().to_owned(),
-    };
-    if secret.is_empty() {
-        return Err(fail("the secret is empty".into()));
-    }
-    Ok(Some(ClientSecret::new(secret)))
+    let arn = env_var("CLIENT_SECRET_ARN")?;
+    Some(SecretsManagerSecret { client: secrets_manager_client(sdk), arn })
 }
 
 /// `TABLE_NAME`, when set and not empty.

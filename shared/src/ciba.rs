@@ -9,7 +9,7 @@
 //! One `reqwest::Client` (rustls, connection pool) is built at cold start and reused, so a warm
 //! Lambda instance keeps its TLS connection to the upstream.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use reqwest::Response;
 use serde::Deserialize;
@@ -19,7 +19,8 @@ use tokio::time::Instant;
 use crate::{
     config::{AuthServer, MAX_VERIFICATION_TTL_SECS, SmsClient, UpstreamTimeouts},
     outbound::{self, BodyError},
-    secret::{AccessToken, AuthReqId, OtpCode},
+    rotation::ClientSecrets,
+    secret::{AccessToken, AuthReqId, ClientSecret, OtpCode},
     timings::{UpstreamCall, upstream_call},
 };
 
@@ -308,11 +309,43 @@ impl UserInfo {
 pub struct CibaClient {
     http: reqwest::Client,
     timeouts: UpstreamTimeouts,
+    /// The client secrets to authenticate with, re-read after an `invalid_client`.
+    secrets: Arc<ClientSecrets>,
 }
 
 impl CibaClient {
     pub fn new(timeouts: UpstreamTimeouts) -> Result<Self, reqwest::Error> {
-        Ok(Self { http: outbound::client(timeouts.connect, timeouts.request)?, timeouts })
+        let http = outbound::client(timeouts.connect, timeouts.request)?;
+        Ok(Self { http, timeouts, secrets: Arc::new(ClientSecrets::fixed()) })
+    }
+
+    /// Authenticates with `secrets` from now on (a Lambda instance's, from Secrets Manager).
+    pub fn set_secrets(&mut self, secrets: ClientSecrets) {
+        self.secrets = Arc::new(secrets);
+    }
+
+    /// Makes `call` with `client`'s secret; when the upstream refuses it (`invalid_client`) and
+    /// the secret has been rotated ([`crate::rotation`]), once more with the new one. A refused
+    /// client authentication happens before the upstream does anything, so the retry cannot
+    /// send a second SMS or redeem anything twice.
+    async fn authenticated<T, F>(
+        &self,
+        client: &SmsClient,
+        call: impl Fn(ClientSecret) -> F,
+    ) -> Result<T, UpstreamError>
+    where
+        F: Future<Output = Result<T, UpstreamError>>,
+    {
+        let secret = self.secrets.current_for(client);
+        match call(secret.clone()).await {
+            Err(refused) if refused.oauth_error() == Some(OAuthError::InvalidClient) => {
+                match self.secrets.after_refusal(client, &secret).await {
+                    Some(rotated) => call(rotated).await,
+                    None => Err(refused),
+                }
+            }
+            answer => answer,
+        }
     }
 
     pub fn timeouts(&self) -> UpstreamTimeouts {
@@ -329,21 +362,23 @@ impl CibaClient {
         scope: &str,
         message: &str,
     ) -> Result<AuthStarted, UpstreamError> {
-        let form = [
-            ("client_id", client.client_id.as_str()),
-            ("client_secret", client.client_secret.expose()),
-            ("scope", scope),
-            ("login_hint", login_hint),
-            ("channel", "sms"),
-            ("message", message),
-        ];
-        let request = self.http.post(server.endpoints.ciba_auth.clone()).form(&form);
-        upstream_call(UpstreamCall::Auth, async {
+        let attempt = |secret: ClientSecret| async move {
+            let form = [
+                ("client_id", client.client_id.as_str()),
+                ("client_secret", secret.expose()),
+                ("scope", scope),
+                ("login_hint", login_hint),
+                ("channel", "sms"),
+                ("message", message),
+            ];
+            let request = self.http.post(server.endpoints.ciba_auth.clone()).form(&form);
             let response = self.send(request, None).await?;
             let status = response.status().as_u16();
             read_json::<RawAuthStarted>(response).await?.clamp(status)
-        })
-        .await
+        };
+        // Boxed (here and for the token): nested in a whole handler's future, this one would take
+        // the compiler's layout computation past its depth limit. One allocation per HTTP request.
+        upstream_call(UpstreamCall::Auth, Box::pin(self.authenticated(client, attempt))).await
     }
 
     /// 2. Submits the user's code through the SMS callback. Any 2xx means accepted.
@@ -415,20 +450,23 @@ impl CibaClient {
         auth_req_id: &AuthReqId,
         deadline: Instant,
     ) -> Result<AccessToken, UpstreamError> {
-        let form = [
-            ("grant_type", CIBA_GRANT_TYPE),
-            ("auth_req_id", auth_req_id.expose()),
-            ("client_id", client.client_id.as_str()),
-            ("client_secret", client.client_secret.expose()),
-        ];
-        let request = self.http.post(server.endpoints.token.clone()).form(&form);
-        let response = self.send(request, Some(deadline)).await?;
-        let status = response.status().as_u16();
-        let token: TokenResponse = read_json(response).await?;
-        if token.access_token.is_empty() || token.access_token.len() > MAX_ACCESS_TOKEN_CHARS {
-            return Err(UpstreamError::unreadable(status));
-        }
-        Ok(AccessToken::new(token.access_token))
+        let attempt = |secret: ClientSecret| async move {
+            let form = [
+                ("grant_type", CIBA_GRANT_TYPE),
+                ("auth_req_id", auth_req_id.expose()),
+                ("client_id", client.client_id.as_str()),
+                ("client_secret", secret.expose()),
+            ];
+            let request = self.http.post(server.endpoints.token.clone()).form(&form);
+            let response = self.send(request, Some(deadline)).await?;
+            let status = response.status().as_u16();
+            let token: TokenResponse = read_json(response).await?;
+            if token.access_token.is_empty() || token.access_token.len() > MAX_ACCESS_TOKEN_CHARS {
+                return Err(UpstreamError::unreadable(status));
+            }
+            Ok(AccessToken::new(token.access_token))
+        };
+        Box::pin(self.authenticated(client, attempt)).await
     }
 
     /// 4. Reads the claims about the verified user.

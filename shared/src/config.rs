@@ -73,7 +73,7 @@ pub struct Config {
 impl Config {
     /// Loads the config the way a Lambda function gets it: inline JSON in `CONFIG_JSON`, else the
     /// file named by `CONFIG_FILE`. `client_secret` (from `CLIENT_SECRET` or Secrets Manager, see
-    /// [`crate::app::client_secret_from_env`]) replaces the top-level `client_secret`, so the
+    /// [`crate::app::App::from_env`]) replaces the top-level `client_secret`, so the
     /// file never has to hold a secret; `SESSION_TTL_SECS` replaces `session_ttl_secs`.
     /// `role` says which of the secrets the config names by variable the function needs.
     pub fn from_env(client_secret: Option<ClientSecret>, role: Role) -> Result<Self, ConfigError> {

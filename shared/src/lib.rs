@@ -27,6 +27,7 @@ pub mod origins;
 pub mod outbound;
 pub mod outcome;
 pub mod phone;
+pub mod rotation;
 pub mod secret;
 pub mod startup;
 pub mod store;

@@ -73,6 +73,7 @@ impl Sandbox {
             outbox: Outbox::default(),
             faults: Faults::default(),
             counters: Counters::default(),
+            rotated_secrets: Mutex::default(),
         });
         let counting = Arc::clone(&shared);
         let listener = listener.tap_io(move |_| counting.counters.connection());
@@ -115,6 +116,12 @@ impl Sandbox {
     }
 
     /// Adds a fault after those already active. A status outside 200..=599 answers 500.
+    /// Rotates `client_id`'s secret, as an operator does on the real auth server: from now on
+    /// only `secret` authenticates it.
+    pub fn rotate_secret(&self, client_id: &str, secret: &str) {
+        lock(&self.shared.rotated_secrets).insert(client_id.to_owned(), secret.to_owned());
+    }
+
     pub fn inject(&self, fault: Fault) {
         self.shared.faults.add(fault);
     }
@@ -142,6 +149,9 @@ pub(crate) struct Shared {
     outbox: Outbox,
     faults: Faults,
     counters: Counters,
+    /// Client secrets rotated since the start ([`Sandbox::rotate_secret`]), by client id: they
+    /// replace the configured ones.
+    rotated_secrets: Mutex<std::collections::HashMap<String, String>>,
 }
 
 impl Shared {
@@ -150,6 +160,14 @@ impl Shared {
     async fn enter(&self, endpoint: Endpoint) -> Option<Response> {
         self.counters.request(endpoint);
         self.faults.take(endpoint)?.apply().await
+    }
+
+    /// The secret that authenticates `client` now: its rotated one, else its configured one.
+    fn secret_of(&self, client: &SandboxClient) -> String {
+        lock(&self.rotated_secrets)
+            .get(&client.client_id)
+            .cloned()
+            .unwrap_or_else(|| client.client_secret.clone())
     }
 
     fn check_realm(&self, realm: Result<Path<String>, PathRejection>) -> Result<(), OAuthError> {

@@ -17,7 +17,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::json;
 
-use crate::config::{SandboxClient, SandboxConfig};
+use crate::config::SandboxClient;
 use crate::error::OAuthError;
 use crate::faults::Endpoint;
 use crate::outbox::Message;
@@ -43,7 +43,7 @@ pub(crate) async fn ciba_auth(State(shared): SharedState, realm: Realm, request:
     let cfg = &shared.config;
     let headers = request.headers().clone();
     let params = Params::from_request(request).await?;
-    let client = authenticate(cfg, &headers, &params)?;
+    let client = authenticate(&shared, &headers, &params)?;
 
     let scope = params.get("scope").ok_or_else(|| OAuthError::invalid_request("Missing parameter: scope"))?;
     let scopes: Vec<&str> = scope.split(' ').filter(|s| !s.is_empty()).collect();
@@ -146,7 +146,7 @@ pub(crate) async fn token(State(shared): SharedState, realm: Realm, request: Req
     let cfg = &shared.config;
     let headers = request.headers().clone();
     let params = Params::from_request(request).await?;
-    let client = authenticate(cfg, &headers, &params)?;
+    let client = authenticate(&shared, &headers, &params)?;
     match params.get("grant_type") {
         None => return Err(OAuthError::invalid_request("Missing form parameter: grant_type")),
         Some(CIBA_GRANT_TYPE) => {}
@@ -272,7 +272,7 @@ impl Params {
 /// client_secret_basic or client_secret_post. Like Keycloak, a Basic header wins over form
 /// fields, and a form `client_id` that disagrees with it is refused.
 fn authenticate<'a>(
-    cfg: &'a SandboxConfig,
+    shared: &'a Shared,
     headers: &HeaderMap,
     params: &Params,
 ) -> Result<&'a SandboxClient, OAuthError> {
@@ -289,9 +289,11 @@ fn authenticate<'a>(
             _ => return Err(OAuthError::invalid_client()),
         },
     };
-    cfg.clients
+    shared
+        .config
+        .clients
         .iter()
-        .find(|c| c.client_id == client_id && c.client_secret == secret)
+        .find(|c| c.client_id == client_id && shared.secret_of(c) == secret)
         .ok_or_else(OAuthError::invalid_client)
 }
 

@@ -108,3 +108,61 @@ async fn a_missing_secret_stops_the_cold_start() {
     assert_eq!(emulator.init_error(), None, "the error is the exit, not /init/error");
     assert!(sandbox.messages().is_empty());
 }
+
+/// The operator rotates the client secret while an instance is warm: first on the auth server
+/// (the sandbox), then in Secrets Manager. The next `/sms/auth` is refused with `invalid_client`,
+/// the function reads the secret again, makes the call once more with the new one and sends the
+/// SMS; later requests use the new secret without another read. A secret the auth server refuses
+/// and Secrets Manager still holds is read once, not on every request, and answers as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_client_secret_is_read_again_after_invalid_client() {
+    const ROTATED: &str = "sandbox-secret-rotated-1";
+    let table = support::fresh_table("sms-auth").await;
+    let secret_arn = support::create_secret(CLIENT_SECRET).await;
+    let sandbox = support::start_sandbox().await;
+    let emulator = Emulator::start().await.expect("emulator starts");
+    let mut function =
+        support::spawn(BINARY, "sms-auth", &emulator, support::function_env(&sandbox, &table, &secret_arn));
+    support::cold_start(&emulator, &mut function).await;
+    let send = || async { emulator.invoke(&event("sms-auth.json"), INVOKE_TIMEOUT).await.expect("answered") };
+    assert_eq!(send().await["statusCode"], 200, "the secret read at cold start works");
+
+    sandbox.rotate_secret(support::CLIENT, ROTATED);
+    support::update_secret(&secret_arn, &json!({ "client_secret": ROTATED }).to_string()).await;
+    let after_rotation = send().await;
+    assert_eq!(after_rotation["statusCode"], 200, "{after_rotation}");
+    assert_eq!(sandbox.stats().requests.auth, 3, "the refused request and its one retry");
+    assert_eq!(send().await["statusCode"], 200);
+    assert_eq!(sandbox.stats().requests.auth, 4, "the new secret is kept: no refusal, no retry");
+    assert_eq!(sandbox.messages_to(PHONE).len(), 3, "one SMS per request");
+
+    // Rotated on the auth server only: Secrets Manager still holds the refused secret. Within
+    // the interval after the last read, nothing is read and nothing retried; after it, one read,
+    // which finds the refused secret again. (Other numbers: this one has had its window's sends.)
+    sandbox.rotate_secret(support::CLIENT, "sandbox-secret-rotated-2");
+    let send_to = |phone: &'static str| {
+        let mut other = event("sms-auth.json");
+        let body = other["body"].as_str().expect("a JSON body").replace(PHONE, phone);
+        other["body"] = body.into();
+        let emulator = &emulator;
+        async move { emulator.invoke(&other, INVOKE_TIMEOUT).await.expect("answered") }
+    };
+    assert_error(&send_to("+447400123457").await, 401, "invalid_client");
+    assert_eq!(sandbox.stats().requests.auth, 5, "no read within the interval, so no retry");
+    tokio::time::sleep(shared::rotation::MIN_REREAD_INTERVAL).await;
+    assert_error(&send_to("+447400123458").await, 401, "invalid_client");
+    assert_error(&send_to("+447400123458").await, 401, "invalid_client");
+    assert_eq!(sandbox.stats().requests.auth, 7, "the read found no new secret: no retry");
+    assert_eq!(sandbox.messages().len(), 3, "SMS only for the accepted requests");
+
+    let events = |name: &str| {
+        function.json_logs().into_iter().filter(|line| line["event"] == name).collect::<Vec<_>>()
+    };
+    assert!(function.wait_for_stdout(INVOKE_TIMEOUT, |_| !events("client_secret_refused").is_empty()).await);
+    assert_eq!(events("client_secret_rotated").len(), 1, "one read found the new secret");
+    assert_eq!(events("client_secret_refused").len(), 1, "one read, then none within the interval");
+    support::assert_output_free_of(
+        &function,
+        &[("client secret", CLIENT_SECRET), ("rotated client secret", ROTATED), ("full phone number", PHONE)],
+    );
+}

@@ -129,3 +129,47 @@ async fn a_missing_secret_stops_the_cold_start() {
     let error = support::assert_startup_failed(&mut function, &emulator).await;
     assert!(error.contains(&missing_arn), "{error}");
 }
+
+/// The client secret rotates between the SMS and the code (on the auth server, then in Secrets
+/// Manager) while the instance is warm: the token request is refused with `invalid_client`, the
+/// function reads the secret again and redeems the code with the new one. The user's right code
+/// is not lost to the rotation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_rotated_mid_verification_still_verifies_the_code() {
+    const ROTATED: &str = "sandbox-secret-rotated";
+    let table = support::fresh_table("sms-token").await;
+    let secret_arn = support::create_secret(CLIENT_SECRET).await;
+    let sandbox = support::start_sandbox().await;
+    let emulator = Emulator::start().await.expect("emulator starts");
+    let mut function =
+        support::spawn(BINARY, "sms-token", &emulator, support::function_env(&sandbox, &table, &secret_arn));
+    let (auth_req_id, nonce, code) = start_verification(&sandbox, &table).await;
+    support::cold_start(&emulator, &mut function).await;
+
+    sandbox.rotate_secret(CLIENT, ROTATED);
+    support::update_secret(&secret_arn, ROTATED).await;
+    let request = json!({ "code": code, "auth_req_id": auth_req_id, "client_id": CLIENT, "nonce": nonce });
+    let verified = emulator
+        .invoke(&apigw::with_json_body(event("sms-token.json"), &request), INVOKE_TIMEOUT)
+        .await
+        .unwrap();
+    assert_eq!(verified["statusCode"], 200, "{verified}");
+    assert_eq!(apigw::body_json(&verified)["phone_number"], PHONE);
+    assert!(
+        function
+            .wait_for_stdout(INVOKE_TIMEOUT, |_| function
+                .json_logs()
+                .iter()
+                .any(|line| line["event"] == "client_secret_rotated"))
+            .await,
+        "the rotation is logged"
+    );
+    support::assert_output_free_of(
+        &function,
+        &[
+            ("client secret", CLIENT_SECRET),
+            ("rotated client secret", ROTATED),
+            ("auth_req_id", &auth_req_id),
+        ],
+    );
+}

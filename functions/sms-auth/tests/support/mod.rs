@@ -65,6 +65,20 @@ pub async fn create_secret(secret_string: &str) -> String {
     output.arn().expect("moto returns the secret's ARN").to_owned()
 }
 
+/// Puts a new value in the secret `arn` on moto's Secrets Manager (a rotation's last step).
+pub async fn update_secret(arn: &str, secret_string: &str) {
+    let sdk = shared::aws::sdk_config_from_env().expect("the SDK config from the environment");
+    let config =
+        aws_sdk_secretsmanager::config::Builder::from(&sdk).endpoint_url(secrets_manager_endpoint()).build();
+    aws_sdk_secretsmanager::Client::from_conf(config)
+        .put_secret_value()
+        .secret_id(arn)
+        .secret_string(secret_string)
+        .send()
+        .await
+        .expect("put the new secret value on moto's Secrets Manager");
+}
+
 pub async fn start_sandbox() -> Sandbox {
     Sandbox::start(
         SandboxConfig { quiet: true, interval: Some(1), ..SandboxConfig::default() },
