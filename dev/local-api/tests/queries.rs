@@ -74,9 +74,12 @@ impl Resource {
             .collect()
     }
 
-    /// The text of the literal block scalar `key: |`, without its indentation.
+    /// The text of the literal block scalar `key: |` (or `key: !Sub |`), without its indentation.
     fn block(&self, key: &str) -> Option<String> {
-        let start = self.lines.iter().position(|line| line.trim() == format!("{key}: |"))?;
+        let start = self
+            .lines
+            .iter()
+            .position(|line| line.trim() == format!("{key}: |") || line.trim() == format!("{key}: !Sub |"))?;
         let level = indent(&self.lines[start]);
         let body: Vec<&str> = self.lines[start + 1..]
             .iter()
@@ -514,6 +517,9 @@ async fn every_saved_query_reads_fields_and_events_the_code_logs() {
     }
     assert!(failures.is_empty(), "the saved queries do not match the logs:\n{}", failures.join("\n"));
 
+    let failures = dashboard_problems(&dashboard(&resources), &lines, &logged, &by_group, &all_endpoints);
+    assert!(failures.is_empty(), "the dashboard does not match the code:\n{}", failures.join("\n"));
+
     // The alarms on the request metrics use metrics and outcomes the code emits.
     let emitted: BTreeSet<String> = lines
         .iter()
@@ -534,6 +540,169 @@ async fn every_saved_query_reads_fields_and_events_the_code_logs() {
             }
         }
     }
+}
+
+// ---- the operator's dashboard ----
+
+/// The dashboard's body as JSON, each `${Name}` of its `!Sub` left as `Name` (a log group's
+/// resource name, `MetricsNamespace`, `AWS::Region`).
+fn dashboard(resources: &[Resource]) -> Value {
+    let board = resources.iter().find(|r| r.kind == "AWS::CloudWatch::Dashboard").expect("a dashboard");
+    let mut body = board.block("DashboardBody").expect("DashboardBody: !Sub |");
+    while let Some(start) = body.find("${") {
+        let end = start + body[start..].find('}').expect("a closed ${...}");
+        let name = body[start + 2..end].to_owned();
+        body.replace_range(start..=end, &name);
+    }
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("DashboardBody is not JSON: {e}\n{body}"))
+}
+
+/// What the code's metric lines declare: each metric's dimension sets, and each dimension's
+/// values.
+#[derive(Default)]
+struct Emitted {
+    dimension_sets: BTreeMap<String, BTreeSet<Vec<String>>>,
+    values: BTreeMap<String, BTreeSet<String>>,
+}
+
+impl Emitted {
+    fn from(lines: &[Value]) -> Self {
+        let mut emitted = Self::default();
+        for line in lines {
+            let directive = &line["_aws"]["CloudWatchMetrics"][0];
+            let (Some(metrics), Some(sets)) =
+                (directive["Metrics"].as_array(), directive["Dimensions"].as_array())
+            else {
+                continue;
+            };
+            for metric in metrics.iter().filter_map(|m| m["Name"].as_str()) {
+                for set in sets {
+                    let mut names: Vec<String> =
+                        set.as_array().unwrap().iter().map(|d| d.as_str().unwrap().to_owned()).collect();
+                    for name in &names {
+                        emitted
+                            .values
+                            .entry(name.clone())
+                            .or_default()
+                            .insert(line[name].as_str().unwrap().to_owned());
+                    }
+                    names.sort();
+                    emitted.dimension_sets.entry(metric.to_owned()).or_default().insert(names);
+                }
+            }
+        }
+        emitted
+    }
+
+    /// Whether `metric` is emitted in exactly the dimension set `dimensions`.
+    fn has(&self, metric: &str, dimensions: &[&str]) -> bool {
+        let mut dimensions: Vec<String> = dimensions.iter().map(|d| (*d).to_owned()).collect();
+        dimensions.sort();
+        self.dimension_sets.get(metric).is_some_and(|sets| sets.contains(&dimensions))
+    }
+}
+
+/// Every metric, dimension and value a metric widget names is one the code emits, in the
+/// template's namespace; every log widget's query passes the saved queries' checks on the log
+/// groups it reads; and the dashboard shows what operators asked for.
+fn dashboard_problems(
+    board: &Value,
+    lines: &[Value],
+    logged: &Logged,
+    by_group: &BTreeMap<String, BTreeSet<String>>,
+    all_endpoints: &BTreeSet<String>,
+) -> Vec<String> {
+    let emitted = Emitted::from(lines);
+    let mut problems = Vec::new();
+    let widgets = board["widgets"].as_array().expect("widgets");
+    for widget in widgets {
+        let properties = &widget["properties"];
+        let title = properties["title"].as_str().unwrap_or("(untitled)");
+        let mut problem = |p: String| problems.push(format!("{title}: {p}"));
+        match widget["type"].as_str() {
+            Some("metric") => {
+                let entries = properties["metrics"].as_array().expect("metrics");
+                let ids: BTreeSet<&str> =
+                    entries.iter().filter_map(|e| e.as_array()?.last()?["id"].as_str()).collect();
+                for entry in entries {
+                    let parts = entry.as_array().expect("a metric entry is an array");
+                    if let Some(expression) = parts[0]["expression"].as_str() {
+                        if let Some(search) = expression.strip_prefix("SEARCH('{") {
+                            let (schema, rest) = search.split_once('}').expect("SEARCH('{...} ...')");
+                            let mut schema = schema.split(',');
+                            if schema.next() != Some("MetricsNamespace") {
+                                problem(format!("{expression}: not the MetricsNamespace"));
+                            }
+                            let dimensions: Vec<&str> = schema.collect();
+                            let metric = rest.split('"').nth(1).unwrap_or_default();
+                            if !emitted.has(metric, &dimensions) {
+                                problem(format!("{expression}: {metric} by {dimensions:?} is not emitted"));
+                            }
+                        } else {
+                            for id in expression.split(|c: char| !c.is_alphanumeric() && c != '_') {
+                                if id.starts_with(|c: char| c.is_ascii_lowercase()) && !ids.contains(id) {
+                                    problem(format!("{expression}: no metric with id {id}"));
+                                }
+                            }
+                        }
+                        continue;
+                    }
+                    let names: Vec<&str> = parts.iter().filter_map(Value::as_str).collect();
+                    if names[0] != "MetricsNamespace" {
+                        problem(format!("{names:?}: not the MetricsNamespace"));
+                    }
+                    let pairs: Vec<(&str, &str)> =
+                        names[2..].chunks(2).map(|pair| (pair[0], pair[1])).collect();
+                    let dimensions: Vec<&str> = pairs.iter().map(|(name, _)| *name).collect();
+                    if !emitted.has(names[1], &dimensions) {
+                        problem(format!("{} by {dimensions:?} is not emitted", names[1]));
+                    }
+                    for (name, value) in pairs {
+                        if !emitted.values.get(name).is_some_and(|values| values.contains(value)) {
+                            problem(format!(
+                                "{name} = {value} is never emitted ({:?})",
+                                emitted.values.get(name)
+                            ));
+                        }
+                    }
+                }
+            }
+            Some("log") => {
+                let mut query = properties["query"].as_str().expect("a log widget's query");
+                let mut reads_endpoints = BTreeSet::new();
+                while let Some(rest) = query.strip_prefix("SOURCE '") {
+                    let (group, rest) = rest.split_once("' | ").expect("SOURCE 'group' | ...");
+                    match by_group.get(group) {
+                        Some(endpoints) => reads_endpoints.extend(endpoints.iter().cloned()),
+                        None => problem(format!("{group} is not a function's log group")),
+                    }
+                    query = rest;
+                }
+                for p in self::problems(query, &reads_endpoints, all_endpoints, logged) {
+                    problem(p);
+                }
+            }
+            other => problem(format!("a widget of type {other:?}")),
+        }
+    }
+    // What operators asked for, each somewhere on the board.
+    let text = board.to_string();
+    for (what, needle) in [
+        ("SMS sent", r#""Requests","Endpoint","sms_auth","Outcome","sent""#),
+        ("numbers verified", r#""Requests","Endpoint","sms_token","Outcome","verified""#),
+        ("the funnel by country", "by country_code"),
+        ("outcomes by error code", r#"Endpoint,Outcome} MetricName=\"Requests\""#),
+        ("p50 latency per endpoint", r#"MetricName=\"Duration\"', 'p50'"#),
+        ("p99 latency per endpoint", r#"MetricName=\"Duration\"', 'p99'"#),
+        ("latency per upstream call", "pct(upstream_token_ms, 99)"),
+        ("refusals by limit", "by endpoint, `limit`"),
+        ("fraud-guard pauses", r#""FraudGuardPauses""#),
+    ] {
+        if !text.contains(needle) {
+            problems.push(format!("the dashboard does not show {what} ({needle})"));
+        }
+    }
+    problems
 }
 
 /// Dimension values and expression ids of the alarms are ones that can exist.
