@@ -166,3 +166,19 @@ async fn a_rotated_client_secret_is_read_again_after_invalid_client() {
         &[("client secret", CLIENT_SECRET), ("rotated client secret", ROTATED), ("full phone number", PHONE)],
     );
 }
+
+/// The function starts and serves its event with exactly what dev/sam-local/env-vars.json gives
+/// it for `sam local` (README, "Invoke the functions locally"), and nothing inherited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starts_with_the_sam_local_env_vars_file_alone() {
+    let table = support::fresh_table("sms-auth-sam-local").await;
+    let sandbox = support::start_sandbox().await;
+    let emulator = Emulator::start().await.expect("emulator starts");
+    let env = support::sam_local_env("SmsAuthFunction", Some(&sandbox), Some(table.as_str()));
+    let mut function = support::spawn_clean(BINARY, "sms-auth", &emulator, env);
+    support::cold_start(&emulator, &mut function).await;
+    let sent = emulator.invoke(&event("sms-auth.json"), INVOKE_TIMEOUT).await.expect("answered");
+    assert_eq!(sent["statusCode"], 200, "{sent}");
+    assert_eq!(sandbox.messages_to(PHONE).len(), 1, "the SMS went out");
+    assert_eq!(emulator.init_error(), None);
+}

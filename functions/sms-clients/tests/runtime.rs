@@ -32,3 +32,17 @@ async fn lists_servers_and_clients_from_the_config_alone() {
     );
     assert_eq!(emulator.init_error(), None);
 }
+
+/// The function starts and serves its event with exactly what dev/sam-local/env-vars.json gives
+/// it for `sam local` (README, "Invoke the functions locally"), and nothing inherited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starts_with_the_sam_local_env_vars_file_alone() {
+    let sandbox = support::start_sandbox().await;
+    let emulator = Emulator::start().await.expect("emulator starts");
+    let env = support::sam_local_env("SmsClientsFunction", Some(&sandbox), None);
+    let mut function = support::spawn_clean(BINARY, "sms-clients", &emulator, env);
+    support::cold_start(&emulator, &mut function).await;
+    let listed = emulator.invoke(&event("sms-clients.json"), INVOKE_TIMEOUT).await.expect("answered");
+    assert_eq!(listed["statusCode"], 200, "{listed}");
+    assert_eq!(emulator.init_error(), None);
+}

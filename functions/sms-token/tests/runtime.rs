@@ -173,3 +173,19 @@ async fn a_secret_rotated_mid_verification_still_verifies_the_code() {
         ],
     );
 }
+
+/// The function starts and serves its event with exactly what dev/sam-local/env-vars.json gives
+/// it for `sam local` (README, "Invoke the functions locally"), and nothing inherited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starts_with_the_sam_local_env_vars_file_alone() {
+    let table = support::fresh_table("sms-token-sam-local").await;
+    let sandbox = support::start_sandbox().await;
+    let emulator = Emulator::start().await.expect("emulator starts");
+    let env = support::sam_local_env("SmsTokenFunction", Some(&sandbox), Some(table.as_str()));
+    let mut function = support::spawn_clean(BINARY, "sms-token", &emulator, env);
+    support::cold_start(&emulator, &mut function).await;
+    // The shipped event's placeholders: the table is read, and has no such verification.
+    let shipped = emulator.invoke(&event("sms-token.json"), INVOKE_TIMEOUT).await.expect("answered");
+    assert_error(&shipped, 404, "verification_not_found");
+    assert_eq!(emulator.init_error(), None);
+}

@@ -92,3 +92,18 @@ async fn a_missing_config_stops_the_cold_start() {
     let error = support::assert_startup_failed(&mut function, &emulator).await;
     assert!(error.contains("CONFIG_JSON") && error.contains("CONFIG_FILE"), "{error}");
 }
+
+/// The function starts and serves its event with exactly what dev/sam-local/env-vars.json gives
+/// it for `sam local` (README, "Invoke the functions locally"), and nothing inherited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starts_with_the_sam_local_env_vars_file_alone() {
+    let table = support::fresh_table("user-info-sam-local").await;
+    let emulator = Emulator::start().await.expect("emulator starts");
+    let env = support::sam_local_env("UserInfoFunction", None, Some(table.as_str()));
+    let mut function = support::spawn_clean(BINARY, "user-info", &emulator, env);
+    support::cold_start(&emulator, &mut function).await;
+    // A well-formed token no session has: the table is read, and has none.
+    let read = emulator.invoke(&event("user-info.json"), INVOKE_TIMEOUT).await.expect("answered");
+    assert_error(&read, 401, "unauthorized");
+    assert_eq!(emulator.init_error(), None);
+}

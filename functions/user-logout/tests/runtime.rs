@@ -31,3 +31,17 @@ async fn ends_sessions_with_only_the_table() {
     assert_eq!(apigw::header(&response, "www-authenticate"), Some("Bearer"));
     assert_eq!(emulator.init_error(), None);
 }
+
+/// The function starts and serves its event with exactly what dev/sam-local/env-vars.json gives
+/// it for `sam local` (README, "Invoke the functions locally"), and nothing inherited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starts_with_the_sam_local_env_vars_file_alone() {
+    let table = support::fresh_table("user-logout-sam-local").await;
+    let emulator = Emulator::start().await.expect("emulator starts");
+    let env = support::sam_local_env("UserLogoutFunction", None, Some(table.as_str()));
+    let mut function = support::spawn_clean(BINARY, "user-logout", &emulator, env);
+    support::cold_start(&emulator, &mut function).await;
+    let ended = emulator.invoke(&event("user-logout.json"), INVOKE_TIMEOUT).await.expect("answered");
+    assert_eq!(ended["statusCode"], 204, "{ended}");
+    assert_eq!(emulator.init_error(), None);
+}

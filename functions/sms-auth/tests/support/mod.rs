@@ -143,6 +143,62 @@ pub fn spawn(binary: &str, name: &str, emulator: &Emulator, env: Vec<(String, St
     FunctionProcess::spawn_command(command).unwrap_or_else(|e| panic!("spawn {binary}: {e}"))
 }
 
+/// What `sam local invoke <function> --env-vars dev/sam-local/env-vars.json` gives the function
+/// (its logical id in template.yaml), as this machine can run it without Docker: nothing
+/// inherited, only the file's variables, SAM CLI's own (`AWS_SAM_LOCAL`, its default credentials
+/// and region, the LoggingConfig) and the Lambda runtime's. The container's `host.docker.internal`
+/// is this machine's loopback here: the file's DynamoDB Local and sandbox addresses become the
+/// test's, and its table `table`. Every other value is the file's, unchanged.
+pub fn sam_local_env(
+    function: &str,
+    sandbox: Option<&Sandbox>,
+    table: Option<&str>,
+) -> Vec<(String, String)> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../dev/sam-local/env-vars.json");
+    let file: Value = serde_json::from_str(&std::fs::read_to_string(&path).expect("the env-vars file"))
+        .expect("the env-vars file is JSON");
+    let vars =
+        file[function].as_object().unwrap_or_else(|| panic!("{function} is not in {}", path.display()));
+    let mut env: Vec<(String, String)> = vars
+        .iter()
+        .map(|(name, value)| {
+            let mut value = value.as_str().expect("a string value").to_owned();
+            value = value.replace("http://host.docker.internal:8000", &dynamodb_endpoint());
+            if let Some(sandbox) = sandbox {
+                value = value.replace("http://host.docker.internal:3001/auth", &sandbox.url());
+            }
+            if let (Some(table), "TABLE_NAME") = (table, name.as_str()) {
+                value = table.to_owned();
+            }
+            (name.clone(), value)
+        })
+        .collect();
+    for (name, value) in [
+        ("AWS_SAM_LOCAL", "true"),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_DEFAULT_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "defaultkey"),
+        ("AWS_SECRET_ACCESS_KEY", "defaultsecret"),
+        ("AWS_LAMBDA_LOG_FORMAT", "JSON"),
+        ("AWS_LAMBDA_LOG_LEVEL", "INFO"),
+    ] {
+        env.push((name.to_owned(), value.to_owned()));
+    }
+    env
+}
+
+/// Starts `binary` as [`spawn`] does, but with nothing inherited: only `env` and the runtime's.
+pub fn spawn_clean(
+    binary: &str,
+    name: &str,
+    emulator: &Emulator,
+    env: Vec<(String, String)>,
+) -> FunctionProcess {
+    let mut command = std::process::Command::new(binary);
+    command.env_clear().envs(emulator.function_env(name)).envs(env);
+    FunctionProcess::spawn_command(command).unwrap_or_else(|e| panic!("spawn {binary}: {e}"))
+}
+
 /// Waits for the function's first poll (its cold start done) and returns how long it took.
 pub async fn cold_start(emulator: &Emulator, function: &mut FunctionProcess) -> Duration {
     match emulator.wait_first_poll(COLD_START_LIMIT).await {
