@@ -3,7 +3,7 @@
 # (scripts/with-test-services.sh: AWS's DynamoDB Local for DynamoDB, with a Java runtime, in the
 # git-ignored .tools/; moto for Secrets Manager, in the git-ignored virtualenv .venv), runs every
 # Rust test against them and stops them, then the demo page in headless Chromium
-# (playwright-core from npm), the API contract check (schemathesis against openapi.yaml on a
+# (playwright-core from npm), the README's curl walk-through, the API contract check (schemathesis against openapi.yaml on a
 # running local-api) and the deploy checks (sam validate --lint, sam build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,5 +18,6 @@ export RUST_TEST_THREADS="${RUST_TEST_THREADS:-8}"
 
 scripts/with-test-services.sh cargo test --workspace --locked "$@"
 scripts/browser-test.sh
+scripts/readme-walkthrough.sh
 scripts/api-fuzz.sh
 scripts/sam-check.sh
