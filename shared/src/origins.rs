@@ -130,12 +130,14 @@ mod tests {
             "a.example",
             "https://a.example/",
             "ftp://a.example",
+            // Credentials with any origin: template.yaml's rule NoWildcardCorsOrigin refuses it too.
+            "*",
             "https://ok.example:8443",
         ]
         .map(str::to_owned)
         .to_vec();
         let origins = BrowserOrigins::parse(&list, "BROWSER_ORIGINS", &mut problems);
-        assert_eq!(problems.len(), 4, "{problems:?}");
+        assert_eq!(problems.len(), 5, "{problems:?}");
         assert!(problems[0].contains("`BROWSER_ORIGINS[0]`"));
         assert_eq!(origins, BrowserOrigins(vec!["https://ok.example:8443".to_owned()]));
         let listed = BrowserOrigins::from_list(" https://ok.example:8443, ,http://127.0.0.1:5173").unwrap();

@@ -40,7 +40,7 @@ pub fn is_safe_url(url: &Url) -> bool {
 pub const SAM_LOCAL_HOST: &str = "host.docker.internal";
 
 fn under_sam_local() -> bool {
-    crate::config::env_var("AWS_SAM_LOCAL").is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+    std::env::var("AWS_SAM_LOCAL").is_ok_and(|v| v.trim().eq_ignore_ascii_case("true"))
 }
 
 fn is_safe_url_for(url: &Url, sam_local: bool) -> bool {
