@@ -49,6 +49,7 @@ struct SmsAuthBody {
     login_hint: String,
     scope: Option<String>,
     challenge_token: Option<String>,
+    locale: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -97,12 +98,14 @@ fn start_request(request: &Request) -> Result<StartRequest, ApiError> {
     check_optional_field("scope", body.scope.as_deref(), 256)?;
     // Turnstile's and hCaptcha's tokens are up to 2 KiB, reCAPTCHA's a little longer.
     check_optional_field("challenge_token", body.challenge_token.as_deref(), 4096)?;
+    check_optional_field("locale", body.locale.as_deref(), 35)?;
     Ok(StartRequest {
         client_id: body.client_id,
         server_id: body.server_id,
         login_hint: body.login_hint,
         scope: body.scope,
         challenge_token: body.challenge_token,
+        locale: body.locale,
         source_ip: source_ip(request),
     })
 }

@@ -42,6 +42,9 @@ impl App {
         store: Arc<dyn StateStore>,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, StartupError> {
+        for warning in config.warnings() {
+            tracing::warn!(event = "config_warning", warning);
+        }
         let ciba = CibaClient::new(config.upstream)?;
         let challenges = ChallengeVerifier::new()?;
         // Every store call of the flow is timed for the request's log line (see crate::timings).

@@ -114,6 +114,11 @@ impl Config {
         RawConfig::read(json)?.validate(client_secret, Secrets::All, env)
     }
 
+    /// What works but is worth fixing, for the cold start's log and `--check-config`.
+    pub fn warnings(&self) -> impl Iterator<Item = &str> {
+        self.sms_clients.iter().flat_map(|client| client.warnings.iter().map(String::as_str))
+    }
+
     pub fn sms_client(&self, client_id: &str) -> Option<&SmsClient> {
         self.sms_clients.iter().find(|c| c.client_id == client_id)
     }
@@ -485,7 +490,7 @@ mod tests {
         assert_eq!(config.sms_clients.len(), 1, "only pvn_sms clients are SMS clients");
         let client = config.sms_client("seed-client").expect("top-level client_id applies");
         assert_eq!(client.client_secret.expose(), "seed-secret");
-        assert_eq!(client.sms_template, DEFAULT_SMS_TEMPLATE);
+        assert_eq!(client.sms.message(None), DEFAULT_SMS_TEMPLATE);
         assert_eq!(client.limits, Limits::default());
         assert!(client.numbers == NumberPolicy::default() && client.test_numbers.is_empty());
         assert_eq!(config.session_ttl, Duration::from_secs(3600));

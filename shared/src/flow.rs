@@ -140,6 +140,8 @@ pub struct StartRequest {
     pub scope: Option<String>,
     /// The CAPTCHA widget's token, for a client that requires a challenge.
     pub challenge_token: Option<String>,
+    /// The user's language (a BCP 47 tag): which of the client's SMS templates is sent.
+    pub locale: Option<String>,
     /// The caller's address as API Gateway saw it, for the per-network limit.
     pub source_ip: Option<String>,
 }
@@ -249,7 +251,8 @@ async fn run_start(app: &App, request: StartRequest, facts: &mut Facts) -> Resul
         }
     } else {
         app.store.reserve_send(&reservation).await?.map_err(FlowError::RateLimited)?;
-        send_sms(app, server, client, &phone, scope, facts).await?
+        let message = client.sms.message(request.locale.as_deref());
+        send_sms(app, server, client, &phone, scope, &message, facts).await?
     };
     let auth_req_id = AuthReqId::new(started.auth_req_id);
     let flow_id = flow_id(&auth_req_id);
@@ -298,12 +301,13 @@ async fn send_sms(
     client: &SmsClient,
     phone: &PhoneNumber,
     scope: &str,
+    message: &str,
     facts: &mut Facts,
 ) -> Result<AuthStarted, FlowError> {
     let login_hint = phone.login_hint(server.login_hint_format);
     let started = app
         .ciba
-        .start(server, client, login_hint, scope, &client.sms_template)
+        .start(server, client, login_hint, scope, message)
         .await
         .inspect_err(|err| facts.upstream_status = err.status())?;
     facts.upstream_status = Some(200);

@@ -69,6 +69,9 @@ fn check_config(path: &std::path::Path) -> ExitCode {
         text.map_err(|e| vec![e]).and_then(|text| Config::check(&text).map_err(|e| e.problems().to_vec()));
     match checked {
         Ok(config) => {
+            for warning in config.warnings() {
+                eprintln!("  warning: {warning}");
+            }
             let servers: Vec<&str> = config.auth_servers.iter().map(|s| s.id.as_str()).collect();
             let clients: Vec<&str> = config.sms_clients.iter().map(|c| c.client_id.as_str()).collect();
             println!(

@@ -182,3 +182,31 @@ async fn starts_with_the_sam_local_env_vars_file_alone() {
     assert_eq!(sandbox.messages_to(PHONE).len(), 1, "the SMS went out");
     assert_eq!(emulator.init_error(), None);
 }
+
+/// The SMS the real binary sends is the client's template for the request's `locale`, with the
+/// autofill lines: the SMS Retriever hash, then `@<otp_domain> #<code>` as the last line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sends_the_localized_autofill_ready_sms() {
+    let table = support::fresh_table("sms-auth").await;
+    let secret_arn = support::create_secret(CLIENT_SECRET).await;
+    let sandbox = support::start_sandbox().await;
+    let emulator = Emulator::start().await.expect("emulator starts");
+    let mut config = support::config(&sandbox);
+    config["clients"][0]["sms_templates"] = json!({ "de": "Ihr Bestätigungscode: {{code}}" });
+    config["clients"][0]["otp_domain"] = json!("app.example.com");
+    config["clients"][0]["android_app_hash"] = json!("FA+9qCX9VSu");
+    let mut env = support::function_env(&sandbox, &table, &secret_arn);
+    env.retain(|(name, _)| name != "CONFIG_JSON");
+    env.push(("CONFIG_JSON".into(), config.to_string()));
+    let mut function = support::spawn(BINARY, "sms-auth", &emulator, env);
+    support::cold_start(&emulator, &mut function).await;
+
+    let request = json!({ "client_id": support::CLIENT, "login_hint": PHONE, "locale": "de-CH" });
+    let sent = emulator
+        .invoke(&apigw::with_json_body(event("sms-auth.json"), &request), INVOKE_TIMEOUT)
+        .await
+        .expect("answered");
+    assert_eq!(sent["statusCode"], 200, "{sent}");
+    let sms = &sandbox.messages_to(PHONE)[0];
+    assert_eq!(sms.text, format!("Ihr Bestätigungscode: {0}\nFA+9qCX9VSu\n@app.example.com #{0}", sms.code));
+}

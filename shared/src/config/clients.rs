@@ -1,17 +1,18 @@
 //! The `clients[]` entries this service serves (`"user_flow": "pvn_sms"`), validated into
 //! [`SmsClient`]s: credentials, SMS template, limits, number policy, test numbers.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use serde::Deserialize;
 
-use super::{CODE_PLACEHOLDER, DEFAULT_SMS_TEMPLATE, FALLBACK_SCOPE, SMS_USER_FLOW, Secrets, is_code};
+use super::{DEFAULT_SMS_TEMPLATE, FALLBACK_SCOPE, SMS_USER_FLOW, Secrets, is_code};
 use crate::{
     challenge::{Challenge, RawChallenge},
     fraud_guard::{FraudGuard, Guarded, RawFraudGuard},
     limits::{Limits, RawLimits},
     phone::{NumberPolicy, NumberType, PhoneNumber},
     secret::{ClientSecret, OtpCode},
+    sms_text::SmsText,
 };
 
 /// A client allowed to use the SMS flow, with its effective credentials and limits.
@@ -24,7 +25,10 @@ pub struct SmsClient {
     pub scope: String,
     /// The scopes a request may name instead (`allowed_scopes`; by default only `scope`).
     pub allowed_scopes: Vec<String>,
-    pub sms_template: String,
+    /// What its SMS says: the template for the request's locale and the autofill lines.
+    pub sms: SmsText,
+    /// What the config check found that works but is worth fixing (an SMS over one segment).
+    pub warnings: Vec<String>,
     pub limits: Limits,
     /// The conversion breaker ([`crate::fraud_guard`]).
     pub fraud_guard: FraudGuard,
@@ -75,6 +79,9 @@ pub(super) struct RawClient {
     client_id: Option<String>,
     client_secret: Option<ClientSecret>,
     sms_template: Option<String>,
+    sms_templates: Option<BTreeMap<String, String>>,
+    otp_domain: Option<String>,
+    android_app_hash: Option<String>,
     limits: Option<RawLimits>,
     fraud_guard: Option<RawFraudGuard>,
     challenge: Option<RawChallenge>,
@@ -152,7 +159,16 @@ fn validate_sms_client(
 ) -> Option<SmsClient> {
     let (client_id, client_secret) =
         validate_credentials(client.client_id, client.client_secret, at, defaults, client_ids, problems)?;
-    let sms_template = validate_sms_template(client.sms_template, at, problems);
+    let mut warnings = Vec::new();
+    let sms = SmsText::from_config(
+        client.sms_template.unwrap_or_else(|| DEFAULT_SMS_TEMPLATE.to_owned()),
+        client.sms_templates,
+        client.otp_domain,
+        client.android_app_hash,
+        at,
+        problems,
+        &mut warnings,
+    );
     let limits = client.limits.unwrap_or_default().over(&defaults.limits);
     problems.extend(limits.problems(&format!("{at}.limits")));
     let fraud_guard = client.fraud_guard.unwrap_or_default().over(&defaults.fraud_guard);
@@ -178,7 +194,8 @@ fn validate_sms_client(
         title: client.title.unwrap_or_else(|| "SMS Phone Number Verification".to_owned()),
         scope,
         allowed_scopes,
-        sms_template,
+        sms,
+        warnings,
         limits,
         fraud_guard,
         challenge,
@@ -235,14 +252,6 @@ fn validate_allowed_scopes(
         allowed.push(scope.to_owned());
     }
     allowed
-}
-
-fn validate_sms_template(template: Option<String>, at: &str, problems: &mut Vec<String>) -> String {
-    let template = template.unwrap_or_else(|| DEFAULT_SMS_TEMPLATE.to_owned());
-    if !template.contains(CODE_PLACEHOLDER) {
-        problems.push(format!("`{at}.sms_template` must contain {CODE_PLACEHOLDER}"));
-    }
-    template
 }
 
 fn validate_test_numbers(
