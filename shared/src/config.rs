@@ -24,8 +24,7 @@ pub use clients::{SmsClient, TestNumber};
 
 /// The only `user_flow` allowed to use the SMS endpoints.
 pub const SMS_USER_FLOW: &str = "pvn_sms";
-/// Placeholder the upstream replaces with the one-time code.
-pub const CODE_PLACEHOLDER: &str = "{{code}}";
+pub use crate::sms_text::CODE_PLACEHOLDER;
 pub const DEFAULT_SMS_TEMPLATE: &str = "Your verification PIN is: {{code}}";
 /// Scope used when neither the request nor the client names one (OpenID needs at least this).
 pub const FALLBACK_SCOPE: &str = "openid";

@@ -14,8 +14,8 @@ use std::collections::BTreeMap;
 
 use icu_locale_core::LanguageIdentifier;
 
-use crate::config::CODE_PLACEHOLDER;
-
+/// Placeholder the upstream replaces with the one-time code.
+pub const CODE_PLACEHOLDER: &str = "{{code}}";
 /// One SMS segment: 160 GSM-7 characters (an extension character counts twice), or 70 UCS-2 ones.
 const GSM7_SEGMENT: usize = 160;
 const UCS2_SEGMENT: usize = 70;
