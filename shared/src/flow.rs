@@ -252,7 +252,7 @@ async fn run_start(app: &App, request: StartRequest, facts: &mut Facts) -> Resul
     } else {
         app.store.reserve_send(&reservation).await?.map_err(FlowError::RateLimited)?;
         let message = client.sms.message(request.locale.as_deref());
-        send_sms(app, server, client, &phone, scope, &message, facts).await?
+        send_sms(app, server, client, &phone, scope, message, facts).await?
     };
     let auth_req_id = AuthReqId::new(started.auth_req_id);
     let flow_id = flow_id(&auth_req_id);

@@ -26,42 +26,28 @@ const LONGEST_CODE: &str = "0000000000";
 const GSM7_BASIC: &str = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà";
 const GSM7_EXTENSION: &str = "^{}\\[~]|€\u{c}";
 
-/// A client's SMS text, checked at cold start.
+/// A client's SMS messages, each template with its autofill lines, built and checked once at
+/// cold start.
 #[derive(Clone, Debug)]
 pub struct SmsText {
-    /// `sms_template`: for a request with no locale, or one no template is written for.
+    /// From `sms_template`: for a request with no locale, or one no template is written for.
     default: String,
-    /// `sms_templates`, by tag in lowercase.
+    /// From `sms_templates`, by tag in lowercase.
     localized: BTreeMap<String, String>,
-    otp_domain: Option<String>,
-    android_app_hash: Option<String>,
 }
 
 impl SmsText {
     /// The `message` to send upstream for a request in `locale` (a BCP 47 tag, any case): the
-    /// template of exactly that tag, else of its primary language (`de-AT` → `de`), else the
-    /// default; then the autofill lines.
-    pub fn message(&self, locale: Option<&str>) -> String {
-        let mut message = self.template(locale).to_owned();
-        if let Some(hash) = &self.android_app_hash {
-            message.push('\n');
-            message.push_str(hash);
-        }
-        if let Some(domain) = &self.otp_domain {
-            message.push_str(&format!("\n@{domain} #{CODE_PLACEHOLDER}"));
-        }
-        message
-    }
-
-    fn template(&self, locale: Option<&str>) -> &str {
+    /// one of exactly that tag, else of its primary language (`de-AT` → `de`), else the default.
+    pub fn message(&self, locale: Option<&str>) -> &str {
         let Some(locale) = locale.map(str::to_ascii_lowercase) else { return &self.default };
         let language = locale.split(['-', '_']).next().unwrap_or_default();
         self.localized.get(&locale).or_else(|| self.localized.get(language)).unwrap_or(&self.default)
     }
 
     /// Checks the client's `sms_template`, `sms_templates`, `otp_domain` and `android_app_hash`
-    /// at `at`: a problem for what cannot work, a warning for a message longer than one segment
-    /// (it still goes out, as several billed SMS).
+    /// at `at`, and builds each message: a problem for what cannot work, a warning for a message
+    /// longer than one segment (it still goes out, as several billed SMS).
     pub(crate) fn from_config(
         default: String,
         templates: Option<BTreeMap<String, String>>,
@@ -71,48 +57,60 @@ impl SmsText {
         problems: &mut Vec<String>,
         warnings: &mut Vec<String>,
     ) -> Self {
+        let mut autofill = String::new();
+        if let Some(hash) = &android_app_hash {
+            if hash.len() != 11 || !hash.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
+            {
+                problems.push(format!(
+                    "`{at}.android_app_hash` must be the 11-character SMS Retriever hash of the app (letters, digits, + and /)"
+                ));
+            }
+            autofill.push_str(&format!("\n{hash}"));
+        }
+        if let Some(domain) = &otp_domain {
+            if !is_host(domain) {
+                problems.push(format!(
+                    "`{at}.otp_domain` \"{domain}\" must be a host name such as app.example.com (no scheme, port or path)"
+                ));
+            }
+            autofill.push_str(&format!("\n@{domain} #{CODE_PLACEHOLDER}"));
+        }
+        let default = with_autofill(&format!("{at}.sms_template"), default, &autofill, problems, warnings);
         let mut localized = BTreeMap::new();
         for (tag, template) in templates.unwrap_or_default() {
             if LanguageIdentifier::try_from_str(&tag).is_err() || tag.contains('_') {
                 problems.push(format!(
                     "`{at}.sms_templates` key \"{tag}\" is not a BCP 47 language tag (e.g. \"de\", \"pt-BR\")"
                 ));
-            } else if localized.insert(tag.to_ascii_lowercase(), template).is_some() {
+                continue;
+            }
+            let key = format!("{at}.sms_templates.{tag}");
+            let built = with_autofill(&key, template, &autofill, problems, warnings);
+            if localized.insert(tag.to_ascii_lowercase(), built).is_some() {
                 problems
                     .push(format!("`{at}.sms_templates` names \"{tag}\" twice (tags are case-insensitive)"));
             }
         }
-        if let Some(domain) = &otp_domain
-            && !is_host(domain)
-        {
-            problems.push(format!(
-                "`{at}.otp_domain` \"{domain}\" must be a host name such as app.example.com (no scheme, port or path)"
-            ));
-        }
-        if let Some(hash) = &android_app_hash
-            && (hash.len() != 11
-                || !hash.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/'))
-        {
-            problems.push(format!(
-                "`{at}.android_app_hash` must be the 11-character SMS Retriever hash of the app (letters, digits, + and /)"
-            ));
-        }
-        let text = Self { default, localized, otp_domain, android_app_hash };
-        let named = std::iter::once((format!("{at}.sms_template"), None)).chain(
-            text.localized.keys().map(|tag| (format!("{at}.sms_templates.{tag}"), Some(tag.as_str()))),
-        );
-        for (key, tag) in named {
-            if !text.template(tag).contains(CODE_PLACEHOLDER) {
-                problems.push(format!("`{key}` must contain {CODE_PLACEHOLDER}"));
-                continue;
-            }
-            let sent = text.message(tag).replace(CODE_PLACEHOLDER, LONGEST_CODE);
-            if let Some(why) = longer_than_one_segment(&sent) {
-                warnings.push(format!("`{key}`, with the autofill lines and a 10-digit code, {why}"));
-            }
-        }
-        text
+        Self { default, localized }
     }
+}
+
+/// The message of the template at `key`: the template, checked, then the autofill lines.
+fn with_autofill(
+    key: &str,
+    template: String,
+    autofill: &str,
+    problems: &mut Vec<String>,
+    warnings: &mut Vec<String>,
+) -> String {
+    if !template.contains(CODE_PLACEHOLDER) {
+        problems.push(format!("`{key}` must contain {CODE_PLACEHOLDER}"));
+    }
+    let message = template + autofill;
+    if let Some(why) = longer_than_one_segment(&message.replace(CODE_PLACEHOLDER, LONGEST_CODE)) {
+        warnings.push(format!("`{key}`, with the autofill lines and a 10-digit code, {why}"));
+    }
+    message
 }
 
 /// Why `text` needs more than one SMS segment, if it does.

@@ -115,13 +115,13 @@ impl Sandbox {
         self.shared.outbox.list(None)
     }
 
-    /// Adds a fault after those already active. A status outside 200..=599 answers 500.
     /// Rotates `client_id`'s secret, as an operator does on the real auth server: from now on
     /// only `secret` authenticates it.
     pub fn rotate_secret(&self, client_id: &str, secret: &str) {
         lock(&self.shared.rotated_secrets).insert(client_id.to_owned(), secret.to_owned());
     }
 
+    /// Adds a fault after those already active. A status outside 200..=599 answers 500.
     pub fn inject(&self, fault: Fault) {
         self.shared.faults.add(fault);
     }

@@ -2,6 +2,9 @@
 //! `lambda-emulator`) with nothing but the runtime's environment (it needs no config, no secret
 //! and no table), and invoked with the repository's API Gateway v2 events.
 
+#[path = "../../sms-auth/tests/support/mod.rs"]
+mod support;
+
 use std::{path::PathBuf, process::Command, time::Duration};
 
 use lambda_emulator::{Emulator, FunctionProcess, apigw};
@@ -81,28 +84,13 @@ async fn logs_client_data_as_one_sanitised_line() {
 }
 
 /// The function starts and serves its event with exactly what dev/sam-local/env-vars.json gives
-/// it for `sam local` (README, "Invoke the functions locally"), SAM CLI's own variables and the
-/// runtime's, nothing inherited.
+/// it for `sam local` (README, "Invoke the functions locally"), and nothing inherited.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn starts_with_the_sam_local_env_vars_file_alone() {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../dev/sam-local/env-vars.json");
-    let file: Value =
-        serde_json::from_str(&std::fs::read_to_string(path).expect("the env-vars file")).unwrap();
-    let vars = file["SmsLogFunction"].as_object().expect("SmsLogFunction's variables");
     let emulator = Emulator::start().await.expect("emulator starts");
-    let mut command = Command::new(BINARY);
-    command.env_clear().envs(emulator.function_env("sms-log"));
-    command.envs(vars.iter().map(|(name, value)| (name, value.as_str().expect("a string"))));
-    command
-        .env("AWS_SAM_LOCAL", "true")
-        .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
-        .env("AWS_LAMBDA_LOG_LEVEL", "INFO");
-    let function = FunctionProcess::spawn_command(command).expect("spawn sms-log");
-    assert!(
-        emulator.wait_first_poll(Duration::from_secs(20)).await.is_some(),
-        "sms-log never asked for an invocation; stderr:\n{}",
-        function.stderr()
-    );
+    let env = support::sam_local_env("SmsLogFunction", None, None);
+    let mut function = support::spawn_clean(BINARY, "sms-log", &emulator, env);
+    support::cold_start(&emulator, &mut function).await;
     let logged = emulator.invoke(&event("sms-log.json"), TIMEOUT).await.expect("answered");
     assert_eq!(logged["statusCode"], 200, "{logged}");
     assert_eq!(emulator.init_error(), None);

@@ -163,7 +163,9 @@ pub fn sam_local_env(
         .iter()
         .map(|(name, value)| {
             let mut value = value.as_str().expect("a string value").to_owned();
-            value = value.replace("http://host.docker.internal:8000", &dynamodb_endpoint());
+            if value.contains("http://host.docker.internal:8000") {
+                value = value.replace("http://host.docker.internal:8000", &dynamodb_endpoint());
+            }
             if let Some(sandbox) = sandbox {
                 value = value.replace("http://host.docker.internal:3001/auth", &sandbox.url());
             }
