@@ -61,6 +61,15 @@ struct SmsTokenBody {
     server_id: Option<String>,
 }
 
+/// `/sms/status` and `/sms/cancel`: the verification, as `/sms/auth` answered it.
+#[derive(Deserialize)]
+struct VerificationRefBody {
+    auth_req_id: String,
+    client_id: String,
+    nonce: String,
+    server_id: Option<String>,
+}
+
 #[derive(Deserialize)]
 struct SmsLogBody {
     data: Value,
@@ -149,6 +158,62 @@ fn complete_request(request: &Request) -> Result<CompleteRequest, ApiError> {
         server_id: body.server_id,
         source_ip: source_ip(request),
         invocation_deadline: request.lambda_context_ref().map(|context| context.deadline()),
+    })
+}
+
+/// `POST /sms/status` → 200 `{status: "pending", attempts_left, expires_at, resend_after}`, or
+/// `404` under `/sms/token`'s rules.
+pub async fn sms_status(deps: flow::Deps<'_>, request: Request) -> HandlerResult {
+    handle("sms_status", &request, async {
+        let reference = match verification_ref(&request) {
+            Ok(reference) => reference,
+            Err(err) => return (Facts::default(), Err(err)),
+        };
+        let (facts, pending) = flow::status(deps, reference).await;
+        let answer = pending.map_err(ApiError::from).map(|pending| {
+            let body = json!({
+                "status": "pending",
+                "attempts_left": pending.attempts_left,
+                "expires_at": pending.expires_at,
+                "resend_after": pending.resend_after,
+            });
+            Answer::summary(Success::Pending, json_response(StatusCode::OK, &body))
+        });
+        (facts, answer)
+    })
+    .await
+}
+
+/// `POST /sms/cancel` → 204: the verification is ended (afterwards `404` everywhere).
+pub async fn sms_cancel(deps: flow::Deps<'_>, request: Request) -> HandlerResult {
+    handle("sms_cancel", &request, async {
+        let reference = match verification_ref(&request) {
+            Ok(reference) => reference,
+            Err(err) => return (Facts::default(), Err(err)),
+        };
+        let (facts, cancelled) = flow::cancel(deps, reference).await;
+        let answer = cancelled.map_err(ApiError::from).map(|()| {
+            let mut response = Response::new(Body::Empty);
+            *response.status_mut() = StatusCode::NO_CONTENT;
+            response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            Answer::summary(Success::Cancelled, response)
+        });
+        (facts, answer)
+    })
+    .await
+}
+
+fn verification_ref(request: &Request) -> Result<flow::VerificationRef, ApiError> {
+    let body: VerificationRefBody = parse_json(request, MAX_FLOW_BODY_BYTES)?;
+    check_field("auth_req_id", &body.auth_req_id, 4096)?;
+    check_field("client_id", &body.client_id, 128)?;
+    check_field("nonce", &body.nonce, 64)?;
+    check_optional_field("server_id", body.server_id.as_deref(), 64)?;
+    Ok(flow::VerificationRef {
+        auth_req_id: AuthReqId::new(body.auth_req_id),
+        client_id: body.client_id,
+        nonce: Nonce::new(body.nonce),
+        server_id: body.server_id,
     })
 }
 

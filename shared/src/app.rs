@@ -77,7 +77,8 @@ impl App {
     }
 }
 
-/// The store of the functions that only read or end sessions (`/user/info`, logout): the
+/// The store of the functions that never call the upstream (`/user/info`, logout, `/sms/status`,
+/// `/sms/cancel`): the
 /// DynamoDB table named by `TABLE_NAME`, without the config's client secret or an upstream client,
 /// its calls timed like the flow's ([`Timed`]).
 pub fn session_store_from_env() -> Result<Timed, StartupError> {

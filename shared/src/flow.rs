@@ -28,18 +28,21 @@ use serde_json::{Map, Value};
 use crate::{
     App,
     ciba::{AuthStarted, DEFAULT_POLL_INTERVAL_SECS, UpstreamError},
-    config::{AuthServer, SmsClient},
+    config::{AuthServer, Config, SmsClient},
     crypto,
     fraud_guard::PauseStarted,
     limits::{RateLimited, ip_bucket},
     phone::{self, NumberRefused, NumberType, PhoneNumber},
     secret::{AuthReqId, Nonce, OtpCode, SessionToken},
-    store::{Progress, SendReservation, StoreError, Verification, VerificationKey},
+    store::{ClaimOutcome, Progress, SendReservation, StoreError, Verification, VerificationKey},
 };
 
 mod claims;
 mod complete;
 mod guard;
+mod status;
+
+pub use status::{Deps, Pending, VerificationRef, cancel, status};
 
 /// How long a test number's verification lives (no upstream says otherwise).
 const TEST_VERIFICATION_TTL_SECS: u64 = 300;
@@ -206,7 +209,8 @@ pub async fn start(app: &App, request: StartRequest) -> (Facts, Result<Started, 
 }
 
 async fn run_start(app: &App, request: StartRequest, facts: &mut Facts) -> Result<Started, FlowError> {
-    let (client, server) = client_and_server(app, &request.client_id, request.server_id.as_deref(), facts)?;
+    let (client, server) =
+        client_and_server(&app.config, &request.client_id, request.server_id.as_deref(), facts)?;
     let scope = client.scope_for(request.scope.as_deref()).ok_or(FlowError::InvalidScope)?;
     let phone = PhoneNumber::parse(&request.login_hint).map_err(FlowError::InvalidPhoneNumber)?;
     facts.phone_masked = Some(phone.masked());
@@ -322,15 +326,14 @@ pub async fn complete(app: &App, request: CompleteRequest) -> (Facts, Result<Ver
 }
 
 fn client_and_server<'a>(
-    app: &'a App,
+    config: &'a Config,
     client_id: &str,
     server_id: Option<&str>,
     facts: &mut Facts,
 ) -> Result<(&'a SmsClient, &'a AuthServer), FlowError> {
-    let client = app.config.sms_client(client_id).ok_or(FlowError::UnknownClient)?;
+    let client = config.sms_client(client_id).ok_or(FlowError::UnknownClient)?;
     facts.client_id = Some(client.client_id.clone());
-    let server = app
-        .config
+    let server = config
         .auth_server(server_id)
         .ok_or_else(|| FlowError::UnknownServer { server_id: server_id.map(str::to_owned) })?;
     facts.server_id = Some(server.id.clone());
@@ -344,3 +347,20 @@ fn note_source(facts: &mut Facts, client: &SmsClient, source_ip: Option<&str>) -
     facts.source = Some(crypto::source_key(&client.client_secret, &network));
     Some(network)
 }
+
+/// What a claim that was not granted means to the caller: `/sms/token`, `/sms/status` and
+/// `/sms/cancel` answer alike.
+fn refused(outcome: ClaimOutcome) -> FlowError {
+    match outcome {
+        ClaimOutcome::NotFound | ClaimOutcome::Claimed(_) => FlowError::VerificationNotFound,
+        ClaimOutcome::Busy { retry_after } => {
+            FlowError::InProgress { retry_after: retry_after.min(MAX_BUSY_RETRY_AFTER_SECS) }
+        }
+        ClaimOutcome::Exhausted => FlowError::TooManyAttempts,
+        ClaimOutcome::PhoneLocked(limited) => FlowError::RateLimited(limited),
+    }
+}
+
+/// A `409` asks for a retry this soon at most: the lease is the longest the holder can take, but
+/// it is usually done in a second or two.
+const MAX_BUSY_RETRY_AFTER_SECS: u64 = 3;

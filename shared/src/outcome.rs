@@ -19,11 +19,23 @@ pub enum Success {
     LoggedOut,
     /// `/sms/clients`: the clients were listed.
     Listed,
+    /// `/sms/status`: the verification waits for its code.
+    Pending,
+    /// `/sms/cancel`: the verification was ended.
+    Cancelled,
 }
 
 impl Success {
-    pub const ALL: &'static [Success] =
-        &[Self::Sent, Self::Verified, Self::Logged, Self::Read, Self::LoggedOut, Self::Listed];
+    pub const ALL: &'static [Success] = &[
+        Self::Sent,
+        Self::Verified,
+        Self::Logged,
+        Self::Read,
+        Self::LoggedOut,
+        Self::Listed,
+        Self::Pending,
+        Self::Cancelled,
+    ];
 
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -33,6 +45,8 @@ impl Success {
             Self::Read => "read",
             Self::LoggedOut => "logged_out",
             Self::Listed => "listed",
+            Self::Pending => "pending",
+            Self::Cancelled => "cancelled",
         }
     }
 }

@@ -86,6 +86,18 @@ async fn each_function_touches_exactly_what_the_readme_table_grants() {
     );
     record("POST /sms/token");
 
+    // /sms/status and /sms/cancel: a pending verification read, then claimed and deleted.
+    let pending = system.start_verification("+447400123458").await;
+    record("POST /sms/auth");
+    let reference = json!({ "auth_req_id": pending.auth_req_id, "client_id": CLIENT, "nonce": pending.nonce });
+    assert_eq!(system.post("/sms/status", reference.clone()).await.status, 200);
+    record("POST /sms/status");
+    assert_eq!(system.post("/sms/cancel", reference.clone()).await.status, 204);
+    // ... and a used one, whose completion a cancel gives back untouched.
+    let used = json!({ "auth_req_id": started.auth_req_id, "client_id": CLIENT, "nonce": started.nonce });
+    assert_eq!(system.post("/sms/cancel", used).await.status, 404);
+    record("POST /sms/cancel");
+
     // The session read back and ended.
     let session = verified.json()["session"].as_str().expect("session").to_owned();
     let info = system.http.get(format!("{}/user/info", system.base)).bearer_auth(&session).send().await;

@@ -27,6 +27,7 @@ use tokio::time::Instant;
 
 use super::{
     CompleteRequest, Facts, FlowError, Verified, claims, client_and_server, flow_id, guard, note_source,
+    refused,
 };
 use crate::{
     App,
@@ -56,10 +57,6 @@ fn finish_reserve() -> Duration {
     2 * dynamodb_operation_timeout()
 }
 
-/// A `409` asks for a retry this soon at most: the lease is the longest the holder can take, but
-/// it is usually done in a second or two.
-const MAX_BUSY_RETRY_AFTER_SECS: u64 = 3;
-
 /// How long one run may take: the lease it must hold, and when its upstream work must end.
 struct Budget {
     lease_secs: u64,
@@ -87,7 +84,8 @@ pub(super) async fn run(
     request: CompleteRequest,
     facts: &mut Facts,
 ) -> Result<Verified, FlowError> {
-    let (client, server) = client_and_server(app, &request.client_id, request.server_id.as_deref(), facts)?;
+    let (client, server) =
+        client_and_server(&app.config, &request.client_id, request.server_id.as_deref(), facts)?;
     note_source(facts, client, request.source_ip.as_deref());
     let auth_req_id = &request.auth_req_id;
     facts.flow_id = Some(flow_id(auth_req_id));
@@ -106,12 +104,7 @@ pub(super) async fn run(
     };
     let verification = match app.store.claim_verification(&VerificationKey::of(auth_req_id), &claim).await? {
         ClaimOutcome::Claimed(verification) => verification,
-        ClaimOutcome::NotFound => return Err(FlowError::VerificationNotFound),
-        ClaimOutcome::Busy { retry_after } => {
-            return Err(FlowError::InProgress { retry_after: retry_after.min(MAX_BUSY_RETRY_AFTER_SECS) });
-        }
-        ClaimOutcome::Exhausted => return Err(FlowError::TooManyAttempts),
-        ClaimOutcome::PhoneLocked(limited) => return Err(FlowError::RateLimited(limited)),
+        outcome => return Err(refused(outcome)),
     };
     facts.phone_masked = Some(phone::mask(&verification.phone));
     facts.country_code = phone::country_code_of(&verification.phone);

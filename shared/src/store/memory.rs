@@ -222,6 +222,23 @@ impl StateStore for MemoryStore {
         Ok(())
     }
 
+    async fn read_verification(
+        &self,
+        key: &VerificationKey,
+        send_window_secs: u64,
+        now: u64,
+    ) -> Result<Option<(Verification, Option<PhoneRecord>)>, StoreError> {
+        let state = self.lock();
+        let Some(verification) = state.verifications.get(key).filter(|v| v.expires_at > now) else {
+            return Ok(None);
+        };
+        let phone = state.phones.get(&verification.phone_key).map(|p| PhoneRecord {
+            current: p.current.clone(),
+            counters: state.counters(&verification.phone_key, &verification.number_key(), send_window_secs, now),
+        });
+        Ok(Some((verification.clone(), phone)))
+    }
+
     async fn claim_verification(
         &self,
         key: &VerificationKey,

@@ -326,6 +326,17 @@ pub trait StateStore: Send + Sync {
     /// older verification of the same phone and client).
     async fn put_verification(&self, verification: &Verification) -> Result<(), StoreError>;
 
+    /// A verification as it stands at `now`, with its phone record and the phone's counters in
+    /// full (what a new send to it from the verification's network would be judged on, with
+    /// `send_window_secs` the client's window), read without a write: what `/sms/status` judges.
+    /// `None` when unknown or expired.
+    async fn read_verification(
+        &self,
+        key: &VerificationKey,
+        send_window_secs: u64,
+        now: u64,
+    ) -> Result<Option<(Verification, Option<PhoneRecord>)>, StoreError>;
+
     /// Atomically grants `claim.lease` if [`judge_claim`] allows it.
     async fn claim_verification(
         &self,

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::{
-    Claim, ClaimOutcome, ConversionEvent, ConversionWindow, CountryPause, LeaseAfter, LeaseId, Progress,
+    Claim, ClaimOutcome, ConversionEvent, ConversionWindow, CountryPause, LeaseAfter, LeaseId, PhoneRecord,
+    Progress,
     SendReservation, Session, SessionKey, StateStore, StoreError, Verification, VerificationKey,
 };
 use crate::{fraud_guard::Conversion, limits::RateLimited, timings::store_call};
@@ -38,6 +39,15 @@ impl StateStore for Timed {
 
     async fn pause_country(&self, pause: &CountryPause) -> Result<bool, StoreError> {
         store_call(self.0.pause_country(pause)).await
+    }
+
+    async fn read_verification(
+        &self,
+        key: &VerificationKey,
+        send_window_secs: u64,
+        now: u64,
+    ) -> Result<Option<(Verification, Option<PhoneRecord>)>, StoreError> {
+        store_call(self.0.read_verification(key, send_window_secs, now)).await
     }
 
     async fn claim_verification(

@@ -28,6 +28,8 @@
 //! |                         | `p#…#d` ADD n SET last_sent_at, Update `n#` ADD n SET   | number             |
 //! |                         | last_sent_at                                            |                    |
 //! | `put_verification`      | TWI: Put `v#`, Update `p#` SET current                  | none²              |
+//! | `read_verification`     | GetItem `v#` (consistent), then at once GetItem `p#`,   | none               |
+//! |                         | `p#…#w`, `p#…#d`, `n#` (consistent)                     |                    |
 //! | `claim_verification`    | GetItem `v#` (consistent), then TWI: ConditionCheck     | current, unlocked; |
 //! |                         | `p#`, ConditionCheck `n#`, Update `v#` SET lease        | guessable; rev     |
 //! | `record_wrong_code`     | TWI: Update `v#` SET wrong_codes REMOVE lease, Update   | lease, counted;    |
@@ -134,8 +136,8 @@ use aws_sdk_dynamodb::{
 };
 
 use self::codec::{
-    Attributes, Item, PK, TTL_ATTRIBUTE, new_rev, number_day_pk, parse_phone, parse_session,
-    parse_verification, phone_pk, s, session_pk, verification_item, verification_pk,
+    Attributes, Item, PK, TTL_ATTRIBUTE, day_pk, new_rev, number_day_pk, parse_phone, parse_session,
+    parse_verification, phone_pk, s, session_pk, verification_item, verification_pk, window_pk,
 };
 use self::conditions::{
     claim_ops, complete_ops, current_op, failure_op, number_failure_op, progress_op, reservation_ops,
@@ -412,6 +414,46 @@ impl StateStore for DynamoStore {
             Transacted::Written => Ok(()),
             Transacted::Refused(_) => Err(self.gave_up("TransactWriteItems (put_verification)")),
         }
+    }
+
+    async fn read_verification(
+        &self,
+        key: &VerificationKey,
+        send_window_secs: u64,
+        now: u64,
+    ) -> Result<Option<(Verification, Option<PhoneRecord>)>, StoreError> {
+        let Some((verification, _)) = self.stored_verification(key).await? else { return Ok(None) };
+        if verification.expires_at <= now {
+            return Ok(None);
+        }
+        let phone_key = &verification.phone_key;
+        let day = window_index(now, DAY_SECS);
+        // The items `reserve_send` would judge a new send to this phone on, read at once.
+        let (phone, window, phone_day, number_day) = tokio::try_join!(
+            self.get(phone_pk(phone_key)),
+            self.get(window_pk(phone_key, send_window_secs, window_index(now, send_window_secs))),
+            self.get(day_pk(phone_key, day)),
+            self.get(number_day_pk(&verification.number_key(), day)),
+        )?;
+        let Some(phone) = phone.as_ref().map(parse_phone).transpose()? else {
+            return Ok(Some((verification, None)));
+        };
+        let count = |item: &Option<Item>| -> Result<u32, StoreError> {
+            Ok(item.as_ref().map(|i| Attributes(i).optional_number("n")).transpose()?.flatten().unwrap_or(0))
+        };
+        let last_sent = |item: &Option<Item>| -> Result<Option<u64>, StoreError> {
+            Ok(item.as_ref().map(|i| Attributes(i).optional_number("last_sent_at")).transpose()?.flatten())
+        };
+        let counters = PhoneCounters {
+            day_sends: count(&number_day)?,
+            day_failures: number_day_failures(number_day.as_ref())?,
+            number_last_sent_at: last_sent(&number_day)?,
+            window_sends: count(&window)?,
+            network_day_sends: count(&phone_day)?,
+            last_sent_at: last_sent(&phone_day)?,
+            ..phone.counters
+        };
+        Ok(Some((verification, Some(PhoneRecord { counters, ..phone }))))
     }
 
     async fn claim_verification(
