@@ -20,9 +20,9 @@ use base64::{Engine, engine::general_purpose::STANDARD};
 use lambda_http::{Body, Response};
 use serde_json::{Map, Value, json};
 use shared::{
-    flow::Deps,
     App, api,
     error::{ApiError, ErrorCode},
+    flow::Deps,
 };
 use tokio::net::TcpListener;
 use tower_http::services::ServeDir;
@@ -62,8 +62,14 @@ pub fn router(app: Shared) -> Router {
     Router::new()
         .route("/sms/auth", post(lambda_route!("POST /sms/auth", |app, r| api::sms_auth(&app, r))))
         .route("/sms/token", post(lambda_route!("POST /sms/token", |app, r| api::sms_token(&app, r))))
-        .route("/sms/status", post(lambda_route!("POST /sms/status", |app, r| api::sms_status(deps(&app), r))))
-        .route("/sms/cancel", post(lambda_route!("POST /sms/cancel", |app, r| api::sms_cancel(deps(&app), r))))
+        .route(
+            "/sms/status",
+            post(lambda_route!("POST /sms/status", |app, r| api::sms_status(deps(&app), r))),
+        )
+        .route(
+            "/sms/cancel",
+            post(lambda_route!("POST /sms/cancel", |app, r| api::sms_cancel(deps(&app), r))),
+        )
         .route("/sms/log", post(lambda_route!("POST /sms/log", |_app, r| api::sms_log(r))))
         .route(
             "/sms/clients",

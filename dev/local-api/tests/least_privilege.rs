@@ -89,7 +89,8 @@ async fn each_function_touches_exactly_what_the_readme_table_grants() {
     // /sms/status and /sms/cancel: a pending verification read, then claimed and deleted.
     let pending = system.start_verification("+447400123458").await;
     record("POST /sms/auth");
-    let reference = json!({ "auth_req_id": pending.auth_req_id, "client_id": CLIENT, "nonce": pending.nonce });
+    let reference =
+        json!({ "auth_req_id": pending.auth_req_id, "client_id": CLIENT, "nonce": pending.nonce });
     assert_eq!(system.post("/sms/status", reference.clone()).await.status, 200);
     record("POST /sms/status");
     assert_eq!(system.post("/sms/cancel", reference.clone()).await.status, 204);

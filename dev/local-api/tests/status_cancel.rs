@@ -80,7 +80,12 @@ async fn status_finds_nothing_that_token_would_not(store: StoreKind) {
     let system = system(store, |config| config["limits"]["resend_delays_secs"] = json!([0])).await;
     let started = system.start_verification(PHONE).await;
     let not_found = |reply: common::Reply| {
-        assert_eq!((reply.status.as_u16(), reply.error()), (404, "verification_not_found".into()), "{}", reply.text)
+        assert_eq!(
+            (reply.status.as_u16(), reply.error()),
+            (404, "verification_not_found".into()),
+            "{}",
+            reply.text
+        )
     };
 
     // Another nonce, or another auth_req_id: not found, and the body names neither.

@@ -54,7 +54,11 @@ pub async fn status(deps: Deps<'_>, request: VerificationRef) -> (Facts, Result<
     (facts, result)
 }
 
-async fn run_status(deps: &Deps<'_>, request: &VerificationRef, facts: &mut Facts) -> Result<Pending, FlowError> {
+async fn run_status(
+    deps: &Deps<'_>,
+    request: &VerificationRef,
+    facts: &mut Facts,
+) -> Result<Pending, FlowError> {
     let now = deps.clock.now();
     let claim = claim_for(deps, request, now, now, facts)?;
     let key = VerificationKey::of(&request.auth_req_id);
@@ -76,7 +80,11 @@ async fn run_status(deps: &Deps<'_>, request: &VerificationRef, facts: &mut Fact
         Ok(()) => now,
         Err(limited) => now + limited.retry_after,
     };
-    Ok(Pending { attempts_left: verification.attempts_left(), expires_at: verification.expires_at, resend_after })
+    Ok(Pending {
+        attempts_left: verification.attempts_left(),
+        expires_at: verification.expires_at,
+        resend_after,
+    })
 }
 
 /// `/sms/cancel`: claims the verification as `/sms/token` would, then deletes it under the

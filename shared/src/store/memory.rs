@@ -234,7 +234,12 @@ impl StateStore for MemoryStore {
         };
         let phone = state.phones.get(&verification.phone_key).map(|p| PhoneRecord {
             current: p.current.clone(),
-            counters: state.counters(&verification.phone_key, &verification.number_key(), send_window_secs, now),
+            counters: state.counters(
+                &verification.phone_key,
+                &verification.number_key(),
+                send_window_secs,
+                now,
+            ),
         });
         Ok(Some((verification.clone(), phone)))
     }

@@ -9,8 +9,7 @@ use async_trait::async_trait;
 
 use super::{
     Claim, ClaimOutcome, ConversionEvent, ConversionWindow, CountryPause, LeaseAfter, LeaseId, PhoneRecord,
-    Progress,
-    SendReservation, Session, SessionKey, StateStore, StoreError, Verification, VerificationKey,
+    Progress, SendReservation, Session, SessionKey, StateStore, StoreError, Verification, VerificationKey,
 };
 use crate::{fraud_guard::Conversion, limits::RateLimited, timings::store_call};
 
