@@ -54,7 +54,8 @@ sam build --template template.yaml --build-dir .tmp/sam-build --parameter-overri
 
 echo "sam-check: built functions ($arch)"
 case "$arch" in arm64) machine=183 ;; *) machine=62 ;; esac # ELF e_machine: EM_AARCH64, EM_X86_64
-for function in SmsAuthFunction SmsTokenFunction SmsLogFunction SmsClientsFunction UserInfoFunction UserLogoutFunction; do
+for function in SmsAuthFunction SmsTokenFunction SmsStatusFunction SmsCancelFunction SmsLogFunction SmsClientsFunction \
+    UserInfoFunction UserLogoutFunction; do
     binary=".tmp/sam-build/$function/bootstrap"
     [[ -x "$binary" ]] || { echo "sam-check: $binary is missing" >&2; exit 1; }
     "$VENV/bin/python" - "$function" "$binary" "$machine" <<'PY'
