@@ -151,7 +151,7 @@ call("/sms/auth", {"client_id": "sandbox-client", "login_hint": "+44 7400 123499
 bearer = {"Authorization": f"Bearer {verified['session']}"}
 cookie = {"sms_session": verified["session"]}
 info = send("GET", "/user/info", (200, None), headers=bearer)
-claims = {k: v for k, v in verified.items() if k not in ("auth_server", "session")}
+claims = {k: v for k, v in verified.items() if k not in ("auth_server", "session", "verification_token")}
 if info["userinfo"] != claims or info["client_id"] != "sandbox-client" or info["server_id"] != "sandbox":
     fail(f"GET /user/info read back {json.dumps(info)[:300]}, not the session of {json.dumps(claims)[:300]}")
 if send("GET", "/user/info", (200, None), cookies=cookie) != info:
@@ -164,6 +164,16 @@ send("GET", "/user/info", (401, "unauthorized"))
 send("POST", "/user/logout", (401, "unauthorized"))
 # Ended: the same /sms/token request no longer brings the session back.
 call("/sms/token", {**flow, "code": code}, (404, "verification_not_found"))
+# Where a verification stands, then cancelled: found nowhere after. The signed result's keys.
+flow, code, wrong = start("+447400123496")
+status = call("/sms/status", flow, (200, None))
+if status["status"] != "pending" or status["attempts_left"] < 1:
+    fail(f"POST /sms/status answered {json.dumps(status)} for a fresh verification")
+call("/sms/cancel", flow, (204, None))
+call("/sms/status", flow, (404, "verification_not_found"))
+call("/sms/cancel", flow, (404, "verification_not_found"))
+call("/sms/token", {**flow, "code": code}, (404, "verification_not_found"))
+send("GET", "/.well-known/jwks.json", (200, None))
 # The public list: local-api's one client on the sandbox.
 listed = send("GET", "/sms/clients", (200, None))
 if [c["client_id"] for c in listed["clients"]] != ["sandbox-client"]:
@@ -179,6 +189,10 @@ call("/sms/token", {**flow, "code": code}, (429, "too_many_attempts"))
 call("/sms/log", {"data": {"step": "walk-through"}}, (415, "unsupported_media_type"), headers={"Content-Type": "text/plain"})
 call("/sms/auth", {"client_id": "x" * 9000, "login_hint": "+447400123497"}, (413, "payload_too_large"))
 EOF
+
+# The signed result, checked by an independent JOSE implementation (PyJWT) as an app's backend
+# would: it verifies, and a forged payload, another key, `none` and HS256 are refused.
+"$PYTHON" "$ROOT/scripts/verification-token-check.py" "$BASE_URL" "$SANDBOX_URL" || WALK_STATUS=$?
 
 # schemathesis writes its caches (.hypothesis, .schemathesis) into the working directory: WORK.
 # Proxies are cleared and bypassed so requests go straight to 127.0.0.1.

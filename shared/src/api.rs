@@ -26,6 +26,7 @@ use crate::{
     outcome::Success,
     phone,
     secret::{AuthReqId, Nonce, OtpCode, SessionToken},
+    signed_result::{JWKS_MAX_AGE_SECS, ResultSigner},
     store::{SessionKey, StateStore},
     telemetry::RequestLog,
     timings::measure,
@@ -131,6 +132,7 @@ pub async fn sms_token(app: &App, request: Request) -> HandlerResult {
             let mut body = verified.claims;
             body.insert("auth_server".into(), json!(verified.auth_server));
             body.insert("session".into(), json!(verified.session_token.expose()));
+            body.insert("verification_token".into(), json!(verified.verification_token.expose()));
             let mut response = json_response(StatusCode::OK, &Value::Object(body));
             let cookie = session_cookie(verified.session_token.expose(), verified.session_ttl_secs);
             if let Ok(value) = HeaderValue::from_str(&cookie) {
@@ -158,6 +160,7 @@ fn complete_request(request: &Request) -> Result<CompleteRequest, ApiError> {
         server_id: body.server_id,
         source_ip: source_ip(request),
         invocation_deadline: request.lambda_context_ref().map(|context| context.deadline()),
+        api_base_url: api_base_url(request),
     })
 }
 
@@ -281,6 +284,19 @@ pub async fn sms_clients(config: &Config, request: Request) -> HandlerResult {
         let mut response = json_response(StatusCode::OK, &body);
         response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
         (Facts::default(), Ok(Answer::summary(Success::Listed, response)))
+    })
+    .await
+}
+
+/// `GET /.well-known/jwks.json` → 200: the public keys of `verification_token` (public, cacheable).
+pub async fn jwks(results: &ResultSigner, request: Request) -> HandlerResult {
+    handle("jwks", &request, async {
+        let mut response = json_response(StatusCode::OK, &results.jwks().await);
+        let cache = format!("public, max-age={JWKS_MAX_AGE_SECS}");
+        if let Ok(value) = HeaderValue::from_str(&cache) {
+            response.headers_mut().insert(header::CACHE_CONTROL, value);
+        }
+        (Facts::default(), Ok(Answer::summary(Success::Published, response)))
     })
     .await
 }
@@ -553,6 +569,29 @@ fn request_id(request: &Request) -> Option<String> {
     match request.request_context_ref() {
         Some(RequestContext::ApiGatewayV2(context)) => context.request_id.clone(),
         _ => None,
+    }
+}
+
+/// The route API Gateway matched (`"GET /.well-known/jwks.json"`): what a function that serves
+/// two routes dispatches on.
+pub fn route_key(request: &Request) -> Option<&str> {
+    match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(context)) => context.route_key.as_deref(),
+        _ => None,
+    }
+}
+
+/// The API's base URL as API Gateway says the request came to it: its own domain with the stage
+/// (`https://{id}.execute-api.{region}.amazonaws.com/staging`), or a custom domain, mapped at
+/// its root.
+fn api_base_url(request: &Request) -> Option<String> {
+    let Some(RequestContext::ApiGatewayV2(context)) = request.request_context_ref() else { return None };
+    let domain = context.domain_name.as_deref()?;
+    match context.stage.as_deref() {
+        Some(stage) if domain.ends_with(".amazonaws.com") && stage != "$default" => {
+            Some(format!("https://{domain}/{stage}"))
+        }
+        _ => Some(format!("https://{domain}")),
     }
 }
 

@@ -12,8 +12,10 @@ use crate::{
     clock::{Clock, SystemClock},
     config::{Config, Role, env_var},
     origins::BrowserOrigins,
+    outbound,
     rotation::{ClientSecrets, SecretsManagerSecret},
     secret::ClientSecret,
+    signed_result::{KeyRing, ResultSigner, SigningKeys},
     startup::StartupError,
     store::{DynamoStore, StateStore, Timed},
 };
@@ -29,7 +31,13 @@ pub struct App {
     /// Pages of other origins that may end a session with its cookie (none unless set: `local-api`
     /// reads `BROWSER_ORIGINS`; in Lambda only the logout function needs them).
     pub browser_origins: BrowserOrigins,
+    /// Signs `/sms/token`'s `verification_token` and publishes its keys: a key made at start
+    /// (`local-api`, tests) and the issuer [`LOCAL_ISSUER`], unless [`Self::from_env`] reads them.
+    pub results: ResultSigner,
 }
+
+/// The issuer of an app not told its base URL: `local-api`'s default address.
+pub const LOCAL_ISSUER: &str = "http://127.0.0.1:3000";
 
 impl App {
     pub fn new(config: Config, store: Arc<dyn StateStore>) -> Result<Self, StartupError> {
@@ -49,7 +57,13 @@ impl App {
         let challenges = ChallengeVerifier::new()?;
         // Every store call of the flow is timed for the request's log line (see crate::timings).
         let store = Arc::new(Timed(store));
-        Ok(Self { config, ciba, challenges, store, clock, browser_origins: BrowserOrigins::default() })
+        let results = ResultSigner {
+            keys: KeyRing::fixed(SigningKeys::generate()),
+            issuer: Some(config.issuer.clone().unwrap_or_else(|| LOCAL_ISSUER.to_owned())),
+            ttl: config.verification_token_ttl,
+        };
+        let browser_origins = BrowserOrigins::default();
+        Ok(Self { config, ciba, challenges, store, clock, browser_origins, results })
     }
 
     /// The Lambda instance's app: the client secret (`CLIENT_SECRET`, else the Secrets Manager
@@ -73,8 +87,49 @@ impl App {
         let store = DynamoStore::new(dynamodb_client(&sdk), table);
         let mut app = Self::new(config, Arc::new(store))?;
         app.ciba.set_secrets(secrets);
+        if role == Role::CompletesVerifications {
+            app.results.keys = verification_keys_from_env(&sdk).await?;
+            app.results.issuer = issuer_from_env(&app.config)?;
+        }
         Ok(app)
     }
+}
+
+/// The signing keys of `/sms/token`: the Secrets Manager secret `VERIFICATION_KEYS_SECRET_ARN`
+/// (a JWK Set, see [`crate::signed_result`]).
+async fn verification_keys_from_env(sdk: &SdkConfig) -> Result<KeyRing, StartupError> {
+    let arn = env_var("VERIFICATION_KEYS_SECRET_ARN");
+    if arn.is_none() && outbound::under_sam_local() {
+        // `sam local` (never Lambda): a key of its own, as `local-api` makes one.
+        tracing::warn!(
+            event = "verification_key_generated",
+            why = "sam local without VERIFICATION_KEYS_SECRET_ARN"
+        );
+        return Ok(KeyRing::fixed(SigningKeys::generate()));
+    }
+    let arn = arn.ok_or(StartupError::MissingEnv {
+        name: "VERIFICATION_KEYS_SECRET_ARN",
+        why: "name the Secrets Manager secret with the verification_token signing keys (a JWK Set)",
+    })?;
+    let source = SecretsManagerSecret { client: secrets_manager_client(sdk), arn };
+    KeyRing::from_secret(source).await.map_err(|err| StartupError::VerificationKeys(err.to_string()))
+}
+
+/// `issuer` from the config, else `API_BASE_URL` (the template sets it to the custom domain's
+/// URL when there is one), else `None`: the URL each request came to.
+fn issuer_from_env(config: &Config) -> Result<Option<String>, StartupError> {
+    if let Some(issuer) = &config.issuer {
+        return Ok(Some(issuer.clone()));
+    }
+    let Some(base) = env_var("API_BASE_URL") else { return Ok(None) };
+    let mut problems = Vec::new();
+    if !crate::config::check_issuer(&base, &mut problems) {
+        return Err(StartupError::InvalidEnv {
+            name: "API_BASE_URL",
+            why: "must be the API's https base URL",
+        });
+    }
+    Ok(Some(base))
 }
 
 /// The store of the functions that never call the upstream (`/user/info`, logout, `/sms/status`,

@@ -67,6 +67,11 @@ pub struct Config {
     pub sms_clients: Vec<SmsClient>,
     pub session_ttl: Duration,
     pub upstream: UpstreamTimeouts,
+    /// `iss` of the signed verification result ([`crate::signed_result`]); `None`: the API's base
+    /// URL (`API_BASE_URL` in Lambda, the listening address in `local-api`).
+    pub issuer: Option<String>,
+    /// How long a signed verification result is valid (`exp` − `iat`).
+    pub verification_token_ttl: Duration,
 }
 
 impl Config {
@@ -208,6 +213,9 @@ struct RawConfig {
     session_ttl_secs: u64,
     #[serde(default)]
     upstream: RawUpstream,
+    issuer: Option<String>,
+    #[serde(default = "defaults::verification_token_ttl_secs")]
+    verification_token_ttl_secs: u64,
 }
 
 #[derive(Deserialize)]
@@ -287,6 +295,10 @@ impl Default for RawUpstream {
 }
 
 mod defaults {
+    pub fn verification_token_ttl_secs() -> u64 {
+        300
+    }
+
     pub fn session_ttl_secs() -> u64 {
         3600
     }
@@ -332,11 +344,14 @@ impl RawConfig {
         let sms_clients = validate_sms_clients(self.clients, &defaults, &mut problems);
         let session_ttl = validate_session_ttl(self.session_ttl_secs, &mut problems);
         let upstream = validate_upstream(&self.upstream, &mut problems);
+        let issuer = self.issuer.filter(|issuer| check_issuer(issuer, &mut problems));
+        let verification_token_ttl =
+            validate_verification_token_ttl(self.verification_token_ttl_secs, &mut problems);
 
         if !problems.is_empty() {
             return Err(ConfigError::all(problems));
         }
-        Ok(Config { auth_servers, sms_clients, session_ttl, upstream })
+        Ok(Config { auth_servers, sms_clients, session_ttl, upstream, issuer, verification_token_ttl })
     }
 }
 
@@ -379,6 +394,27 @@ fn validate_auth_servers(
 fn validate_session_ttl(secs: u64, problems: &mut Vec<String>) -> Duration {
     if !(60..=30 * 86_400).contains(&secs) {
         problems.push("`session_ttl_secs` must be between 60 and 2592000 (30 days)".to_owned());
+    }
+    Duration::from_secs(secs)
+}
+
+/// An issuer is what a backend compares `iss` with: an `https` URL (`http` only on loopback, for
+/// local runs), without a query or fragment.
+pub fn check_issuer(issuer: &str, problems: &mut Vec<String>) -> bool {
+    let ok = Url::parse(issuer)
+        .is_ok_and(|url| outbound::is_safe_url(&url) && url.query().is_none() && url.fragment().is_none());
+    if !ok {
+        problems.push(
+            "`issuer` must be an https URL without a query (the API's base URL, as backends compare it)"
+                .to_owned(),
+        );
+    }
+    ok
+}
+
+fn validate_verification_token_ttl(secs: u64, problems: &mut Vec<String>) -> Duration {
+    if !(30..=3600).contains(&secs) {
+        problems.push("`verification_token_ttl_secs` must be between 30 and 3600".to_owned());
     }
     Duration::from_secs(secs)
 }

@@ -20,6 +20,11 @@ fn random_bytes<const N: usize>() -> [u8; N] {
     bytes
 }
 
+/// 32 random bytes for a private key (see [`crate::signed_result`]).
+pub fn new_key_seed() -> [u8; 32] {
+    random_bytes::<32>()
+}
+
 /// A fresh random UUIDv4, as the `nonce` handed to the client.
 pub fn new_nonce() -> String {
     uuid::Builder::from_random_bytes(random_bytes::<16>()).into_uuid().to_string()

@@ -33,7 +33,7 @@ use crate::{
     fraud_guard::PauseStarted,
     limits::{RateLimited, ip_bucket},
     phone::{self, NumberRefused, NumberType, PhoneNumber},
-    secret::{AuthReqId, Nonce, OtpCode, SessionToken},
+    secret::{AuthReqId, Nonce, OtpCode, SessionToken, VerificationToken},
     store::{ClaimOutcome, Progress, SendReservation, StoreError, Verification, VerificationKey},
 };
 
@@ -181,6 +181,9 @@ pub struct CompleteRequest {
     pub source_ip: Option<String>,
     /// When Lambda stops this invocation (none outside Lambda): the lease must outlive it.
     pub invocation_deadline: Option<std::time::SystemTime>,
+    /// The API's URL as API Gateway says the request came to it: the signed result's issuer
+    /// unless one is configured.
+    pub api_base_url: Option<String>,
 }
 
 #[derive(Debug)]
@@ -189,6 +192,8 @@ pub struct Verified {
     pub claims: Map<String, Value>,
     pub session_token: SessionToken,
     pub session_ttl_secs: u64,
+    /// The signed result for the app's backend ([`crate::signed_result`]).
+    pub verification_token: VerificationToken,
 }
 
 /// Ties the log lines of one verification together without revealing its `auth_req_id`.

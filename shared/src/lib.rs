@@ -29,6 +29,7 @@ pub mod outcome;
 pub mod phone;
 pub mod rotation;
 pub mod secret;
+pub mod signed_result;
 pub mod sms_text;
 pub mod startup;
 pub mod store;

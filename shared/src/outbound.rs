@@ -39,7 +39,8 @@ pub fn is_safe_url(url: &Url) -> bool {
 /// has marked the process `AWS_SAM_LOCAL=true`, which Lambda never sets.
 pub const SAM_LOCAL_HOST: &str = "host.docker.internal";
 
-fn under_sam_local() -> bool {
+/// Whether SAM CLI runs this process (`sam local`).
+pub fn under_sam_local() -> bool {
     std::env::var("AWS_SAM_LOCAL").is_ok_and(|v| v.trim().eq_ignore_ascii_case("true"))
 }
 

@@ -23,6 +23,8 @@ pub enum Success {
     Pending,
     /// `/sms/cancel`: the verification was ended.
     Cancelled,
+    /// `/.well-known/jwks.json`: the public keys were given.
+    Published,
 }
 
 impl Success {
@@ -35,6 +37,7 @@ impl Success {
         Self::Listed,
         Self::Pending,
         Self::Cancelled,
+        Self::Published,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -47,6 +50,7 @@ impl Success {
             Self::Listed => "listed",
             Self::Pending => "pending",
             Self::Cancelled => "cancelled",
+            Self::Published => "published",
         }
     }
 }

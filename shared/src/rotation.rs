@@ -16,12 +16,15 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::{config::SmsClient, secret::ClientSecret};
+use crate::{
+    config::SmsClient,
+    secret::{ClientSecret, SecretText},
+};
 
 /// The least time between two reads of the secret by one instance.
 pub const MIN_REREAD_INTERVAL: Duration = Duration::from_secs(10);
 /// The longest a read of the secret may take (it runs inside a request).
-const READ_TIMEOUT: Duration = Duration::from_secs(2);
+pub(crate) const READ_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Where the client secret is kept: the Secrets Manager secret named by `CLIENT_SECRET_ARN`.
 #[derive(Clone, Debug)]
@@ -34,14 +37,8 @@ impl SecretsManagerSecret {
     /// The secret's current value: the plain secret, or a JSON object with a string
     /// `client_secret`. The error says what is wrong, never the value.
     pub async fn read(&self) -> Result<ClientSecret, String> {
-        let output = self
-            .client
-            .get_secret_value()
-            .secret_id(&self.arn)
-            .send()
-            .await
-            .map_err(|e| aws_sdk_secretsmanager::error::DisplayErrorContext(e).to_string())?;
-        let text = output.secret_string().ok_or("the secret has no SecretString")?;
+        let text = self.read_text().await?;
+        let text = text.expose();
         let secret = match serde_json::from_str::<serde_json::Value>(text) {
             Ok(serde_json::Value::Object(fields)) => fields
                 .get("client_secret")
@@ -54,6 +51,20 @@ impl SecretsManagerSecret {
             return Err("the secret is empty".into());
         }
         Ok(ClientSecret::new(secret))
+    }
+}
+
+impl SecretsManagerSecret {
+    /// The secret's text as stored. The error says what is wrong, never the value.
+    pub async fn read_text(&self) -> Result<SecretText, String> {
+        let output = self
+            .client
+            .get_secret_value()
+            .secret_id(&self.arn)
+            .send()
+            .await
+            .map_err(|e| aws_sdk_secretsmanager::error::DisplayErrorContext(e).to_string())?;
+        Ok(SecretText::new(output.secret_string().ok_or("the secret has no SecretString")?))
     }
 }
 

@@ -52,6 +52,11 @@ secret_types! {
     OtpCode;
     /// A CAPTCHA provider's secret key ([`crate::challenge`]).
     ChallengeSecret;
+    /// The signed verification result for the app's backend ([`crate::signed_result`]): it
+    /// proves a number to whoever holds it until it expires.
+    VerificationToken;
+    /// A Secrets Manager secret's text as stored (the verification keys' private JWK Set).
+    SecretText;
 }
 
 #[cfg(test)]

@@ -16,4 +16,6 @@ pub enum StartupError {
     SdkHttpClient(#[from] aws_smithy_http_client::HttpClientError),
     #[error("cannot read the client secret {arn} from Secrets Manager: {cause}")]
     Secret { arn: String, cause: String },
+    #[error("cannot use {0}")]
+    VerificationKeys(String),
 }

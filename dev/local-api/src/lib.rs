@@ -72,6 +72,10 @@ pub fn router(app: Shared) -> Router {
         )
         .route("/sms/log", post(lambda_route!("POST /sms/log", |_app, r| api::sms_log(r))))
         .route(
+            "/.well-known/jwks.json",
+            get(lambda_route!("GET /.well-known/jwks.json", |app, r| api::jwks(&app.results, r))),
+        )
+        .route(
             "/sms/clients",
             get(lambda_route!("GET /sms/clients", |app, r| api::sms_clients(&app.config, r))),
         )

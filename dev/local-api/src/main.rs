@@ -117,9 +117,14 @@ async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     };
     let mut app = App::new(config, store)?;
     app.browser_origins = BrowserOrigins::from_env()?;
+    let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], args.port))).await?;
+    // The signed results name this API as their issuer, unless the config names another; their
+    // key was made at start, so a restart changes it (a backend refetches the JWKS by `kid`).
+    if app.config.issuer.is_none() {
+        app.results.issuer = Some(format!("http://{}", listener.local_addr()?));
+    }
     let app = Arc::new(app);
 
-    let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], args.port))).await?;
     tracing::info!(
         event = "local_api_started",
         url = format!("http://{}", listener.local_addr()?),

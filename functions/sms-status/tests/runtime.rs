@@ -70,7 +70,8 @@ async fn answers_where_a_verification_stands_without_the_client_secret() {
     assert!(body["resend_after"].as_u64().is_some_and(|at| at <= now_epoch_secs()), "{body}");
 
     // A wrong code on the same table costs an attempt; the right one uses the verification up.
-    let wrong = if code.starts_with('9') { format!("1{}", &code[1..]) } else { format!("9{}", &code[1..]) };
+    let first = if code.starts_with('9') { '1' } else { '9' };
+    let wrong = format!("{first}{}", &code[1..]);
     let token = |code: &str| {
         request(
             "sms-token.json",

@@ -18,6 +18,40 @@ use support::{CLIENT, CLIENT_SECRET, INVOKE_TIMEOUT, PHONE, assert_error, event}
 
 const BINARY: &str = env!("CARGO_BIN_EXE_sms-token");
 
+/// The signing keys' secret: RFC 8037's example Ed25519 key (appendix A.1), then another
+/// published key, as during a rotation.
+const KEYS_KID: &str = "test-2026-12";
+const KEYS_X: &str = "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo";
+const KEYS: &str = r#"{"keys": [
+  {"kty": "OKP", "crv": "Ed25519", "kid": "test-2026-12",
+   "d": "nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"},
+  {"kty": "OKP", "crv": "Ed25519", "kid": "test-2026-11", "x": "h8AA8Y2a_9ixC90K1sH_mXIVpxJDrvTHnnYO26Ge-zU"}
+]}"#;
+
+/// The function's environment as the template gives it: [`support::function_env`] and the
+/// signing keys' secret (created in Secrets Manager).
+async fn token_env(sandbox: &Sandbox, table: &str, secret_arn: &str) -> Vec<(String, String)> {
+    let mut env = support::function_env(sandbox, table, secret_arn);
+    let keys_arn = support::create_secret(KEYS).await;
+    env.push(("VERIFICATION_KEYS_SECRET_ARN".to_owned(), keys_arn));
+    env
+}
+
+/// The claims of `token` after checking its signature with the test key (RFC 8037's public `x`).
+fn verified_claims(token: &str) -> Value {
+    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+    use ed25519_dalek::{Signature, Verifier, VerifyingKey};
+    let parts: Vec<&str> = token.split('.').collect();
+    assert_eq!(parts.len(), 3, "a compact JWS");
+    let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap();
+    assert_eq!(header, json!({ "alg": "EdDSA", "kid": KEYS_KID, "typ": "JWT" }));
+    let x: [u8; 32] = URL_SAFE_NO_PAD.decode(KEYS_X).unwrap().try_into().unwrap();
+    let signature = Signature::from_slice(&URL_SAFE_NO_PAD.decode(parts[2]).unwrap()).unwrap();
+    let signed = format!("{}.{}", parts[0], parts[1]);
+    VerifyingKey::from_bytes(&x).unwrap().verify(signed.as_bytes(), &signature).expect("signed by the key");
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap()
+}
+
 /// Starts a verification the way the `sms-auth` function does, on `table`: its `auth_req_id`,
 /// `nonce` and the code the sandbox texted.
 async fn start_verification(sandbox: &Sandbox, table: &str) -> (String, String, String) {
@@ -45,7 +79,7 @@ async fn verifies_a_number_on_one_warm_instance() {
     let sandbox = support::start_sandbox().await;
     let emulator = Emulator::start().await.expect("emulator starts");
     let mut function =
-        support::spawn(BINARY, "sms-token", &emulator, support::function_env(&sandbox, &table, &secret_arn));
+        support::spawn(BINARY, "sms-token", &emulator, token_env(&sandbox, &table, &secret_arn).await);
     let (auth_req_id, nonce, code) = start_verification(&sandbox, &table).await;
     let cold_start = support::cold_start(&emulator, &mut function).await;
     println!("sms-token cold start (debug build, secret from Secrets Manager): {cold_start:?}");
@@ -70,6 +104,35 @@ async fn verifies_a_number_on_one_warm_instance() {
     assert!(body["sub"].as_str().is_some_and(|sub| !sub.is_empty()));
     let session = body["session"].as_str().expect("session").to_owned();
     assert!(session.len() >= 40, "a 256-bit token");
+    // The signed result: the key's, the event's API URL as issuer, the number the SMS went to.
+    let claims = verified_claims(body["verification_token"].as_str().expect("a verification_token"));
+    assert_eq!(
+        (
+            &claims["iss"],
+            &claims["aud"],
+            &claims["sub"],
+            &claims["phone_number"],
+            &claims["phone_number_verified"]
+        ),
+        (
+            &json!("https://abcdef1234.execute-api.eu-west-1.amazonaws.com"),
+            &json!(CLIENT),
+            &body["sub"],
+            &json!(PHONE),
+            &json!(true)
+        ),
+        "{claims}"
+    );
+    assert_eq!(claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap(), 300, "{claims}");
+    let jwks = emulator.invoke(&event("jwks.json"), INVOKE_TIMEOUT).await.unwrap();
+    assert_eq!(jwks["statusCode"], 200, "{jwks}");
+    assert_eq!(apigw::header(&jwks, "cache-control"), Some("public, max-age=300"));
+    let published = apigw::body_json(&jwks);
+    let kids: Vec<&str> =
+        published["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap()).collect();
+    assert_eq!(kids, [KEYS_KID, "test-2026-11"], "the signing key, then the other: {published}");
+    assert_eq!(published["keys"][0]["x"], KEYS_X);
+    assert!(!published.to_string().contains("\"d\""), "no private part: {published}");
     let cookies = apigw::cookies(&verified);
     assert_eq!(cookies.len(), 1, "one cookie");
     let cookie = &cookies[0];
@@ -82,10 +145,13 @@ async fn verifies_a_number_on_one_warm_instance() {
     let replay = emulator.invoke(&token_event, INVOKE_TIMEOUT).await.unwrap();
     assert_eq!(replay["statusCode"], 200, "{}", replay["body"]);
     assert_eq!(apigw::body_json(&replay)["session"], session);
+    let replayed = verified_claims(apigw::body_json(&replay)["verification_token"].as_str().unwrap());
+    assert_ne!(replayed["jti"], claims["jti"], "each token its own jti");
     assert!(function.try_wait().unwrap().is_none(), "the instance keeps running between invocations");
     assert_eq!(emulator.init_error(), None);
 
-    let done = |out: &str| out.matches("\"event\":\"sms_token_").count() >= 4;
+    let done =
+        |out: &str| out.matches("\"event\":\"sms_token_").count() >= 4 && out.contains("jwks_published");
     assert!(function.wait_for_stdout(INVOKE_TIMEOUT, done).await, "4 summary lines");
     let events: Vec<String> = function
         .json_logs()
@@ -108,8 +174,22 @@ async fn verifies_a_number_on_one_warm_instance() {
             ("auth_req_id", &auth_req_id),
             ("session token", &session),
             ("nonce", &nonce),
+            ("verification_token", body["verification_token"].as_str().unwrap()),
+            ("signing key", "nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A"),
         ],
     );
+}
+
+/// Without the signing keys' secret the function does not start, and says what to set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_signing_keys_stop_the_cold_start() {
+    let secret_arn = support::create_secret(CLIENT_SECRET).await;
+    let sandbox = support::start_sandbox().await;
+    let emulator = Emulator::start().await.expect("emulator starts");
+    let env = support::function_env(&sandbox, "sms-token-no-table-needed", &secret_arn);
+    let mut function = support::spawn(BINARY, "sms-token", &emulator, env);
+    let error = support::assert_startup_failed(&mut function, &emulator).await;
+    assert!(error.contains("VERIFICATION_KEYS_SECRET_ARN"), "{error}");
 }
 
 /// A `CLIENT_SECRET_ARN` that names no secret stops the cold start: one `startup_failed` line that
@@ -142,7 +222,7 @@ async fn a_secret_rotated_mid_verification_still_verifies_the_code() {
     let sandbox = support::start_sandbox().await;
     let emulator = Emulator::start().await.expect("emulator starts");
     let mut function =
-        support::spawn(BINARY, "sms-token", &emulator, support::function_env(&sandbox, &table, &secret_arn));
+        support::spawn(BINARY, "sms-token", &emulator, token_env(&sandbox, &table, &secret_arn).await);
     let (auth_req_id, nonce, code) = start_verification(&sandbox, &table).await;
     support::cold_start(&emulator, &mut function).await;
 

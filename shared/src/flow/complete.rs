@@ -35,7 +35,8 @@ use crate::{
     ciba::{UpstreamError, UserInfo},
     config::{AuthServer, SmsClient},
     crypto, phone,
-    secret::{AccessToken, AuthReqId, OtpCode, SessionToken},
+    secret::{AccessToken, AuthReqId, OtpCode, SessionToken, VerificationToken},
+    signed_result::VerifiedNumber,
     store::{
         Claim, ClaimOutcome, Lease, LeaseAfter, LeaseId, Progress, Session, SessionKey, StoreError,
         Verification, VerificationKey,
@@ -156,7 +157,27 @@ pub(super) async fn run(
         guard::after_verified(app.store.as_ref(), client.guarded(), &verification).await;
     }
 
-    Ok(Verified { auth_server: server.into(), claims, session_token, session_ttl_secs })
+    let verification_token =
+        sign_result(app, request.api_base_url.as_deref(), &verification, &claims, now).await;
+    Ok(Verified { auth_server: server.into(), claims, session_token, session_ttl_secs, verification_token })
+}
+
+/// The signed result for the app's backend: the verification's client and number, the upstream's
+/// subject.
+async fn sign_result(
+    app: &App,
+    api_base_url: Option<&str>,
+    verification: &Verification,
+    claims: &Map<String, Value>,
+    now: u64,
+) -> VerificationToken {
+    let verified = VerifiedNumber {
+        client_id: &verification.client_id,
+        sub: claims.get("sub").and_then(Value::as_str).unwrap_or_default(),
+        phone_number: &verification.phone,
+        test: verification.test,
+    };
+    app.results.sign(&verified, api_base_url, now).await
 }
 
 /// Steps 2–4 against the upstream: the SMS callback with the code, the token, the userinfo.
@@ -299,10 +320,14 @@ impl Attempt<'_> {
         // Ended (logged out) or expired since: there is nothing to give back.
         let session = found?.ok_or(FlowError::VerificationNotFound)?;
         self.facts.replayed = true;
+        let base_url = request.api_base_url.as_deref();
+        let verification_token =
+            sign_result(self.app, base_url, self.verification, &session.userinfo, now).await;
         Ok(Verified {
             auth_server: server.into(),
             claims: session.userinfo,
             session_token,
+            verification_token,
             session_ttl_secs: session.expires_at.saturating_sub(now),
         })
     }
