@@ -9,7 +9,6 @@ use icu_properties::{CodePointMapData, props::GeneralCategory};
 use lambda_http::{
     Body, Request, RequestExt, Response,
     http::{HeaderValue, StatusCode, header},
-    request::RequestContext,
 };
 use serde::{Deserialize, de::DeserializeOwned};
 use serde_json::{Value, json};
@@ -40,6 +39,11 @@ pub const MAX_LOG_BODY_BYTES: usize = 32 * 1024;
 const SEC_FETCH_SITE: &str = "sec-fetch-site";
 /// Name of the cookie that carries the session token for browser clients.
 pub const SESSION_COOKIE: &str = "sms_session";
+
+mod context;
+
+use context::{api_base_url, request_id};
+pub use context::{route_key, source_ip};
 
 type HandlerResult = Result<Response<Body>, lambda_http::Error>;
 
@@ -559,47 +563,6 @@ fn check_code_format(code: &str) -> Result<(), ApiError> {
         Ok(())
     } else {
         Err(ApiError::invalid_request("field `code`: must be 4 to 10 ASCII digits"))
-    }
-}
-
-fn request_id(request: &Request) -> Option<String> {
-    if let Some(context) = request.lambda_context_ref() {
-        return Some(context.request_id.clone());
-    }
-    match request.request_context_ref() {
-        Some(RequestContext::ApiGatewayV2(context)) => context.request_id.clone(),
-        _ => None,
-    }
-}
-
-/// The route API Gateway matched (`"GET /.well-known/jwks.json"`): what a function that serves
-/// two routes dispatches on.
-pub fn route_key(request: &Request) -> Option<&str> {
-    match request.request_context_ref() {
-        Some(RequestContext::ApiGatewayV2(context)) => context.route_key.as_deref(),
-        _ => None,
-    }
-}
-
-/// The API's base URL as API Gateway says the request came to it: its own domain with the stage
-/// (`https://{id}.execute-api.{region}.amazonaws.com/staging`), or a custom domain, mapped at
-/// its root.
-fn api_base_url(request: &Request) -> Option<String> {
-    let Some(RequestContext::ApiGatewayV2(context)) = request.request_context_ref() else { return None };
-    let domain = context.domain_name.as_deref()?;
-    match context.stage.as_deref() {
-        Some(stage) if domain.ends_with(".amazonaws.com") && stage != "$default" => {
-            Some(format!("https://{domain}/{stage}"))
-        }
-        _ => Some(format!("https://{domain}")),
-    }
-}
-
-/// The client's IP as API Gateway saw it (per-IP limits use it).
-pub fn source_ip(request: &Request) -> Option<String> {
-    match request.request_context_ref() {
-        Some(RequestContext::ApiGatewayV2(context)) => context.http.source_ip.clone(),
-        _ => None,
     }
 }
 

@@ -31,7 +31,7 @@ use tokio::time::Instant;
 use crate::{
     crypto,
     rotation::{READ_TIMEOUT, SecretsManagerSecret},
-    secret::VerificationToken,
+    secret::{SecretText, VerificationToken},
 };
 
 /// The one algorithm the tokens are signed with.
@@ -86,6 +86,19 @@ impl SigningKeys {
     pub fn generate() -> Self {
         let signing = SigningKey::from_bytes(&crypto::new_key_seed());
         Self { kid: thumbprint(&signing.verifying_key()), signing, other: None }
+    }
+
+    /// A fresh random key named `kid`, for a new key set (`local-api --new-verification-key`).
+    pub fn generate_named(kid: &str) -> Self {
+        Self { kid: kid.to_owned(), ..Self::generate() }
+    }
+
+    /// The set as the secret holds it, private part included: what [`Self::from_jwks`] reads.
+    pub fn private_jwks(&self) -> SecretText {
+        let mut jwk = public_jwk(&PublicKey { kid: self.kid.clone(), key: self.signing.verifying_key() });
+        jwk["d"] = json!(URL_SAFE_NO_PAD.encode(self.signing.to_bytes()));
+        let keys: Vec<Value> = std::iter::once(jwk).chain(self.other.iter().map(public_jwk)).collect();
+        SecretText::new(json!({ "keys": keys }).to_string())
     }
 
     /// Reads a JWK Set of one or two Ed25519 keys (`{"keys": [{"kty": "OKP", "crv": "Ed25519",
@@ -376,6 +389,14 @@ mod tests {
             "at most 2",
         );
         refused(json!("not a set"), "JWK Set");
+    }
+
+    #[test]
+    fn a_new_key_set_reads_back_as_it_signs() {
+        let keys = SigningKeys::generate_named("2027-01");
+        let read = SigningKeys::from_jwks(keys.private_jwks().expose()).expect("reads back");
+        assert_eq!(read.kid(), "2027-01");
+        assert_eq!(read.public_jwks(), keys.public_jwks());
     }
 
     #[test]

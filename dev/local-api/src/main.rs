@@ -17,6 +17,7 @@ use shared::{
     config::{self, Config},
     origins::BrowserOrigins,
     secret::ClientSecret,
+    signed_result::SigningKeys,
     store::{DynamoStore, MemoryStore, StateStore},
 };
 use tokio::net::TcpListener;
@@ -44,12 +45,20 @@ struct Args {
     /// 0 when it is valid, 1 when not. Starts nothing.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["config", "sandbox", "create_table"])]
     check_config: Option<PathBuf>,
+    /// Print a new Ed25519 signing key named KID as a private JWK Set, the value of the
+    /// VerificationKeysSecretArn secret (README, "The signed result"), and exit. Starts nothing.
+    #[arg(long, value_name = "KID", conflicts_with_all = ["config", "sandbox", "create_table", "check_config"])]
+    new_verification_key: Option<String>,
 }
 
 fn main() -> Result<ExitCode, Box<dyn std::error::Error>> {
     let args = Args::parse();
     if let Some(path) = &args.check_config {
         return Ok(check_config(path));
+    }
+    if let Some(kid) = &args.new_verification_key {
+        println!("{}", SigningKeys::generate_named(kid).private_jwks().expose());
+        return Ok(ExitCode::SUCCESS);
     }
     shared::telemetry::init();
     tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(serve(args))?;
