@@ -18,6 +18,7 @@ export RUST_TEST_THREADS="${RUST_TEST_THREADS:-8}"
 
 scripts/with-test-services.sh cargo test --workspace --locked "$@"
 scripts/browser-test.sh
+scripts/api-client.sh
 scripts/readme-walkthrough.sh
 scripts/api-fuzz.sh
 scripts/sam-check.sh

@@ -1,12 +1,16 @@
+// @ts-check
 // The demo page: phone number → SMS code → verified session, on the API of openapi.yaml.
 // Plain ES module, no build step. One step of the flow is visible at a time; each step change
 // moves the focus to the new step's heading or first field, and every message goes to one
-// polite live region (plus the field it concerns).
+// polite live region (plus the field it concerns). scripts/api-client.sh type-checks it: the
+// calls of the API client (api.js) and the fields of their answers must match openapi.yaml.
 import config from './config.js';
 import { ApiError, createApi } from './api.js';
 
 const lpn = globalThis.libphonenumber; // vendor/libphonenumber-js, loaded before this module
 const api = createApi(config.apiBaseUrl);
+// Untyped on purpose: the elements' types are index.html's, which the type check cannot see.
+/** @type {(id: string) => any} */
 const $ = (id) => document.getElementById(id);
 
 const el = {
@@ -76,6 +80,10 @@ const dateTime = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeS
 // anything else: the event, the step, how long a request took (`ms`), the error code and HTTP
 // status, and short tokens, flags and small numbers as `extra`. Never the phone number, the code,
 // the auth_req_id, the nonce or the session. The time between events is in the lines' timestamps.
+/**
+ * @param {string} event
+ * @param {{ ms?: number, error?: string, status?: number, [extra: string]: unknown }} [fields]
+ */
 function track(event, { ms, error, status, ...extra } = {}) {
   api.log(
     {
@@ -103,6 +111,10 @@ function errorFields(err) {
 // ---------------------------------------------------------------------------------------------
 // Steps, messages, busy buttons
 
+/**
+ * @param {keyof typeof el.steps} step
+ * @param {{ focus?: HTMLElement }} [options]
+ */
 function show(step, { focus } = {}) {
   if (state.step === 'code' && step !== 'code') stopWebOtp();
   for (const [name, section] of Object.entries(el.steps)) section.hidden = name !== step;
@@ -291,7 +303,7 @@ function loadWidget({ src, global }) {
       // reCAPTCHA defines render a moment after its script has run.
       const deadline = performance.now() + 5000;
       const ready = () => {
-        const api = window[global];
+        const api = /** @type {any} */ (window)[global];
         if (api && typeof api.render === 'function') resolve(api);
         else if (performance.now() > deadline) resolve(null);
         else setTimeout(ready, 50);
@@ -464,6 +476,9 @@ async function sendCode(phone, { resend }) {
   try {
     const body = { client_id: state.clientId, login_hint: phone.e164 };
     if (state.serverId) body.server_id = state.serverId;
+    // The SMS in the user's language, where the client has a template for it (else its default).
+    const locale = navigator.language;
+    if (locale && locale.length <= 35) body.locale = locale;
     if (state.challenge) {
       if (!state.challenge.token) {
         setBusy(button, null);
@@ -595,8 +610,9 @@ function startWebOtp() {
   if (!('OTPCredential' in window) || !navigator.credentials || !navigator.credentials.get) return;
   otpAbort = new AbortController();
   navigator.credentials
-    .get({ otp: { transport: ['sms'] }, signal: otpAbort.signal })
-    .then((otp) => {
+    // WebOTP's `otp` option and OTPCredential are not in TypeScript's DOM types.
+    .get(/** @type {any} */ ({ otp: { transport: ['sms'] }, signal: otpAbort.signal }))
+    .then((/** @type {any} */ otp) => {
       if (!otp || !otp.code || state.step !== 'code' || state.busy) return;
       el.code.value = otp.code.replace(/\D/g, '');
       track('webotp_filled');

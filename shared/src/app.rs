@@ -15,7 +15,7 @@ use crate::{
     outbound,
     rotation::{ClientSecrets, SecretsManagerSecret},
     secret::ClientSecret,
-    signed_result::{KeyRing, ResultSigner, SigningKeys},
+    signed_result::{KeyRing, LOCAL_ISSUER, ResultSigner, SigningKeys},
     startup::StartupError,
     store::{DynamoStore, StateStore, Timed},
 };
@@ -36,8 +36,6 @@ pub struct App {
     pub results: ResultSigner,
 }
 
-/// The issuer of an app not told its base URL: `local-api`'s default address.
-pub const LOCAL_ISSUER: &str = "http://127.0.0.1:3000";
 
 impl App {
     pub fn new(config: Config, store: Arc<dyn StateStore>) -> Result<Self, StartupError> {

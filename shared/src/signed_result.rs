@@ -38,6 +38,8 @@ use crate::{
 pub const ALGORITHM: &str = "EdDSA";
 /// How long an instance signs with (and publishes) the keys it read before reading them again.
 pub const KEYS_REREAD_INTERVAL: Duration = Duration::from_secs(300);
+/// The issuer of an app not told its base URL: `local-api`'s default address.
+pub const LOCAL_ISSUER: &str = "http://127.0.0.1:3000";
 /// How long a JWKS answer may be cached (`Cache-Control: public, max-age`).
 pub const JWKS_MAX_AGE_SECS: u64 = 300;
 
@@ -291,7 +293,7 @@ impl ResultSigner {
         base_url: Option<&str>,
         now: u64,
     ) -> VerificationToken {
-        let issuer = self.issuer.as_deref().or(base_url).unwrap_or(crate::app::LOCAL_ISSUER);
+        let issuer = self.issuer.as_deref().or(base_url).unwrap_or(LOCAL_ISSUER);
         let mut claims = json!({
             "iss": issuer,
             "aud": verified.client_id,
