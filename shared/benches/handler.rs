@@ -30,6 +30,7 @@ use shared::{
     metrics,
     phone::PhoneNumber,
     secret::SessionToken,
+    signed_result::SigningKeys,
     store::{MemoryStore, SessionKey},
     timings::Timings,
 };
@@ -250,6 +251,14 @@ fn benches(c: &mut Criterion) {
         )
     });
     group.bench_function("metrics_line", |b| b.iter(|| metrics_line("sms_token", "verified")));
+    // `/sms/token`'s signed result: one Ed25519 signature over the claims.
+    let keys = SigningKeys::generate();
+    let claims = json!({
+        "iss": "https://abcdef1234.execute-api.eu-west-1.amazonaws.com/staging", "aud": "sandbox-client",
+        "sub": "d2fdc6c3-8e7a-4f1b-9c2d-5a6b7c8d9e0f", "phone_number": TEST_PHONE,
+        "phone_number_verified": true, "iat": 1_796_292_000u64, "exp": 1_796_292_300u64, "jti": crypto::new_token(),
+    });
+    group.bench_function("sign_result", |b| b.iter(|| keys.sign(black_box(&claims))));
     group.finish();
 
     let mut group = c.benchmark_group("cold_start");

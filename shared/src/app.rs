@@ -36,7 +36,6 @@ pub struct App {
     pub results: ResultSigner,
 }
 
-
 impl App {
     pub fn new(config: Config, store: Arc<dyn StateStore>) -> Result<Self, StartupError> {
         Self::with_clock(config, store, Arc::new(SystemClock))

@@ -481,6 +481,11 @@ impl CibaClient {
             read_json(self.send(request, Some(deadline)).await?).await
         })
         .await?;
+        // OpenID Connect requires `sub`: the session and the signed result name the user by it,
+        // so a userinfo without one is not an answer this call can use.
+        if claims.get("sub").and_then(Value::as_str).is_none_or(|sub| sub.trim().is_empty()) {
+            return Err(UpstreamError::Failed { status: Some(200), reason: Failure::Unreadable });
+        }
         Ok(UserInfo::from_claims(claims))
     }
 

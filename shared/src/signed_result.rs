@@ -107,8 +107,16 @@ impl SigningKeys {
     /// "kid", "d", "x"}, …]}`): the first signs and must have `d`; `x`, where given, must be the
     /// public half of `d`.
     pub fn from_jwks(text: &str) -> Result<Self, KeysError> {
-        let set: RawKeySet = serde_json::from_str(text)
-            .map_err(|e| KeysError(format!("not a JWK Set ({{\"keys\": [...]}}): {e}")))?;
+        // serde's message quotes the values it could not take (a private key, in a secret stored
+        // twice encoded): only where and what kind of error is said.
+        let set: RawKeySet = serde_json::from_str(text).map_err(|e| {
+            KeysError(format!(
+                "not a JWK Set ({{\"keys\": [...]}}): {:?} error at line {} column {}",
+                e.classify(),
+                e.line(),
+                e.column()
+            ))
+        })?;
         let mut keys = set.keys.into_iter().enumerate();
         let Some((_, first)) = keys.next() else {
             return Err(KeysError("`keys` is empty: give the signing key first".into()));
@@ -282,10 +290,13 @@ pub struct VerifiedNumber<'a> {
     /// E.164: the number the SMS went to.
     pub phone_number: &'a str,
     pub test: bool,
+    /// One per verification, the same in every token of it (a replay's too), so a backend that
+    /// refuses a `jti` it has seen accepts each verification once.
+    pub jti: &'a str,
 }
 
 impl ResultSigner {
-    /// The token for `verified`, issued at `now` (Unix seconds), with a fresh `jti`; `base_url`
+    /// The token for `verified`, issued at `now` (Unix seconds); `base_url`
     /// is the API's URL the request came to (the issuer when none is configured).
     pub async fn sign(
         &self,
@@ -302,7 +313,7 @@ impl ResultSigner {
             "phone_number_verified": true,
             "iat": now,
             "exp": now + self.ttl.as_secs(),
-            "jti": crypto::new_token(),
+            "jti": verified.jti,
         });
         if verified.test {
             claims["test"] = json!(true);
@@ -391,6 +402,10 @@ mod tests {
             "at most 2",
         );
         refused(json!("not a set"), "JWK Set");
+        // A set stored as a JSON string (encoded twice): the error names no part of it.
+        let twice = json!(json!({ "keys": [private_jwk(&current, "k")] }).to_string());
+        refused(twice, "JWK Set");
+        refused(json!({ "keys": [json!(private_jwk(&current, "k")).to_string()] }), "JWK Set");
     }
 
     #[test]

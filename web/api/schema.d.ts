@@ -116,8 +116,9 @@ export interface paths {
         };
         /**
          * The public keys that sign `verification_token`
-         * @description A JSON Web Key Set (RFC 7517) with the current signing key and, after a rotation, the
-         *     previous one, so a token signed just before the rotation still verifies. Pick the key by
+         * @description A JSON Web Key Set (RFC 7517) with the current signing key and, during a rotation, the
+         *     next one (published before it signs) or the previous one (so a token signed just before
+         *     the rotation still verifies). Pick the key by
          *     the token header's `kid`; on an unknown `kid`, fetch the set again (at most once a
          *     minute). Public and cacheable.
          */
@@ -370,8 +371,10 @@ export interface components {
              *     `kid` from `/.well-known/jwks.json`. Claims: `iss` (the configured `issuer`, by default
              *     the API's base URL), `aud` (the `client_id`), `sub` (the auth server's subject),
              *     `phone_number` (E.164, the number the SMS went to), `phone_number_verified` (`true`),
-             *     `iat`, `exp` (`verification_token_ttl_secs` later, 300 s by default) and `jti` (unique:
-             *     a backend refuses one it has seen). The app passes it on; it does not need to read it.
+             *     `iat`, `exp` (`verification_token_ttl_secs` later, 300 s by default), `jti` (one per
+             *     verification, the same in a replay's token: a backend refuses one it has seen) and,
+             *     for a client's configured test number only, `test: true` (no SMS was sent: refuse it
+             *     in production). The app passes it on; it does not need to read it.
              */
             verification_token: string;
         } & {
@@ -416,13 +419,13 @@ export interface components {
              */
             expires_at: number;
             /**
-             * @description The earliest time, in Unix seconds, at which `/sms/auth` may send this number another SMS (the resend delay and the phone's limits): run the resend countdown to it. At or before now: a new SMS may be asked for now.
+             * @description Not before this time, in Unix seconds, may `/sms/auth` send this number another SMS: the resend delay and the phone's own limits, from the network the verification was started from. Run the resend countdown to it. At or before now: a new SMS may be asked for now (limits of the network, the client or the country may still answer `429` with their own `retry_after`).
              * @example 1796291730
              */
             resend_after: number;
         };
         Jwks: {
-            /** @description The current key first, then the previous one (during a rotation). */
+            /** @description The current key first, then the next or previous one (during a rotation). */
             keys: components["schemas"]["Jwk"][];
         };
         /** @description A public Ed25519 key (RFC 8037) as a JSON Web Key. */

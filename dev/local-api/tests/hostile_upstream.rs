@@ -22,6 +22,7 @@ for_each_store!(
     no_upstream_text_reaches_the_caller,
     claims_for_another_number_or_without_a_yes_open_no_session,
     claims_for_the_same_number_in_another_spelling_open_the_sms_numbers_session,
+    a_userinfo_without_a_subject_is_no_answer_and_a_retry_is_served,
     a_request_may_name_only_an_allowed_scope,
 );
 
@@ -246,6 +247,26 @@ async fn claims_for_the_same_number_in_another_spelling_open_the_sms_numbers_ses
             system.http.get(format!("{}/user/info", system.base)).bearer_auth(session).send().await.unwrap();
         let info: Value = info.json().await.unwrap();
         assert_eq!(info["userinfo"]["phone_number"], PHONE, "{claims}");
+    }
+}
+
+/// A userinfo without `sub` (or an empty one) cannot name the user of the session or of the
+/// signed result: an unreadable answer (`502`), the verification kept, and the same request
+/// retried once the upstream answers properly gets its session, with the token's `sub`.
+async fn a_userinfo_without_a_subject_is_no_answer_and_a_retry_is_served(store: StoreKind) {
+    let (system, hostile) = hostile_system(store, |_| {}).await;
+    for claims in [
+        json!({ "phone_number": PHONE, "phone_number_verified": true }),
+        json!({ "sub": " ", "phone_number": PHONE, "phone_number_verified": true }),
+        json!({ "sub": 7, "phone_number": PHONE, "phone_number_verified": true }),
+    ] {
+        let verification = started(&start(&system).await);
+        hostile.then("userinfo", Answer::Json(200, claims.clone()));
+        let reply = system.token(&verification, "123456").await;
+        assert_eq!(status_and_error(&reply), (502, "upstream_error".into()), "{claims}: {}", reply.text);
+        let retried = system.token(&verification, "123456").await;
+        assert_eq!(retried.status, 200, "{claims}: {}", retried.text);
+        assert!(retried.json()["verification_token"].as_str().is_some_and(|t| t.split('.').count() == 3));
     }
 }
 

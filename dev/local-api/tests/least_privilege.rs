@@ -99,6 +99,24 @@ async fn each_function_touches_exactly_what_the_readme_table_grants() {
     assert_eq!(system.post("/sms/cancel", used).await.status, 404);
     record("POST /sms/cancel");
 
+    // ... and one with no attempts left: a claim of it reads the phone's and the number's
+    // records to say why (exhausted, or the phone locked), on /sms/token and /sms/cancel alike.
+    let spent_phone = "+447400123459";
+    let spent = system.start_verification(spent_phone).await;
+    record("POST /sms/auth");
+    let wrong = common::wrong(&system.code_for(spent_phone));
+    for _ in 0..4 {
+        assert_eq!(system.token(&spent, &wrong).await.error(), "invalid_code");
+    }
+    // The last attempt, then a claim refused for it.
+    for _ in 0..2 {
+        assert_eq!(system.token(&spent, &wrong).await.error(), "too_many_attempts");
+    }
+    record("POST /sms/token");
+    let spent_ref = json!({ "auth_req_id": spent.auth_req_id, "client_id": CLIENT, "nonce": spent.nonce });
+    assert_eq!(system.post("/sms/cancel", spent_ref).await.error(), "too_many_attempts");
+    record("POST /sms/cancel");
+
     // The session read back and ended.
     let session = verified.json()["session"].as_str().expect("session").to_owned();
     let info = system.http.get(format!("{}/user/info", system.base)).bearer_auth(&session).send().await;

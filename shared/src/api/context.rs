@@ -22,18 +22,24 @@ pub fn route_key(request: &Request) -> Option<&str> {
     }
 }
 
-/// The API's base URL as API Gateway says the request came to it: its own domain with the stage
-/// (`https://{id}.execute-api.{region}.amazonaws.com/staging`), or a custom domain, mapped at
-/// its root.
+/// The API's own base URL, `https://{api id}.execute-api.{region}.amazonaws.com[/{stage}]`, built
+/// from what API Gateway names the API (not the domain the caller used, which another mapping
+/// could make differ), and the function's region. `None` outside API Gateway.
 pub(super) fn api_base_url(request: &Request) -> Option<String> {
     let Some(RequestContext::ApiGatewayV2(context)) = request.request_context_ref() else { return None };
-    let domain = context.domain_name.as_deref()?;
-    match context.stage.as_deref() {
-        Some(stage) if domain.ends_with(".amazonaws.com") && stage != "$default" => {
-            Some(format!("https://{domain}/{stage}"))
-        }
-        _ => Some(format!("https://{domain}")),
-    }
+    let api_id = context
+        .apiid
+        .as_deref()
+        .filter(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric()))?;
+    let region = std::env::var("AWS_REGION")
+        .ok()
+        .filter(|r| r.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))?;
+    let suffix = if region.starts_with("cn-") { "amazonaws.com.cn" } else { "amazonaws.com" };
+    let base = format!("https://{api_id}.execute-api.{region}.{suffix}");
+    Some(match context.stage.as_deref() {
+        Some(stage) if stage != "$default" && !stage.is_empty() => format!("{base}/{stage}"),
+        _ => base,
+    })
 }
 
 /// The client's IP as API Gateway saw it (per-IP limits use it).

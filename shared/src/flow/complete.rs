@@ -91,6 +91,10 @@ pub(super) async fn run(
     let auth_req_id = &request.auth_req_id;
     facts.flow_id = Some(flow_id(auth_req_id));
 
+    // The signing keys, read again now if they are due, so nothing after the completion waits
+    // on Secrets Manager.
+    app.results.keys.current().await;
+
     // 1. Claim the verification: it must exist, be alive, be this caller's, and be free.
     let budget = Budget::new(app.ciba.timeouts().token_budget, request.invocation_deadline);
     let now = app.clock.now();
@@ -171,11 +175,16 @@ async fn sign_result(
     claims: &Map<String, Value>,
     now: u64,
 ) -> VerificationToken {
+    // Named by the verification (a digest of its key, itself a digest): a replay's token has
+    // the same `jti`, so one verification cannot pass as two.
+    let jti = &crypto::digest("jti", verification.key.as_str())[..32];
     let verified = VerifiedNumber {
         client_id: &verification.client_id,
+        // `ciba::userinfo` refuses a userinfo without one; a test number's has one.
         sub: claims.get("sub").and_then(Value::as_str).unwrap_or_default(),
         phone_number: &verification.phone,
         test: verification.test,
+        jti,
     };
     app.results.sign(&verified, api_base_url, now).await
 }

@@ -12,8 +12,8 @@ use crate::{
     phone,
     secret::{AuthReqId, Nonce},
     store::{
-        Claim, ClaimOutcome, Lease, LeaseAfter, LeaseId, Progress, StateStore, Verification, VerificationKey,
-        judge_claim,
+        Claim, ClaimOutcome, Lease, LeaseAfter, LeaseId, PhoneRecord, Progress, StateStore, Verification,
+        VerificationKey, judge_claim,
     },
 };
 
@@ -62,10 +62,18 @@ async fn run_status(
     let now = deps.clock.now();
     let claim = claim_for(deps, request, now, now, facts)?;
     let key = VerificationKey::of(&request.auth_req_id);
-    let window = claim.limits.send_window_secs;
-    let Some((verification, phone)) = deps.store.read_verification(&key, window, now).await? else {
+    let Some(verification) = deps.store.get_verification(&key, now).await? else {
         return Err(FlowError::VerificationNotFound);
     };
+    // What the verification alone says first (another nonce, client or server): one read, as
+    // `/sms/token`'s claim, so the time taken tells nothing either.
+    if let Some(ClaimOutcome::NotFound) =
+        judge_claim(Some(&verification), Some(&PhoneRecord::allowing(&verification)), &claim)
+    {
+        return Err(FlowError::VerificationNotFound);
+    }
+    let window = claim.limits.send_window_secs;
+    let phone = deps.store.phone_standing(&verification, window, now).await?;
     match judge_claim(Some(&verification), phone.as_ref(), &claim) {
         // A `/sms/token` call working on it does not change where it stands.
         None | Some(ClaimOutcome::Busy { .. }) => {}

@@ -222,17 +222,22 @@ impl StateStore for MemoryStore {
         Ok(())
     }
 
-    async fn read_verification(
+    async fn get_verification(
         &self,
         key: &VerificationKey,
+        now: u64,
+    ) -> Result<Option<Verification>, StoreError> {
+        Ok(self.lock().verifications.get(key).filter(|v| v.expires_at > now).cloned())
+    }
+
+    async fn phone_standing(
+        &self,
+        verification: &Verification,
         send_window_secs: u64,
         now: u64,
-    ) -> Result<Option<(Verification, Option<PhoneRecord>)>, StoreError> {
+    ) -> Result<Option<PhoneRecord>, StoreError> {
         let state = self.lock();
-        let Some(verification) = state.verifications.get(key).filter(|v| v.expires_at > now) else {
-            return Ok(None);
-        };
-        let phone = state.phones.get(&verification.phone_key).map(|p| PhoneRecord {
+        Ok(state.phones.get(&verification.phone_key).map(|p| PhoneRecord {
             current: p.current.clone(),
             counters: state.counters(
                 &verification.phone_key,
@@ -240,8 +245,7 @@ impl StateStore for MemoryStore {
                 send_window_secs,
                 now,
             ),
-        });
-        Ok(Some((verification.clone(), phone)))
+        }))
     }
 
     async fn claim_verification(

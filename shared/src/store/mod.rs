@@ -142,6 +142,15 @@ pub struct PhoneRecord {
     pub counters: PhoneCounters,
 }
 
+impl PhoneRecord {
+    /// A phone record that lets `verification` be claimed: it is current, and nothing is locked.
+    /// Judging with it first tells what the verification alone says (not found, exhausted, busy)
+    /// before the phone's records are read.
+    pub fn allowing(verification: &Verification) -> Self {
+        Self { current: Some(verification.key.clone()), counters: PhoneCounters::default() }
+    }
+}
+
 /// One SMS about to be sent: counted against the phone and every [`WindowCount`], or refused.
 #[derive(Clone, Debug)]
 pub struct SendReservation {
@@ -326,16 +335,23 @@ pub trait StateStore: Send + Sync {
     /// older verification of the same phone and client).
     async fn put_verification(&self, verification: &Verification) -> Result<(), StoreError>;
 
-    /// A verification as it stands at `now`, with its phone record and the phone's counters in
-    /// full (what a new send to it from the verification's network would be judged on, with
-    /// `send_window_secs` the client's window), read without a write: what `/sms/status` judges.
-    /// `None` when unknown or expired.
-    async fn read_verification(
+    /// A verification as stored, `None` when unknown or expired at `now`; read without a write
+    /// (`/sms/status`).
+    async fn get_verification(
         &self,
         key: &VerificationKey,
+        now: u64,
+    ) -> Result<Option<Verification>, StoreError>;
+
+    /// The phone record of `verification` as it stands at `now`, its counters in full: what a new
+    /// send to the phone from the verification's network would be judged on (`send_window_secs`:
+    /// the client's window). Read without a write (`/sms/status`).
+    async fn phone_standing(
+        &self,
+        verification: &Verification,
         send_window_secs: u64,
         now: u64,
-    ) -> Result<Option<(Verification, Option<PhoneRecord>)>, StoreError>;
+    ) -> Result<Option<PhoneRecord>, StoreError>;
 
     /// Atomically grants `claim.lease` if [`judge_claim`] allows it.
     async fn claim_verification(

@@ -40,13 +40,21 @@ impl StateStore for Timed {
         store_call(self.0.pause_country(pause)).await
     }
 
-    async fn read_verification(
+    async fn get_verification(
         &self,
         key: &VerificationKey,
+        now: u64,
+    ) -> Result<Option<Verification>, StoreError> {
+        store_call(self.0.get_verification(key, now)).await
+    }
+
+    async fn phone_standing(
+        &self,
+        verification: &Verification,
         send_window_secs: u64,
         now: u64,
-    ) -> Result<Option<(Verification, Option<PhoneRecord>)>, StoreError> {
-        store_call(self.0.read_verification(key, send_window_secs, now)).await
+    ) -> Result<Option<PhoneRecord>, StoreError> {
+        store_call(self.0.phone_standing(verification, send_window_secs, now)).await
     }
 
     async fn claim_verification(

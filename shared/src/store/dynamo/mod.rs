@@ -28,8 +28,8 @@
 //! |                         | `p#…#d` ADD n SET last_sent_at, Update `n#` ADD n SET   | number             |
 //! |                         | last_sent_at                                            |                    |
 //! | `put_verification`      | TWI: Put `v#`, Update `p#` SET current                  | none²              |
-//! | `read_verification`     | GetItem `v#` (consistent), then at once GetItem `p#`,   | none               |
-//! |                         | `p#…#w`, `p#…#d`, `n#` (consistent)                     |                    |
+//! | `get_verification`      | GetItem `v#` (consistent)                               | none               |
+//! | `phone_standing`        | GetItem `p#`, `p#…#w`, `p#…#d`, `n#` at once (consistent)| none              |
 //! | `claim_verification`    | GetItem `v#` (consistent), then TWI: ConditionCheck     | current, unlocked; |
 //! |                         | `p#`, ConditionCheck `n#`, Update `v#` SET lease        | guessable; rev     |
 //! | `record_wrong_code`     | TWI: Update `v#` SET wrong_codes REMOVE lease, Update   | lease, counted;    |
@@ -352,7 +352,7 @@ impl DynamoStore {
         stored: &Verification,
         claim: &Claim,
     ) -> Result<Option<ClaimOutcome>, StoreError> {
-        match judge_claim(Some(stored), Some(&allowing_phone(stored)), claim) {
+        match judge_claim(Some(stored), Some(&PhoneRecord::allowing(stored)), claim) {
             None => Ok(None),
             Some(ClaimOutcome::NotFound) => Ok(Some(ClaimOutcome::NotFound)),
             Some(_) => {
@@ -416,16 +416,21 @@ impl StateStore for DynamoStore {
         }
     }
 
-    async fn read_verification(
+    async fn get_verification(
         &self,
         key: &VerificationKey,
+        now: u64,
+    ) -> Result<Option<Verification>, StoreError> {
+        let stored = self.stored_verification(key).await?;
+        Ok(stored.map(|(verification, _)| verification).filter(|v| v.expires_at > now))
+    }
+
+    async fn phone_standing(
+        &self,
+        verification: &Verification,
         send_window_secs: u64,
         now: u64,
-    ) -> Result<Option<(Verification, Option<PhoneRecord>)>, StoreError> {
-        let Some((verification, _)) = self.stored_verification(key).await? else { return Ok(None) };
-        if verification.expires_at <= now {
-            return Ok(None);
-        }
+    ) -> Result<Option<PhoneRecord>, StoreError> {
         let phone_key = &verification.phone_key;
         let day = window_index(now, DAY_SECS);
         // The items `reserve_send` would judge a new send to this phone on, read at once.
@@ -435,9 +440,7 @@ impl StateStore for DynamoStore {
             self.get(day_pk(phone_key, day)),
             self.get(number_day_pk(&verification.number_key(), day)),
         )?;
-        let Some(phone) = phone.as_ref().map(parse_phone).transpose()? else {
-            return Ok(Some((verification, None)));
-        };
+        let Some(phone) = phone.as_ref().map(parse_phone).transpose()? else { return Ok(None) };
         let count = |item: &Option<Item>| -> Result<u32, StoreError> {
             Ok(item.as_ref().map(|i| Attributes(i).optional_number("n")).transpose()?.flatten().unwrap_or(0))
         };
@@ -453,7 +456,7 @@ impl StateStore for DynamoStore {
             last_sent_at: last_sent(&phone_day)?,
             ..phone.counters
         };
-        Ok(Some((verification, Some(PhoneRecord { counters, ..phone }))))
+        Ok(Some(PhoneRecord { counters, ..phone }))
     }
 
     async fn claim_verification(
@@ -616,11 +619,6 @@ fn number_day_failures(item: Option<&Item>) -> Result<u32, StoreError> {
     Ok(item.map(|item| Attributes(item).optional_number("failures")).transpose()?.flatten().unwrap_or(0))
 }
 
-/// A phone record that lets `verification` be claimed: it is current, and nothing is locked.
-fn allowing_phone(verification: &Verification) -> PhoneRecord {
-    PhoneRecord { current: Some(verification.key.clone()), counters: PhoneCounters::default() }
-}
-
 /// What a refused claim ([`claim_ops`]) answers, judged on the phone record and the verification
 /// as the failed conditions returned them (one whose condition held is as it was); `None` when the
 /// verification is still claimable, changed by another write meanwhile.
@@ -632,7 +630,7 @@ fn judge_refused_claim(
     let mut checks = checks.into_iter();
     let mut phone = match checks.next() {
         Some(Check::Failed(item)) => item.as_ref().map(parse_phone).transpose()?,
-        _ => Some(allowing_phone(&stored)),
+        _ => Some(PhoneRecord::allowing(&stored)),
     };
     if let (Some(phone), Some(Check::Failed(number_day))) = (&mut phone, checks.next()) {
         phone.counters.day_failures = number_day_failures(number_day.as_ref())?;
