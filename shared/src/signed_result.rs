@@ -223,25 +223,36 @@ fn thumbprint(key: &VerifyingKey) -> String {
 pub struct KeyRing {
     state: Mutex<(Arc<SigningKeys>, Instant)>,
     source: Option<SecretsManagerSecret>,
+    reread_every: Duration,
 }
 
 impl KeyRing {
     pub fn fixed(keys: SigningKeys) -> Self {
-        Self { state: Mutex::new((Arc::new(keys), Instant::now())), source: None }
+        Self {
+            state: Mutex::new((Arc::new(keys), Instant::now())),
+            source: None,
+            reread_every: KEYS_REREAD_INTERVAL,
+        }
     }
 
     /// The keys of the secret, read now: a cold start that cannot read them (or reads a set that
     /// is not valid) does not start.
     pub async fn from_secret(source: SecretsManagerSecret) -> Result<Self, KeysError> {
         let keys = read_keys(&source).await?;
-        Ok(Self { state: Mutex::new((Arc::new(keys), Instant::now())), source: Some(source) })
+        let state = Mutex::new((Arc::new(keys), Instant::now()));
+        Ok(Self { state, source: Some(source), reread_every: KEYS_REREAD_INTERVAL })
+    }
+
+    /// The same, read again every `interval` instead of [`KEYS_REREAD_INTERVAL`] (tests).
+    pub fn reread_every(self, interval: Duration) -> Self {
+        Self { reread_every: interval, ..self }
     }
 
     /// The keys to use now, read again first when they are due.
     pub async fn current(&self) -> Arc<SigningKeys> {
         let (keys, read_at) = self.snapshot();
         let Some(source) = &self.source else { return keys };
-        if read_at.elapsed() < KEYS_REREAD_INTERVAL {
+        if read_at.elapsed() < self.reread_every {
             return keys;
         }
         // Whatever the read gives, the next one is an interval away: one slow read per interval.

@@ -265,3 +265,41 @@ async fn starts_with_the_sam_local_env_vars_file_alone() {
     assert_error(&shipped, 404, "verification_not_found");
     assert_eq!(emulator.init_error(), None);
 }
+
+/// The signing keys as an instance holds them through a rotation (README, "The signed result"):
+/// the secret read again once its interval is over (here at once), the new key signing after the
+/// swap while the old stays published, and a secret that cannot be used leaving the keys as
+/// they were rather than stopping the signatures.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_signing_keys_follow_a_rotation_and_survive_a_bad_secret() {
+    use shared::{rotation::SecretsManagerSecret, signed_result::KeyRing};
+    let arn = support::create_secret(KEYS).await;
+    let sdk = shared::aws::sdk_config_from_env().expect("the SDK config");
+    let config = aws_sdk_secretsmanager::config::Builder::from(&sdk)
+        .endpoint_url(support::secrets_manager_endpoint())
+        .build();
+    let source =
+        SecretsManagerSecret { client: aws_sdk_secretsmanager::Client::from_conf(config), arn: arn.clone() };
+    let ring = KeyRing::from_secret(source).await.expect("the keys").reread_every(std::time::Duration::ZERO);
+    assert_eq!(ring.current().await.kid(), KEYS_KID);
+
+    // The swap: the other key signs now, this one stays published beside it.
+    let other: Value = serde_json::from_str(KEYS).unwrap();
+    let next_key = shared::signed_result::SigningKeys::generate_named("test-2027-01");
+    let mut next: Value = serde_json::from_str(next_key.private_jwks().expose()).unwrap();
+    next["keys"].as_array_mut().unwrap().push(other["keys"][0].clone());
+    support::update_secret(&arn, &next.to_string()).await;
+    let keys = ring.current().await;
+    assert_eq!(keys.kid(), "test-2027-01");
+    let published: Vec<String> = keys.public_jwks()["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(published, ["test-2027-01", KEYS_KID]);
+
+    // A broken secret: the keys read last go on.
+    support::update_secret(&arn, "{\"keys\": []}").await;
+    assert_eq!(ring.current().await.kid(), "test-2027-01");
+}
