@@ -17,17 +17,10 @@ log() { echo "api-client: $*" >&2; }
 unset HTTP_PROXY HTTPS_PROXY ALL_PROXY http_proxy https_proxy all_proxy
 export NO_PROXY='*' no_proxy='*'
 
-if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
-    log "needs Node.js 20 or newer with npm (Debian: apt-get install nodejs npm)"
-    exit 1
-fi
-if ! node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)'; then
-    log "needs Node.js 20 or newer, found $(node --version)"
-    exit 1
-fi
 # Already installed by scripts/browser-test.sh in a full run: then this is quick and offline.
-log "npm ci in tests/browser"
-(cd tests/browser && npm ci --no-audit --no-fund --prefer-offline --loglevel=error >/dev/null)
+# shellcheck source=scripts/node-packages.sh
+source "$ROOT/scripts/node-packages.sh"
+install_node_test_packages
 BIN="$ROOT/tests/browser/node_modules/.bin"
 
 SCHEMA=web/api/schema.d.ts

@@ -38,16 +38,9 @@ fi
 export CHROMIUM_PATH="$CHROMIUM"
 
 # --- Node.js and the pinned test packages.
-if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
-    log "needs Node.js 20 or newer with npm (Debian: apt-get install nodejs npm)"
-    exit 1
-fi
-if ! node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)'; then
-    log "needs Node.js 20 or newer, found $(node --version)"
-    exit 1
-fi
-log "npm ci in tests/browser"
-(cd tests/browser && npm ci --no-audit --no-fund --prefer-offline --loglevel=error >/dev/null)
+# shellcheck source=scripts/node-packages.sh
+source "$ROOT/scripts/node-packages.sh"
+install_node_test_packages
 
 # --- local-api, on free loopback ports.
 log "building local-api"

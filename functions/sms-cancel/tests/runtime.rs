@@ -6,35 +6,19 @@
 #[path = "../../sms-auth/tests/support/mod.rs"]
 mod support;
 
-use std::sync::Arc;
-
 use lambda_emulator::{Emulator, apigw};
-use serde_json::{Value, json};
-use shared::{App, config::Config, secret::ClientSecret, store::DynamoStore};
-use support::{CLIENT, CLIENT_SECRET, INVOKE_TIMEOUT, PHONE, assert_error, event};
+use serde_json::json;
+use support::{CLIENT, INVOKE_TIMEOUT, PHONE, assert_error, event, request};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_sms-cancel");
-
-fn request(name: &str, body: Value) -> lambda_http::Request {
-    let mut request = event(name);
-    request["body"] = Value::String(body.to_string());
-    lambda_http::request::from_str(&request.to_string()).expect("a v2 event")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ends_a_verification_that_token_then_does_not_find() {
     let sandbox = support::start_sandbox().await;
     let table = support::fresh_table("sms-cancel").await;
-    let config =
-        Config::parse(&support::config(&sandbox).to_string(), Some(ClientSecret::new(CLIENT_SECRET)))
-            .expect("valid config");
-    let store = DynamoStore::new(DynamoStore::client_from_env().expect("the SDK config"), &table);
-    let app = App::new(config, Arc::new(store)).expect("app");
-    let auth = lambda_http::request::from_str(&event("sms-auth.json").to_string()).unwrap();
-    let started = shared::api::sms_auth(&app, auth).await.unwrap();
-    let started: Value = serde_json::from_slice(started.body().as_ref()).unwrap();
-    let (auth_req_id, nonce) = (started["auth_req_id"].as_str().unwrap(), started["nonce"].as_str().unwrap());
-    let code = sandbox.messages_to(PHONE)[0].code.clone();
+    let support::Started { app, auth_req_id, nonce, code } =
+        support::start_verification(&sandbox, &table).await;
+    let (auth_req_id, nonce) = (auth_req_id.as_str(), nonce.as_str());
 
     let emulator = Emulator::start().await.expect("emulator starts");
     let config = support::config(&sandbox).to_string();
@@ -65,7 +49,7 @@ async fn ends_a_verification_that_token_then_does_not_find() {
     // The right code, on the same table, finds nothing now.
     let token = request(
         "sms-token.json",
-        json!({ "code": code, "auth_req_id": auth_req_id, "client_id": CLIENT, "nonce": nonce }),
+        Some(&json!({ "code": code, "auth_req_id": auth_req_id, "client_id": CLIENT, "nonce": nonce })),
     );
     assert_eq!(shared::api::sms_token(&app, token).await.unwrap().status(), 404);
     assert_eq!(emulator.init_error(), None);

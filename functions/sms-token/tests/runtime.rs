@@ -8,12 +8,9 @@
 #[path = "../../sms-auth/tests/support/mod.rs"]
 mod support;
 
-use std::sync::Arc;
-
 use lambda_emulator::{Emulator, apigw};
 use sandbox_auth::Sandbox;
 use serde_json::{Value, json};
-use shared::{App, config::Config, secret::ClientSecret, store::DynamoStore};
 use support::{CLIENT, CLIENT_SECRET, INVOKE_TIMEOUT, PHONE, assert_error, event};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_sms-token");
@@ -55,17 +52,8 @@ fn verified_claims(token: &str) -> Value {
 /// Starts a verification the way the `sms-auth` function does, on `table`: its `auth_req_id`,
 /// `nonce` and the code the sandbox texted.
 async fn start_verification(sandbox: &Sandbox, table: &str) -> (String, String, String) {
-    let config = Config::parse(&support::config(sandbox).to_string(), Some(ClientSecret::new(CLIENT_SECRET)))
-        .expect("valid config");
-    let store =
-        DynamoStore::new(DynamoStore::client_from_env().expect("the SDK config from the environment"), table);
-    let app = App::new(config, Arc::new(store)).expect("app");
-    let request = lambda_http::request::from_str(&event("sms-auth.json").to_string()).expect("a v2 event");
-    let response = shared::api::sms_auth(&app, request).await.expect("handled");
-    assert_eq!(response.status(), 200);
-    let body: Value = serde_json::from_slice(response.body().as_ref()).expect("JSON body");
-    let code = sandbox.messages_to(PHONE).first().expect("the SMS was sent").code.clone();
-    (body["auth_req_id"].as_str().unwrap().to_owned(), body["nonce"].as_str().unwrap().to_owned(), code)
+    let started = support::start_verification(sandbox, table).await;
+    (started.auth_req_id, started.nonce, started.code)
 }
 
 /// One instance: the shipped event (placeholder ids) finds nothing, a wrongly typed body is

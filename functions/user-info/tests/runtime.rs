@@ -6,23 +6,11 @@
 #[path = "../../sms-auth/tests/support/mod.rs"]
 mod support;
 
-use std::sync::Arc;
-
 use lambda_emulator::{Emulator, apigw};
 use serde_json::{Value, json};
-use shared::{App, config::Config, secret::ClientSecret, store::DynamoStore};
-use support::{CLIENT, CLIENT_SECRET, INVOKE_TIMEOUT, PHONE, assert_error, event};
+use support::{CLIENT, INVOKE_TIMEOUT, PHONE, assert_error, event, request};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_user-info");
-
-/// The request of the repository's event `name`, with `body` instead of its own when given.
-fn request(name: &str, body: Option<Value>) -> lambda_http::Request {
-    let mut request = event(name);
-    if let Some(body) = body {
-        request["body"] = Value::String(body.to_string());
-    }
-    lambda_http::request::from_str(&request.to_string()).expect("a v2 event")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_a_verified_session_without_the_client_secret() {
@@ -30,22 +18,10 @@ async fn reads_a_verified_session_without_the_client_secret() {
     let table = support::fresh_table("user-info").await;
 
     // A verified session on the table, made the way sms-auth and sms-token make it.
-    let config =
-        Config::parse(&support::config(&sandbox).to_string(), Some(ClientSecret::new(CLIENT_SECRET)))
-            .expect("valid config");
-    let app = App::new(
-        config,
-        Arc::new(DynamoStore::new(
-            DynamoStore::client_from_env().expect("the SDK config from the environment"),
-            &table,
-        )),
-    )
-    .expect("app");
-    let started = shared::api::sms_auth(&app, request("sms-auth.json", None)).await.unwrap();
-    let started: Value = serde_json::from_slice(started.body().as_ref()).unwrap();
-    let code = sandbox.messages_to(PHONE)[0].code.clone();
-    let body = json!({ "code": code, "auth_req_id": started["auth_req_id"], "client_id": CLIENT, "nonce": started["nonce"] });
-    let verified = shared::api::sms_token(&app, request("sms-token.json", Some(body))).await.unwrap();
+    let started = support::start_verification(&sandbox, &table).await;
+    let body = json!({ "code": started.code, "auth_req_id": started.auth_req_id, "client_id": CLIENT, "nonce": started.nonce });
+    let verified =
+        shared::api::sms_token(&started.app, request("sms-token.json", Some(&body))).await.unwrap();
     let verified: Value = serde_json::from_slice(verified.body().as_ref()).unwrap();
     let session = verified["session"].as_str().expect("a session").to_owned();
 

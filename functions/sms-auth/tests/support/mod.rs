@@ -1,7 +1,7 @@
-//! Test support shared by the `runtime.rs` tests of `sms-auth` and `sms-token` (which includes
-//! this file with `#[path]`): the local DynamoDB and Secrets Manager endpoints, a fresh table, a
-//! client secret in Secrets Manager, the sandbox auth server, and a function binary started against
-//! the Lambda emulator.
+//! Test support shared by the functions' `runtime.rs` tests (each includes this file with
+//! `#[path]`): the local DynamoDB and Secrets Manager endpoints, a fresh table, a client secret in
+//! Secrets Manager, the sandbox auth server, a verification started on the table, and a function
+//! binary started against the Lambda emulator.
 #![allow(dead_code)] // each test crate uses its own part
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
@@ -247,4 +247,37 @@ pub fn assert_output_free_of(function: &FunctionProcess, secrets: &[(&str, &str)
     for (what, secret) in secrets {
         assert!(!secret.is_empty() && !output.contains(secret), "the function's output contains the {what}");
     }
+}
+
+/// A verification started on `table` as the `sms-auth` function starts one, by its handler in this
+/// process (so it shares state with a function binary only through DynamoDB): the app it ran in,
+/// for `/sms/token` calls on the same table, its `auth_req_id` and `nonce`, and the code texted.
+pub struct Started {
+    pub app: shared::App,
+    pub auth_req_id: String,
+    pub nonce: String,
+    pub code: String,
+}
+
+pub async fn start_verification(sandbox: &Sandbox, table: &str) -> Started {
+    let secret = Some(shared::secret::ClientSecret::new(CLIENT_SECRET));
+    let config = shared::config::Config::parse(&config(sandbox).to_string(), secret).expect("valid config");
+    let store = DynamoStore::new(DynamoStore::client_from_env().expect("the SDK config"), table);
+    let app = shared::App::new(config, std::sync::Arc::new(store)).expect("app");
+    let response = shared::api::sms_auth(&app, request("sms-auth.json", None)).await.expect("handled");
+    assert_eq!(response.status(), 200);
+    let body: Value = serde_json::from_slice(response.body().as_ref()).expect("JSON body");
+    let code = sandbox.messages_to(PHONE).first().expect("the SMS was sent").code.clone();
+    let field = |name: &str| body[name].as_str().expect("auth_req_id and nonce").to_owned();
+    Started { app, auth_req_id: field("auth_req_id"), nonce: field("nonce"), code }
+}
+
+/// The repository's event `name`, with `body` as its JSON body when given, as `lambda_http`
+/// decodes it for a handler.
+pub fn request(name: &str, body: Option<&Value>) -> lambda_http::Request {
+    let event = match body {
+        Some(body) => lambda_emulator::apigw::with_json_body(event(name), body),
+        None => event(name),
+    };
+    lambda_http::request::from_str(&event.to_string()).expect("a v2 event")
 }
