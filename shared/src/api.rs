@@ -82,7 +82,7 @@ struct SmsLogBody {
     flow_id: Option<String>,
 }
 
-/// `POST /sms/auth` → 200 `{auth_server, auth_req_id, nonce, flow_id}`.
+/// `POST /sms/auth` → 200 `{auth_server, auth_req_id, nonce, flow_id, expires_at}`.
 pub async fn sms_auth(app: &App, request: Request) -> HandlerResult {
     handle("sms_auth", &request, async {
         let start = match start_request(&request) {
@@ -96,6 +96,7 @@ pub async fn sms_auth(app: &App, request: Request) -> HandlerResult {
                 "auth_req_id": started.auth_req_id.expose(),
                 "nonce": started.nonce.expose(),
                 "flow_id": started.flow_id,
+                "expires_at": started.expires_at,
             });
             Answer::summary(Success::Sent, json_response(StatusCode::OK, &body))
         });

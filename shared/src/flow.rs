@@ -169,6 +169,8 @@ pub struct Started {
     pub nonce: Nonce,
     /// Not a secret: what the client sends with its `/sms/log` data to join the flow's lines.
     pub flow_id: String,
+    /// When the verification expires (Unix seconds): how long an app keeps its ids.
+    pub expires_at: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -300,7 +302,8 @@ async fn run_start(app: &App, request: StartRequest, facts: &mut Facts) -> Resul
     facts.pause_started = pause_started;
     put?;
 
-    Ok(Started { auth_server: server.into(), auth_req_id, nonce, flow_id })
+    let expires_at = verification.expires_at;
+    Ok(Started { auth_server: server.into(), auth_req_id, nonce, flow_id, expires_at })
 }
 
 /// Asks the upstream to send the SMS (CIBA authentication request with `channel=sms`).

@@ -298,6 +298,8 @@ export interface components {
             nonce: string;
             /** @description Not a secret. Ties this verification's log lines together; send it with `/sms/log` data so the client's lines join the flow's. */
             flow_id: string;
+            /** @description When the verification expires, in Unix seconds (as the auth server said, at most 10 minutes on); keep `auth_req_id` and `nonce` until then. `/sms/status` says it again, with the attempts left and the resend countdown. */
+            expires_at: number;
         };
         AuthServer: {
             /** @example sandbox */

@@ -41,8 +41,14 @@ fn now(system: &System) -> u64 {
 
 async fn status_follows_the_verification(store: StoreKind) {
     let system = system(store, |_| {}).await;
-    let started = system.start_verification(PHONE).await;
+    let answer = system.post("/sms/auth", json!({ "client_id": CLIENT, "login_hint": PHONE })).await.json();
+    let started = Started {
+        auth_req_id: answer["auth_req_id"].as_str().unwrap().to_owned(),
+        nonce: answer["nonce"].as_str().unwrap().to_owned(),
+    };
     let sent_at = now(&system);
+    // /sms/auth says when it expires; /sms/status says the same.
+    assert_eq!(answer["expires_at"], sent_at + 120, "{answer}");
 
     let status = system.post("/sms/status", reference(&started)).await;
     assert_eq!(status.status, 200, "{}", status.text);
