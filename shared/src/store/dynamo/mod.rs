@@ -441,19 +441,15 @@ impl StateStore for DynamoStore {
             self.get(number_day_pk(&verification.number_key(), day)),
         )?;
         let Some(phone) = phone.as_ref().map(parse_phone).transpose()? else { return Ok(None) };
-        let count = |item: &Option<Item>| -> Result<u32, StoreError> {
-            Ok(item.as_ref().map(|i| Attributes(i).optional_number("n")).transpose()?.flatten().unwrap_or(0))
-        };
-        let last_sent = |item: &Option<Item>| -> Result<Option<u64>, StoreError> {
-            Ok(item.as_ref().map(|i| Attributes(i).optional_number("last_sent_at")).transpose()?.flatten())
-        };
+        let (window, phone_day, number_day) = (window.as_ref(), phone_day.as_ref(), number_day.as_ref());
+        let count = |item| Ok::<u32, StoreError>(number_of(item, "n")?.unwrap_or(0));
         let counters = PhoneCounters {
-            day_sends: count(&number_day)?,
-            day_failures: number_day_failures(number_day.as_ref())?,
-            number_last_sent_at: last_sent(&number_day)?,
-            window_sends: count(&window)?,
-            network_day_sends: count(&phone_day)?,
-            last_sent_at: last_sent(&phone_day)?,
+            day_sends: count(number_day)?,
+            day_failures: number_day_failures(number_day)?,
+            number_last_sent_at: number_of(number_day, "last_sent_at")?,
+            window_sends: count(window)?,
+            network_day_sends: count(phone_day)?,
+            last_sent_at: number_of(phone_day, "last_sent_at")?,
             ..phone.counters
         };
         Ok(Some(PhoneRecord { counters, ..phone }))
@@ -614,9 +610,15 @@ pub(super) fn charge<'a>(units: Units, consumed: impl IntoIterator<Item = &'a Co
     }
 }
 
+/// The number attribute `name` of an item that may be absent (`None` without the item or the
+/// attribute).
+fn number_of<T: std::str::FromStr>(item: Option<&Item>, name: &str) -> Result<Option<T>, StoreError> {
+    Ok(item.map(|item| Attributes(item).optional_number(name)).transpose()?.flatten())
+}
+
 /// The wrong codes a number's day item counts (none without the item).
 fn number_day_failures(item: Option<&Item>) -> Result<u32, StoreError> {
-    Ok(item.map(|item| Attributes(item).optional_number("failures")).transpose()?.flatten().unwrap_or(0))
+    Ok(number_of(item, "failures")?.unwrap_or(0))
 }
 
 /// What a refused claim ([`claim_ops`]) answers, judged on the phone record and the verification
